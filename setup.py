@@ -1,0 +1,65 @@
+"""Build script: the package, plus the compiled operator library when a compiler is there.
+
+The extension is built against the *installed* torch, so install with
+``pip install --no-build-isolation -e .``. Without a C++ compiler (or with
+``TORCHSCOPE_NO_EXTENSION=1``) the package installs without it and
+``torchscope.ops`` falls back to pure PyTorch.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+
+from setuptools import setup
+
+
+def _extensions():
+    if os.environ.get("TORCHSCOPE_NO_EXTENSION") == "1":
+        return [], {}
+    try:
+        import torch
+        from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+    except ImportError:
+        return [], {}
+    if shutil.which(os.environ.get("CXX", "c++")) is None:
+        print("torchscope: no C++ compiler found, installing the pure-PyTorch fallback only")
+        return [], {}
+    here = os.path.dirname(os.path.abspath(__file__))
+    sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")) + glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
+    if not sources:
+        return [], {}
+    cxx = ["-O3", "-std=c++17", "-DPy_LIMITED_API=0x030A0000"]
+    use_cuda = (
+        torch.version.cuda is not None
+        and CUDA_HOME is not None
+        and os.environ.get("TORCHSCOPE_NO_CUDA") != "1"
+    )
+    if use_cuda:
+        sources += sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu")))
+        ext = CUDAExtension(
+            "torchscope._C",
+            sources,
+            include_dirs=[os.path.join(here, "csrc")],
+            extra_compile_args={"cxx": cxx + ["-DTORCHSCOPE_WITH_CUDA"], "nvcc": ["-O3"]},
+            py_limited_api=True,
+        )
+    else:
+        ext = CppExtension(
+            "torchscope._C",
+            sources,
+            include_dirs=[os.path.join(here, "csrc")],
+            extra_compile_args={"cxx": cxx},
+            py_limited_api=True,
+        )
+    return [ext], {"build_ext": BuildExtension}
+
+
+ext_modules, cmdclass = _extensions()
+
+setup(
+    ext_modules=ext_modules,
+    cmdclass=cmdclass,
+    options={"bdist_wheel": {"py_limited_api": "cp310"}} if ext_modules else {},
+)
