@@ -1,0 +1,545 @@
+"""TensorFlow-1 initializers: picklable callables ``init(shape, dtype=None, device=None)``.
+
+Semantics and defaults are ``tf.compat.v1``'s, and fans follow TensorFlow's layout (see
+:func:`compute_fans`). With ``seed`` the values are the same on every call (drawn from a
+private CPU generator, then moved, so every device gets the same numbers); without one they
+come from torch's global generator, so ``torch.manual_seed`` makes a run repeatable.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+ShapeLike = Sequence[int]
+DeviceLike = torch.device | str | int | None
+
+# scipy.stats.truncnorm.std(a=-2, b=2, loc=0.0, scale=1.0), as in TensorFlow.
+_TRUNCNORM_STD = 0.87962566103423978
+_MODES = ("fan_in", "fan_out", "fan_avg")
+_DISTRIBUTIONS = ("normal", "truncated_normal", "untruncated_normal", "uniform")
+
+
+# ---------------------------------------------------------------------------- checks
+
+
+def _check_shape(shape: Any) -> tuple[int, ...]:
+    if not isinstance(shape, (tuple, list, torch.Size)):
+        raise TypeError(
+            f"shape must be a tuple, list or torch.Size of ints, got {shape!r} "
+            f"({type(shape).__name__}); write (n,) for a vector"
+        )
+    try:
+        dims = tuple(operator.index(d) for d in shape)
+    except TypeError:
+        raise TypeError(f"shape entries must be ints, got {tuple(shape)!r}") from None
+    if any(d < 0 for d in dims):
+        raise ValueError(f"shape entries must be non-negative ints, got {dims!r}")
+    return dims
+
+
+def _resolve(
+    shape: Any, dtype: Any, device: DeviceLike
+) -> tuple[tuple[int, ...], torch.dtype, torch.device]:
+    dims = _check_shape(shape)
+    if dtype is None:
+        dtype = torch.get_default_dtype()
+    elif not isinstance(dtype, torch.dtype):
+        raise TypeError(f"dtype must be a torch.dtype or None, got {dtype!r}")
+    device = torch.get_default_device() if device is None else torch.device(device)
+    return dims, dtype, device
+
+
+def _check_real(name: str, value: Any, minimum: float | None = None) -> float:
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_complex():
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    if minimum is not None and not value >= minimum:  # `not >=` also rejects NaN
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return float(value)
+
+
+def _check_seed(seed: Any) -> int | None:
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+        raise TypeError(f"seed must be an int or None, got {seed!r}")
+    return None if seed is None else int(seed)
+
+
+def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+    return value
+
+
+def _is_integer(dtype: torch.dtype) -> bool:
+    return not (dtype.is_floating_point or dtype.is_complex or dtype == torch.bool)
+
+
+def _check_floating(who: str, dtype: torch.dtype) -> None:
+    if not dtype.is_floating_point:
+        raise ValueError(f"{who} needs a floating dtype (float16/bfloat16/32/64), got {dtype}")
+
+
+# ---------------------------------------------------------------------------- sampling
+
+
+def _rng(seed: int | None, device: torch.device):
+    """(generator, device to sample on): seeded draws happen on CPU and are moved after."""
+    if seed is None:
+        return None, device
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed(seed & 0xFFFF_FFFF_FFFF_FFFF)
+    return gen, torch.device("cpu")
+
+
+def _work_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _truncated_normal(dims, mean, stddev, dtype, device, seed) -> torch.Tensor:
+    """Normal draws with every value beyond 2 standard deviations drawn again (as TF)."""
+    gen, where = _rng(seed, device)
+    x = torch.empty(dims, dtype=_work_dtype(dtype), device=where).normal_(generator=gen)
+    bad = x.abs() > 2.0
+    while bool(bad.any()):
+        x[bad] = torch.empty(int(bad.sum()), dtype=x.dtype, device=where).normal_(generator=gen)
+        bad = x.abs() > 2.0
+    return x.mul_(stddev).add_(mean).to(dtype=dtype, device=device)
+
+
+def _normal(dims, mean, stddev, dtype, device, seed) -> torch.Tensor:
+    gen, where = _rng(seed, device)
+    return (
+        torch.empty(dims, dtype=dtype, device=where).normal_(mean, stddev, generator=gen).to(device)
+    )
+
+
+def _uniform(dims, low, high, dtype, device, seed) -> torch.Tensor:
+    gen, where = _rng(seed, device)
+    return (
+        torch.empty(dims, dtype=dtype, device=where).uniform_(low, high, generator=gen).to(device)
+    )
+
+
+# ---------------------------------------------------------------------------- fans
+
+
+def compute_fans(shape: ShapeLike) -> tuple[float, float]:
+    """Fan-in and fan-out of a weight shape, in TensorFlow's layout convention.
+
+    A scalar gives ``(1, 1)``, a vector ``(n, n)``, a matrix ``[in, out]`` gives
+    ``(in, out)``; with more dimensions the leading ones are the receptive field, so an
+    HWIO filter ``[h, w, in, out]`` gives ``(h*w*in, h*w*out)``. (PyTorch's ``nn.init``
+    reads ``[out, in, *kernel]`` instead.)
+
+    >>> compute_fans([5, 5, 32, 64])
+    (800.0, 1600.0)
+    >>> compute_fans([300, 100])
+    (300.0, 100.0)
+    """
+    dims = _check_shape(shape)
+    if not dims:
+        return 1.0, 1.0
+    if len(dims) == 1:
+        return float(dims[0]), float(dims[0])
+    receptive_field = math.prod(dims[:-2])
+    return float(dims[-2] * receptive_field), float(dims[-1] * receptive_field)
+
+
+# ---------------------------------------------------------------------------- classes
+
+
+class Initializer:
+    """Base class: ``__call__`` checks its arguments, subclasses implement ``_generate``.
+
+    ``_name`` is the public name and ``_fields`` the constructor arguments that ``repr``
+    shows.
+    """
+
+    _name = "initializer"
+    _fields: tuple[str, ...] = ()
+
+    def __call__(
+        self, shape: ShapeLike, dtype: torch.dtype | None = None, device: DeviceLike = None
+    ) -> torch.Tensor:
+        """Returns a new tensor of ``shape`` (default dtype and device when ``None``)."""
+        return self._generate(*_resolve(shape, dtype, device))
+
+    def _generate(self, dims: tuple[int, ...], dtype: torch.dtype, device: torch.device):
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._fields)
+        return f"{self._name}({args})"
+
+
+class Constant(Initializer):
+    """Fills with ``value``: a scalar, or as many values as the shape has elements.
+
+    A nested list, tensor or array with as many elements as ``shape`` is reshaped to it;
+    any other size is a ``ValueError`` (TF-1 silently repeated the last value instead).
+
+    >>> constant_initializer([[1, 2], [3, 4]])((4,), dtype=torch.int32)
+    tensor([1, 2, 3, 4], dtype=torch.int32)
+    >>> constant_initializer(0.5)((2, 2))
+    tensor([[0.5000, 0.5000],
+            [0.5000, 0.5000]])
+    """
+
+    _name = "constant_initializer"
+    _fields = ("value",)
+
+    def __init__(self, value: Any = 0) -> None:
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu().clone()
+        elif not isinstance(value, (numbers.Number, list, tuple)) and not hasattr(
+            value, "__array__"
+        ):
+            raise TypeError(
+                "constant_initializer value must be a number, a (nested) list or tuple, a "
+                f"tensor or an array, got {type(value).__name__}"
+            )
+        try:
+            torch.as_tensor(value)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise ValueError(f"constant_initializer value is not a rectangular array: {e}") from e
+        self.value = value
+
+    def _generate(self, dims, dtype, device):
+        source = torch.as_tensor(self.value)
+        lossy = not (dtype.is_floating_point or dtype.is_complex) and source.is_floating_point()
+        if lossy and not bool((source == source.trunc()).all()):
+            raise TypeError(f"constant_initializer value {self.value!r} is not {dtype}")
+        source = source.to(dtype=dtype, device=device)
+        if source.numel() == math.prod(dims):
+            return source.reshape(dims).clone()
+        if source.numel() == 1:
+            return source.reshape(()).expand(dims).clone()
+        raise ValueError(
+            f"constant_initializer value has {source.numel()} elements but shape {dims} "
+            f"needs {math.prod(dims)}; give a scalar or exactly that many values"
+        )
+
+
+class Zeros(Constant):
+    """All zeros, for any dtype.
+
+    >>> zeros_initializer()((2,), dtype=torch.int64)
+    tensor([0, 0])
+    """
+
+    _name = "zeros_initializer"
+    _fields = ()
+
+    def __init__(self) -> None:
+        super().__init__(0)
+
+
+class Ones(Constant):
+    """All ones, for any dtype.
+
+    >>> ones_initializer()((3,))
+    tensor([1., 1., 1.])
+    """
+
+    _name = "ones_initializer"
+    _fields = ()
+
+    def __init__(self) -> None:
+        super().__init__(1)
+
+
+class RandomUniform(Initializer):
+    """Uniform values in ``[minval, maxval)``; ``maxval=None`` means 1 (floats only).
+
+    Integer dtypes draw integers in ``[minval, maxval)`` and need ``maxval``.
+
+    >>> x = random_uniform_initializer(-1.0, 1.0, seed=3)((100,))
+    >>> bool(x.min() >= -1.0 and x.max() < 1.0)
+    True
+    >>> random_uniform_initializer(0, 10, seed=3)((4,), dtype=torch.int32).dtype
+    torch.int32
+    """
+
+    _name = "random_uniform_initializer"
+    _fields = ("minval", "maxval", "seed")
+
+    def __init__(
+        self, minval: float = 0.0, maxval: float | None = None, seed: int | None = None
+    ) -> None:
+        self.minval = _check_real("minval", minval)
+        self.maxval = None if maxval is None else _check_real("maxval", maxval)
+        self.seed = _check_seed(seed)
+        if self.maxval is not None:
+            self._check_order(self.minval, self.maxval)
+
+    @staticmethod
+    def _check_order(low: float, high: float) -> None:
+        if not low < high:
+            raise ValueError(f"minval must be less than maxval, got minval={low}, maxval={high}")
+
+    def _generate(self, dims, dtype, device):
+        if dtype.is_floating_point:
+            high = 1.0 if self.maxval is None else self.maxval
+            self._check_order(self.minval, high)
+            return _uniform(dims, self.minval, high, dtype, device, self.seed)
+        if not _is_integer(dtype):
+            raise ValueError(
+                f"random_uniform_initializer needs a floating or integer dtype, got {dtype}"
+            )
+        return self._integers(dims, dtype, device)
+
+    def _integers(self, dims, dtype, device):
+        if self.maxval is None:
+            raise ValueError(f"random_uniform_initializer needs maxval for integer dtype {dtype}")
+        low, high = self.minval, self.maxval
+        if low != math.floor(low) or high != math.floor(high):
+            raise TypeError(f"minval and maxval must be integers for {dtype}, got {low}, {high}")
+        info = torch.iinfo(dtype)
+        if low < info.min or high - 1 > info.max:
+            raise ValueError(
+                f"[minval, maxval) = [{int(low)}, {int(high)}) does not fit {dtype}, "
+                f"whose range is [{info.min}, {info.max}]"
+            )
+        gen, where = _rng(self.seed, device)
+        x = torch.randint(int(low), int(high), dims, generator=gen, dtype=dtype, device=where)
+        return x.to(device)
+
+
+class RandomNormal(Initializer):
+    """Normal values with the given ``mean`` and ``stddev``.
+
+    >>> random_normal_initializer(stddev=0.0)((2,))
+    tensor([0., 0.])
+    """
+
+    _name = "random_normal_initializer"
+    _fields = ("mean", "stddev", "seed")
+    _draw = staticmethod(_normal)
+
+    def __init__(self, mean: float = 0.0, stddev: float = 1.0, seed: int | None = None) -> None:
+        self.mean = _check_real("mean", mean)
+        self.stddev = _check_real("stddev", stddev, minimum=0)
+        self.seed = _check_seed(seed)
+
+    def _generate(self, dims, dtype, device):
+        _check_floating(self._name, dtype)
+        return self._draw(dims, self.mean, self.stddev, dtype, device, self.seed)
+
+
+class TruncatedNormal(RandomNormal):
+    """Normal values, with those beyond two ``stddev`` of ``mean`` drawn again.
+
+    The result lies in ``[mean - 2*stddev, mean + 2*stddev]``; its standard deviation is
+    about ``0.88 * stddev``.
+
+    >>> x = truncated_normal_initializer(mean=1.0, stddev=0.5, seed=0)((1000,))
+    >>> bool(x.min() >= 0.0 and x.max() <= 2.0)
+    True
+    """
+
+    _name = "truncated_normal_initializer"
+    _draw = staticmethod(_truncated_normal)
+
+
+class VarianceScaling(Initializer):
+    """Samples scaled to the weight's fans: variance ``scale / n``.
+
+    ``n`` is fan_in, fan_out or their mean (``mode``), from :func:`compute_fans`.
+    ``distribution`` is ``"truncated_normal"`` (or its TF-1 alias ``"normal"``: stddev
+    ``sqrt(scale/n) / 0.8796...`` so the truncated result has the wanted variance),
+    ``"untruncated_normal"`` (stddev ``sqrt(scale/n)``) or ``"uniform"`` (limit
+    ``sqrt(3*scale/n)``).
+
+    >>> x = variance_scaling_initializer(2.0, "fan_in", "uniform", seed=0)((600, 10))
+    >>> bool(x.abs().max() <= 0.1)
+    True
+    """
+
+    _name = "variance_scaling_initializer"
+    _fields = ("scale", "mode", "distribution", "seed")
+
+    def __init__(
+        self,
+        scale: float = 1.0,
+        mode: str = "fan_in",
+        distribution: str = "truncated_normal",
+        seed: int | None = None,
+    ) -> None:
+        self.scale = _check_real("scale", scale)
+        if not self.scale > 0:
+            raise ValueError(f"scale must be a positive number, got {scale!r}")
+        self.mode = _check_choice("mode", mode, _MODES)
+        self.distribution = _check_choice("distribution", distribution, _DISTRIBUTIONS)
+        self.seed = _check_seed(seed)
+
+    def _generate(self, dims, dtype, device):
+        _check_floating(self._name, dtype)
+        fan_in, fan_out = compute_fans(dims)
+        n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[self.mode]
+        variance = self.scale / max(1.0, n)
+        if self.distribution == "uniform":
+            limit = math.sqrt(3.0 * variance)
+            return _uniform(dims, -limit, limit, dtype, device, self.seed)
+        if self.distribution == "untruncated_normal":
+            return _normal(dims, 0.0, math.sqrt(variance), dtype, device, self.seed)
+        stddev = math.sqrt(variance) / _TRUNCNORM_STD
+        return _truncated_normal(dims, 0.0, stddev, dtype, device, self.seed)
+
+
+class GlorotUniform(VarianceScaling):
+    """Glorot (Xavier) uniform: limit ``sqrt(6 / (fan_in + fan_out))``, TF fans.
+
+    >>> x = glorot_uniform_initializer(seed=0)((300, 100))
+    >>> bool(x.abs().max() <= math.sqrt(6 / 400))
+    True
+    """
+
+    _name = "glorot_uniform_initializer"
+    _fields = ("seed",)
+
+    def __init__(self, seed: int | None = None) -> None:
+        super().__init__(1.0, "fan_avg", "uniform", seed)
+
+
+class GlorotNormal(VarianceScaling):
+    """Glorot (Xavier) truncated normal: variance ``2 / (fan_in + fan_out)``, TF fans.
+
+    >>> glorot_normal_initializer(seed=0)((3, 3, 16, 32)).shape
+    torch.Size([3, 3, 16, 32])
+    """
+
+    _name = "glorot_normal_initializer"
+    _fields = ("seed",)
+
+    def __init__(self, seed: int | None = None) -> None:
+        super().__init__(1.0, "fan_avg", "truncated_normal", seed)
+
+
+class Orthogonal(Initializer):
+    """A (semi-)orthogonal matrix times ``gain``, reshaped to a shape of 2 or more dims.
+
+    The shape is flattened to ``(prod(shape[:-1]), shape[-1])``; rows are orthonormal
+    when there are fewer rows than columns, columns otherwise.
+
+    >>> q = orthogonal_initializer(seed=0)((4, 3))
+    >>> torch.allclose(q.T @ q, torch.eye(3), atol=1e-5)
+    True
+    """
+
+    _name = "orthogonal_initializer"
+    _fields = ("gain", "seed")
+
+    def __init__(self, gain: float = 1.0, seed: int | None = None) -> None:
+        self.gain = _check_real("gain", gain)
+        self.seed = _check_seed(seed)
+
+    def _generate(self, dims, dtype, device):
+        _check_floating(self._name, dtype)
+        if len(dims) < 2:
+            raise ValueError(
+                f"orthogonal_initializer needs a shape with at least 2 dimensions, got {dims}"
+            )
+        rows, cols = math.prod(dims[:-1]), dims[-1]
+        flat = (max(rows, cols), min(rows, cols))
+        if rows * cols == 0:
+            return torch.zeros(dims, dtype=dtype, device=device)
+        a = _normal(flat, 0.0, 1.0, _work_dtype(dtype), device, self.seed)
+        q, r = torch.linalg.qr(a)
+        q = q * torch.where(r.diagonal() < 0, -1.0, 1.0).to(q.dtype)
+        if rows < cols:
+            q = q.T
+        return (self.gain * q).reshape(dims).to(dtype=dtype, device=device)
+
+
+class InitFrom(Initializer):
+    """Adapts an in-place ``torch.nn.init`` function to the initializer protocol.
+
+    Makes ``torch.empty(shape, dtype, device)`` and calls ``fn(t, *args, **kwargs)`` on it
+    under ``torch.no_grad()``. Note that ``torch.nn.init`` computes fans in PyTorch's
+    ``[out, in, *kernel]`` layout, not TensorFlow's; use
+    :func:`variance_scaling_initializer` for TF-layout weights.
+
+    >>> init_from(torch.nn.init.constant_, 2.0)((2,))
+    tensor([2., 2.])
+    """
+
+    _name = "init_from"
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        if not callable(fn):
+            raise TypeError(f"init_from needs a callable such as torch.nn.init.zeros_, got {fn!r}")
+        self.fn, self.args, self.kwargs = fn, args, kwargs
+
+    def __repr__(self) -> str:
+        name = f"{getattr(self.fn, '__module__', '')}.{getattr(self.fn, '__qualname__', '')}"
+        rest = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
+        return f"init_from({', '.join([name.strip('.') or repr(self.fn), *rest])})"
+
+    def _generate(self, dims, dtype, device):
+        t = torch.empty(dims, dtype=dtype, device=device)
+        with torch.no_grad():
+            self.fn(t, *self.args, **self.kwargs)
+        return t
+
+
+# ---------------------------------------------------------------------------- public names
+
+constant_initializer = Constant
+zeros_initializer = Zeros
+ones_initializer = Ones
+random_uniform_initializer = RandomUniform
+random_normal_initializer = RandomNormal
+truncated_normal_initializer = TruncatedNormal
+variance_scaling_initializer = VarianceScaling
+glorot_uniform_initializer = GlorotUniform
+glorot_normal_initializer = GlorotNormal
+orthogonal_initializer = Orthogonal
+init_from = InitFrom
+
+
+def default_initializer(dtype: torch.dtype) -> Initializer:
+    """The initializer ``get_variable`` uses when none is given, as in TensorFlow.
+
+    Glorot-uniform for floating dtypes, zeros for integer and bool dtypes; other dtypes
+    (complex) need an explicit initializer.
+
+    >>> default_initializer(torch.float32)
+    glorot_uniform_initializer(seed=None)
+    >>> default_initializer(torch.bool)
+    zeros_initializer()
+    """
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"dtype must be a torch.dtype, got {dtype!r}")
+    if dtype.is_floating_point:
+        return GlorotUniform()
+    if dtype == torch.bool or _is_integer(dtype):
+        return Zeros()
+    raise ValueError(
+        f"no default initializer for dtype {dtype}: pass initializer=... explicitly "
+        "(defaults exist for floating, integer and bool dtypes)"
+    )
+
+
+__all__ = [
+    "Initializer",
+    "compute_fans",
+    "constant_initializer",
+    "default_initializer",
+    "glorot_normal_initializer",
+    "glorot_uniform_initializer",
+    "init_from",
+    "ones_initializer",
+    "orthogonal_initializer",
+    "random_normal_initializer",
+    "random_uniform_initializer",
+    "truncated_normal_initializer",
+    "variance_scaling_initializer",
+    "zeros_initializer",
+]
