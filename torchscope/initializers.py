@@ -86,6 +86,16 @@ def _check_floating(who: str, dtype: torch.dtype) -> None:
         raise ValueError(f"{who} needs a floating dtype (float16/bfloat16/32/64), got {dtype}")
 
 
+def _exact_tensor(value: Any) -> torch.Tensor:
+    """Python numbers and lists as float64/complex128 tensors, so no precision is lost."""
+    t = torch.as_tensor(value)
+    if isinstance(value, (numbers.Number, list, tuple)) and (
+        t.is_floating_point() or t.is_complex()
+    ):
+        t = torch.as_tensor(value, dtype=torch.complex128 if t.is_complex() else torch.float64)
+    return t
+
+
 # ---------------------------------------------------------------------------- sampling
 
 
@@ -206,13 +216,13 @@ class Constant(Initializer):
                 f"tensor or an array, got {type(value).__name__}"
             )
         try:
-            torch.as_tensor(value)
+            _exact_tensor(value)
         except (TypeError, ValueError, RuntimeError) as e:
             raise ValueError(f"constant_initializer value is not a rectangular array: {e}") from e
         self.value = value
 
     def _generate(self, dims, dtype, device):
-        source = torch.as_tensor(self.value)
+        source = _exact_tensor(self.value)
         lossy = not (dtype.is_floating_point or dtype.is_complex) and source.is_floating_point()
         if lossy and not bool((source == source.trunc()).all()):
             raise TypeError(f"constant_initializer value {self.value!r} is not {dtype}")
