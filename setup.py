@@ -30,7 +30,7 @@ def _extensions():
     sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")) + glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
     if not sources:
         return [], {}
-    cxx = ["-O3", "-std=c++17", "-DPy_LIMITED_API=0x030A0000"]
+    cxx = ["-O3", "-std=c++20", "-DPy_LIMITED_API=0x030A0000"]
     use_cuda = (
         torch.version.cuda is not None
         and CUDA_HOME is not None

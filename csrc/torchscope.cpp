@@ -12,4 +12,20 @@ PyObject* PyInit__C(void) {
 }
 }
 
-TORCH_LIBRARY(torchscope, m) {}
+TORCH_LIBRARY(torchscope, m) {
+  // The fake kernels and the autograd formula live in Python: point PyTorch at
+  // the module that registers them, so that a missing import is reported clearly.
+  m.set_python_module("torchscope.ops");
+  // relu(conv2d(input, weight, bias)) in one op. Output layout: channels_last
+  // when input or weight is channels_last, else contiguous.
+  m.def(
+      "conv2d_bias_relu(Tensor input, Tensor weight, Tensor? bias, int[2] stride, "
+      "int[2] padding, int[2] dilation, int groups) -> Tensor");
+  // Its backward: relu mask from the saved output fused with the bias
+  // gradient, then the convolution's backward for the requested gradients.
+  // Gradients not asked for by output_mask come back undefined (None).
+  m.def(
+      "conv2d_bias_relu_backward(Tensor grad_output, Tensor output, Tensor input, "
+      "Tensor weight, int[2] stride, int[2] padding, int[2] dilation, int groups, "
+      "bool[3] output_mask) -> (Tensor, Tensor, Tensor)");
+}

@@ -1,0 +1,54 @@
+// Argument checks and layout rules of torchscope::conv2d_bias_relu, shared by
+// every backend. torchscope/ops.py mirrors each check (same message) in the
+// fake kernel, so eager, torch.compile and torch.export fail the same way.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/util/ArrayRef.h>
+
+#include <array>
+#include <optional>
+#include <tuple>
+
+namespace torchscope {
+
+// Checks the forward arguments; every failure names the op, the argument,
+// what was found and what was expected.
+void check_conv2d_bias_relu_args(
+    const at::Tensor& input,
+    const at::Tensor& weight,
+    const std::optional<at::Tensor>& bias,
+    c10::IntArrayRef stride,
+    c10::IntArrayRef padding,
+    c10::IntArrayRef dilation,
+    int64_t groups);
+
+// Checks the backward arguments (the forward's, plus grad_output and output).
+void check_conv2d_bias_relu_backward_args(
+    const at::Tensor& grad_output,
+    const at::Tensor& output,
+    const at::Tensor& input,
+    const at::Tensor& weight,
+    c10::IntArrayRef stride,
+    c10::IntArrayRef padding,
+    c10::IntArrayRef dilation,
+    int64_t groups);
+
+// (N, C_out, H_out, W_out) of the convolution.
+std::array<int64_t, 4> conv2d_output_size(
+    const at::Tensor& input,
+    const at::Tensor& weight,
+    c10::IntArrayRef stride,
+    c10::IntArrayRef padding,
+    c10::IntArrayRef dilation);
+
+// The output layout: channels_last when the input or the weight is laid out
+// channels_last (as torch.nn.functional.conv2d on CPU), else contiguous.
+at::MemoryFormat conv2d_output_memory_format(const at::Tensor& input, const at::Tensor& weight);
+
+// `t` itself when its strides are exactly the dense strides of `format`,
+// else a dense copy in `format`. Keeps the kernels' output strides equal to
+// the fake kernel's (torch.empty(..., memory_format=format)).
+at::Tensor dense_in_format(const at::Tensor& t, at::MemoryFormat format);
+
+}  // namespace torchscope

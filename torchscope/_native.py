@@ -1,0 +1,55 @@
+"""Loading of the compiled operator library, ``torchscope._C``.
+
+The library registers ``torch.ops.torchscope.conv2d_bias_relu`` (and its
+backward) with PyTorch's dispatcher. When it was not built (no C++ compiler at
+install time, ``TORCHSCOPE_NO_EXTENSION=1``) or fails to load (built against
+another torch), the operations fall back to pure PyTorch and say so once.
+Setting ``TORCHSCOPE_DISABLE_NATIVE=1`` before the import skips the library, to
+exercise the fallback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import warnings
+
+import torch
+
+DISABLE_ENV = "TORCHSCOPE_DISABLE_NATIVE"
+
+
+class NativeExtensionWarning(UserWarning):
+    """The compiled operator library is missing; torchscope.ops runs in pure PyTorch."""
+
+
+def _load() -> tuple[bool, str]:
+    if os.environ.get(DISABLE_ENV) == "1":
+        return False, f"{DISABLE_ENV}=1 is set"
+    try:
+        importlib.import_module("._C", __package__)
+    except (ImportError, OSError) as e:
+        return False, f"{type(e).__name__}: {e}"
+    if not hasattr(torch.ops.torchscope, "conv2d_bias_relu"):
+        return False, "torchscope._C loaded but did not register torch.ops.torchscope.conv2d_bias_relu"
+    return True, ""
+
+
+LOADED, REASON = _load()
+_warned = False
+
+FALLBACK_MESSAGE = (
+    "torchscope: the compiled operator library torchscope._C is not loaded ({reason}); "
+    "torchscope.ops.conv2d_bias_relu runs as relu(conv2d(...)) in pure PyTorch, without the "
+    "fused epilogue. To build it, install with a C++ compiler present: "
+    "`pip install --no-build-isolation -e .`"
+)
+
+
+def warn_fallback_once() -> None:
+    """Warns, the first time only, that the pure-PyTorch fallback is in use."""
+    global _warned
+    if _warned or torch.compiler.is_compiling():
+        return
+    _warned = True
+    warnings.warn(FALLBACK_MESSAGE.format(reason=REASON), NativeExtensionWarning, stacklevel=3)

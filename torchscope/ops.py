@@ -1,0 +1,352 @@
+"""Fused operations: ``conv2d_bias_relu``, backed by the compiled operator library.
+
+``torch.ops.torchscope.conv2d_bias_relu`` is declared in C++ (``csrc/``), with a
+CPU kernel (oneDNN's convolution with a fused bias+relu post-op, or
+``at::convolution`` followed by a one-pass epilogue) and a CUDA kernel (cuDNN's
+convolution followed by the same epilogue). This module adds what PyTorch needs
+in Python: the fake kernels (shapes, strides and argument checks, for
+``torch.compile`` and ``torch.export``) and the autograd formula, whose backward
+is the op ``torch.ops.torchscope.conv2d_bias_relu_backward``.
+
+Without the compiled library (see :func:`native_available`), the same function
+computes ``relu(conv2d(...))`` with plain PyTorch and warns once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from . import _native
+from ._native import NativeExtensionWarning
+
+__all__ = ["NativeExtensionWarning", "conv2d_bias_relu", "native_available"]
+
+_OP = "torchscope::conv2d_bias_relu"
+_BACKWARD_OP = "torchscope::conv2d_bias_relu_backward"
+
+IntPair = int | Sequence[int]
+
+
+def native_available() -> bool:
+    """Whether the compiled operator library ``torchscope._C`` is loaded.
+
+    Returns:
+        ``True`` when ``torch.ops.torchscope.conv2d_bias_relu`` runs the compiled
+        kernels; ``False`` when :func:`conv2d_bias_relu` falls back to pure PyTorch.
+
+    Example:
+        >>> import torchscope as ts
+        >>> isinstance(ts.ops.native_available(), bool)
+        True
+    """
+    return _native.LOADED
+
+
+def conv2d_bias_relu(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: IntPair = 1,
+    padding: IntPair | str = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+) -> torch.Tensor:
+    """``relu(conv2d(input, weight, bias, ...))`` as one fused operation.
+
+    The arguments mean what they mean for :func:`torch.nn.functional.conv2d`.
+    Gradients flow to ``input``, ``weight`` and ``bias``; the op works under
+    ``torch.compile(fullgraph=True)`` and ``torch.export``.
+
+    Args:
+        input: ``(N, C_in, H, W)``, or ``(C_in, H, W)`` unbatched; NCHW or
+            channels_last memory layout.
+        weight: ``(C_out, C_in / groups, kH, kW)``.
+        bias: ``(C_out,)``, or ``None``.
+        stride: an int or a pair.
+        padding: an int, a pair, ``"valid"`` (no padding) or ``"same"`` (output
+            as large as the input; stride 1 only; an odd total pads the extra
+            row/column at the bottom/right, as PyTorch does).
+        dilation: an int or a pair.
+        groups: the number of groups; it divides ``C_in`` and ``C_out``.
+
+    Returns:
+        The output, ``(N, C_out, H_out, W_out)``, channels_last when ``input`` or
+        ``weight`` is channels_last, else contiguous.
+
+    Raises:
+        RuntimeError: when the tensors do not fit together (the message names
+            the argument, what was found and what was expected).
+        ValueError: for a malformed ``stride``, ``padding`` or ``dilation``.
+
+    Example:
+        >>> import torch
+        >>> import torchscope as ts
+        >>> x = torch.tensor([[[[1.0, -2.0], [3.0, -4.0]]]])
+        >>> w = torch.ones(1, 1, 1, 1)
+        >>> ts.ops.conv2d_bias_relu(x, w, torch.tensor([0.5]))
+        tensor([[[[1.5000, 0.0000],
+                  [3.5000, 0.0000]]]])
+        >>> ts.ops.conv2d_bias_relu(torch.ones(1, 2, 5, 5), torch.ones(4, 2, 3, 3), None,
+        ...                         padding="same").shape
+        torch.Size([1, 4, 5, 5])
+    """
+    stride_ = _pair("stride", stride)
+    dilation_ = _pair("dilation", dilation)
+    unbatched = input.dim() == 3
+    if unbatched:
+        input = input.unsqueeze(0)
+    input, padding_ = _resolve_padding(input, weight, padding, stride_, dilation_)
+    if _native.LOADED:
+        out = torch.ops.torchscope.conv2d_bias_relu(
+            input, weight, bias, stride_, padding_, dilation_, groups
+        )
+    else:
+        _native.warn_fallback_once()
+        _check_args(_OP, input, weight, stride_, padding_, dilation_, groups, bias=bias)
+        out = F.relu(F.conv2d(input, weight, bias, stride_, padding_, dilation_, groups))
+    return out.squeeze(0) if unbatched else out
+
+
+# ---------------------------------------------------------------- arguments
+
+
+def _pair(name: str, value: Any) -> list[int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [value, value]
+    if (
+        isinstance(value, Sequence)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
+        return [int(value[0]), int(value[1])]
+    raise ValueError(
+        f"{_OP}: argument '{name}' must be an int or a pair of ints, got {value!r}"
+    )
+
+
+def _resolve_padding(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    padding: Any,
+    stride: list[int],
+    dilation: list[int],
+) -> tuple[torch.Tensor, list[int]]:
+    """Turns ``padding`` into a symmetric pair, padding ``input`` for what is left."""
+    if not isinstance(padding, str):
+        return input, _pair("padding", padding)
+    if padding == "valid":
+        return input, [0, 0]
+    if padding != "same":
+        raise ValueError(
+            f"{_OP}: argument 'padding' must be an int, a pair of ints, 'valid' or 'same', "
+            f"got {padding!r}"
+        )
+    if stride != [1, 1]:
+        raise ValueError(
+            f"{_OP}: padding='same' needs stride 1 (as in torch.nn.functional.conv2d), "
+            f"got stride={stride}; pad explicitly, or use torchscope.nn.conv2d_bias_relu "
+            "for TensorFlow's 'SAME' with strides"
+        )
+    if weight.dim() != 4:
+        return input, [0, 0]  # the op's checks report the weight's rank
+    total = [dilation[d] * (weight.shape[d + 2] - 1) for d in range(2)]
+    low = [t // 2 for t in total]
+    extra = [t - 2 * lo for t, lo in zip(total, low)]
+    if extra != [0, 0]:
+        input = F.pad(input, [0, extra[1], 0, extra[0]])
+    return input, low
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype)
+
+
+def _check_args(
+    op: str,
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int],
+    groups: int,
+    *,
+    bias: torch.Tensor | None = None,
+) -> None:
+    """The checks of csrc/conv2d_bias_relu.cpp, with the same messages."""
+    torch._check(
+        input.dim() == 4,
+        lambda: f"{op}: expected argument 'input' to be a 4-D tensor (N, C, H, W), but got a "
+        f"{input.dim()}-D tensor of shape {list(input.shape)}",
+    )
+    torch._check(
+        weight.dim() == 4,
+        lambda: f"{op}: expected argument 'weight' to be a 4-D tensor (C_out, C_in / groups, "
+        f"kH, kW), but got a {weight.dim()}-D tensor of shape {list(weight.shape)}",
+    )
+    torch._check(
+        input.is_floating_point(),
+        lambda: f"{op}: expected argument 'input' to have a floating-point dtype, but got "
+        f"{_dtype_name(input.dtype)}",
+    )
+    torch._check(
+        weight.dtype == input.dtype,
+        lambda: f"{op}: expected argument 'weight' to have the dtype of 'input' "
+        f"({_dtype_name(input.dtype)}), but got {_dtype_name(weight.dtype)}",
+    )
+    torch._check(
+        weight.device == input.device,
+        lambda: f"{op}: expected argument 'weight' to be on the device of 'input' "
+        f"({input.device}), but got {weight.device}",
+    )
+    torch._check(
+        groups > 0,
+        lambda: f"{op}: expected argument 'groups' to be a positive integer, but got {groups}",
+    )
+    for name, value, low, what in (
+        ("stride", stride, 1, "positive"),
+        ("padding", padding, 0, "non-negative"),
+        ("dilation", dilation, 1, "positive"),
+    ):
+        torch._check(
+            len(value) == 2 and value[0] >= low and value[1] >= low,
+            lambda name=name, value=value, what=what: f"{op}: expected argument '{name}' to be 2 "
+            f"{what} integers, but got {list(value)}",
+        )
+    torch._check(
+        weight.shape[1] * groups == input.shape[1],
+        lambda: f"{op}: expected argument 'input' to have weight.size(1) * groups = "
+        f"{weight.shape[1]} * {groups} = {weight.shape[1] * groups} channels (dim 1), but got "
+        f"{input.shape[1]} channels (input shape {list(input.shape)}, weight shape "
+        f"{list(weight.shape)})",
+    )
+    torch._check(
+        weight.shape[0] % groups == 0,
+        lambda: f"{op}: expected argument 'weight' to have a number of output channels (dim 0) "
+        f"divisible by groups = {groups}, but got {weight.shape[0]}",
+    )
+    for d in range(2):
+        padded = input.shape[d + 2] + 2 * padding[d]
+        kernel = dilation[d] * (weight.shape[d + 2] - 1) + 1
+        torch._check(
+            padded >= kernel,
+            lambda d=d, padded=padded, kernel=kernel: f"{op}: expected argument 'input' to be at "
+            f"least as large as the dilated kernel of 'weight' after padding, but got padded size "
+            f"{padded} < kernel size {kernel} in spatial dim {d} (input shape "
+            f"{list(input.shape)}, weight shape {list(weight.shape)}, padding {list(padding)}, "
+            f"dilation {list(dilation)})",
+        )
+    if bias is not None:
+        torch._check(
+            bias.dim() == 1 and bias.shape[0] == weight.shape[0],
+            lambda: f"{op}: expected argument 'bias' to be a 1-D tensor of {weight.shape[0]} "
+            f"elements (one per output channel of 'weight'), but got a tensor of shape "
+            f"{list(bias.shape)}",
+        )
+        torch._check(
+            bias.dtype == input.dtype,
+            lambda: f"{op}: expected argument 'bias' to have the dtype of 'input' "
+            f"({_dtype_name(input.dtype)}), but got {_dtype_name(bias.dtype)}",
+        )
+        torch._check(
+            bias.device == input.device,
+            lambda: f"{op}: expected argument 'bias' to be on the device of 'input' "
+            f"({input.device}), but got {bias.device}",
+        )
+
+
+def _output_shape(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int],
+) -> list[Any]:
+    shape = [input.shape[0], weight.shape[0]]
+    for d in range(2):
+        kernel = dilation[d] * (weight.shape[d + 2] - 1) + 1
+        shape.append((input.shape[d + 2] + 2 * padding[d] - kernel) // stride[d] + 1)
+    return shape
+
+
+def _output_memory_format(input: torch.Tensor, weight: torch.Tensor) -> torch.memory_format:
+    """csrc's conv2d_output_memory_format: channels_last if input or weight is."""
+    suggest = torch._prims_common.suggest_memory_format
+    if suggest(input) == torch.channels_last or suggest(weight) == torch.channels_last:
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def _empty(shape: Sequence[Any], like: torch.Tensor, fmt: torch.memory_format) -> torch.Tensor:
+    return torch.empty(shape, dtype=like.dtype, device=like.device, memory_format=fmt)
+
+
+# ------------------------------------------------- registrations with PyTorch
+
+
+def _fake_forward(input, weight, bias, stride, padding, dilation, groups):
+    _check_args(_OP, input, weight, stride, padding, dilation, groups, bias=bias)
+    shape = _output_shape(input, weight, stride, padding, dilation)
+    return _empty(shape, input, _output_memory_format(input, weight))
+
+
+def _fake_backward(
+    grad_output, output, input, weight, stride, padding, dilation, groups, output_mask
+):
+    _check_args(_BACKWARD_OP, input, weight, stride, padding, dilation, groups)
+    shape = _output_shape(input, weight, stride, padding, dilation)
+    for name, t in (("grad_output", grad_output), ("output", output)):
+        torch._check(
+            list(t.shape) == shape,
+            lambda name=name, t=t: f"{_BACKWARD_OP}: expected argument '{name}' to have the "
+            f"output's shape {shape}, but got {list(t.shape)}",
+        )
+        torch._check(
+            t.dtype == input.dtype,
+            lambda name=name, t=t: f"{_BACKWARD_OP}: expected argument '{name}' to have the "
+            f"dtype of 'input' ({_dtype_name(input.dtype)}), but got {_dtype_name(t.dtype)}",
+        )
+        torch._check(
+            t.device == input.device,
+            lambda name=name, t=t: f"{_BACKWARD_OP}: expected argument '{name}' to be on the "
+            f"device of 'input' ({input.device}), but got {t.device}",
+        )
+    suggest = torch._prims_common.suggest_memory_format
+    grad_input = _empty(input.shape, input, suggest(input)) if output_mask[0] else None
+    grad_weight = _empty(weight.shape, weight, suggest(weight)) if output_mask[1] else None
+    grad_bias = _empty([weight.shape[0]], weight, torch.contiguous_format) if output_mask[2] else None
+    return grad_input, grad_weight, grad_bias
+
+
+def _setup_context(ctx, inputs, output):
+    input, weight, bias, stride, padding, dilation, groups = inputs
+    ctx.save_for_backward(input, weight, output)
+    ctx.conv_args = (stride, padding, dilation, groups)
+    ctx.has_bias = bias is not None
+
+
+def _backward(ctx, grad_output):
+    input, weight, output = ctx.saved_tensors
+    stride, padding, dilation, groups = ctx.conv_args
+    need = ctx.needs_input_grad
+    grad_input, grad_weight, grad_bias = torch.ops.torchscope.conv2d_bias_relu_backward(
+        grad_output,
+        output,
+        input,
+        weight,
+        stride,
+        padding,
+        dilation,
+        groups,
+        [need[0], need[1], ctx.has_bias and need[2]],
+    )
+    return grad_input, grad_weight, grad_bias, None, None, None, None
+
+
+if _native.LOADED:
+    torch.library.register_fake(_OP)(_fake_forward)
+    torch.library.register_fake(_BACKWARD_OP)(_fake_backward)
+    torch.library.register_autograd(_OP, _backward, setup_context=_setup_context)
