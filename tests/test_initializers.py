@@ -89,6 +89,20 @@ def test_constant_from_tensor_is_copied():
     assert c((6,)).tolist() == [0, 1, 2, 3, 4, 5]
 
 
+def test_constant_from_numpy_array():
+    np = pytest.importorskip("numpy")
+    got = init.constant_initializer(np.arange(6).reshape(2, 3))((3, 2), dtype=torch.float64)
+    assert got.tolist() == [[0, 1], [2, 3], [4, 5]]
+    assert init.constant_initializer(np.float32(2.5))((2,)).tolist() == [2.5, 2.5]
+
+
+def test_constant_copies_lists():
+    values = [1.0, 2.0]
+    c = init.constant_initializer(values)
+    values[0] = 5.0
+    assert c((2,)).tolist() == [1.0, 2.0]
+
+
 def test_constant_keeps_float64_precision():
     assert init.constant_initializer(0.1)((1,), dtype=torch.float64).item() == 0.1
 
@@ -103,8 +117,12 @@ def test_constant_rejects_bad_values():
         init.constant_initializer([[1, 2], [3]])
     with pytest.raises(TypeError, match="value must be a number, a .nested. list"):
         init.constant_initializer("abc")
-    with pytest.raises(TypeError, match=r"value 0\.5 is not torch\.int32"):
+    with pytest.raises(TypeError, match=r"value 0\.5 does not fit torch\.int32"):
         init.constant_initializer(0.5)((2,), dtype=torch.int32)
+    with pytest.raises(TypeError, match=r"value \(1\+2j\) does not fit torch\.float32"):
+        init.constant_initializer(1 + 2j)((2,))
+    assert init.constant_initializer(2.0)((2,), dtype=torch.int64).tolist() == [2, 2]
+    assert init.constant_initializer(1 + 2j)((1,), dtype=torch.complex64).item() == 1 + 2j
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ come from torch's global generator, so ``torch.manual_seed`` makes a run repeata
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 import operator
@@ -94,6 +95,15 @@ def _exact_tensor(value: Any) -> torch.Tensor:
     ):
         t = torch.as_tensor(value, dtype=torch.complex128 if t.is_complex() else torch.float64)
     return t
+
+
+def _loses_values(source: torch.Tensor, dtype: torch.dtype) -> bool:
+    """Whether casting drops an imaginary part or a fraction (TF refuses both)."""
+    if source.is_complex() and not dtype.is_complex:
+        return bool((source.imag != 0).any())
+    if source.is_floating_point() and not (dtype.is_floating_point or dtype.is_complex):
+        return not bool((source == source.trunc()).all())
+    return False
 
 
 # ---------------------------------------------------------------------------- sampling
@@ -208,6 +218,8 @@ class Constant(Initializer):
     def __init__(self, value: Any = 0) -> None:
         if isinstance(value, torch.Tensor):
             value = value.detach().cpu().clone()
+        elif isinstance(value, (list, tuple)) or hasattr(value, "__array__"):
+            value = copy.deepcopy(value)  # later edits of the caller's list do not leak in
         elif not isinstance(value, (numbers.Number, list, tuple)) and not hasattr(
             value, "__array__"
         ):
@@ -223,9 +235,8 @@ class Constant(Initializer):
 
     def _generate(self, dims, dtype, device):
         source = _exact_tensor(self.value)
-        lossy = not (dtype.is_floating_point or dtype.is_complex) and source.is_floating_point()
-        if lossy and not bool((source == source.trunc()).all()):
-            raise TypeError(f"constant_initializer value {self.value!r} is not {dtype}")
+        if _loses_values(source, dtype):
+            raise TypeError(f"constant_initializer value {self.value!r} does not fit {dtype}")
         source = source.to(dtype=dtype, device=device)
         if source.numel() == math.prod(dims):
             return source.reshape(dims).clone()
