@@ -1,0 +1,100 @@
+"""Making a new variable: its value from the initializer, checked, as a Parameter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ._checks import check_device, check_dtype, describe, shapes_compatible
+from ._errors import SHAPE_NOT_DEFINED
+
+__all__ = ["check_dtype_arg", "make_parameter"]
+
+_VALUE_TYPES = (torch.Tensor, bool, int, float, complex, list, tuple)
+
+
+def check_dtype_arg(dtype: Any, name: str) -> torch.dtype | None:
+    return check_dtype(dtype, name)
+
+
+def _is_value(initializer: Any) -> bool:
+    return isinstance(initializer, _VALUE_TYPES) or hasattr(initializer, "__array__")
+
+
+def _from_value(name: str, value: Any, shape: tuple | None, dtype: torch.dtype | None,
+                device: torch.device) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().to(device=device, dtype=dtype, copy=True)
+    else:
+        try:
+            tensor = torch.tensor(value, dtype=dtype, device=device)
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise TypeError(
+                f"initializer of variable {name!r} is not a value torch.tensor() understands "
+                f"({error}); give a tensor, a number, a nested list or a callable "
+                "init(shape, dtype=None, device=None)."
+            ) from None
+    if shape is not None and not shapes_compatible(shape, tensor.shape):
+        raise ValueError(
+            f"initializer of variable {name!r} is a value of shape {list(tensor.shape)}, but "
+            f"shape {list(shape)} was given; give a matching shape or omit it."
+        )
+    return tensor
+
+
+def _call(name: str, initializer: Any, shape: tuple, dtype: torch.dtype, device: torch.device) -> Any:
+    try:
+        return initializer(shape, dtype=dtype, device=device)
+    except TypeError as error:
+        if "device" not in str(error):
+            raise
+    # A TensorFlow-style init(shape, dtype=None, partition_info=None): no device argument.
+    value = initializer(shape, dtype=dtype)
+    return value.to(device) if isinstance(value, torch.Tensor) else value
+
+
+def _from_initializer(name: str, initializer: Any, shape: tuple | None, dtype: torch.dtype | None,
+                      device: torch.device) -> torch.Tensor:
+    if shape is None or any(d is None for d in shape):
+        shown = "None" if shape is None else [("None" if d is None else d) for d in shape]
+        raise ValueError(SHAPE_NOT_DEFINED.format(name=name, shape=shown))
+    dtype = dtype if dtype is not None else torch.get_default_dtype()
+    if initializer is None:
+        from .initializers import default_initializer
+
+        initializer = default_initializer(dtype)
+    elif not callable(initializer):
+        raise TypeError(
+            f"initializer of variable {name!r} must be a callable init(shape, dtype=None, "
+            f"device=None), a tensor, a number or a nested list, got {describe(initializer)}"
+        )
+    value = _call(name, initializer, shape, dtype, device)
+    if not isinstance(value, torch.Tensor):
+        value = torch.as_tensor(value, dtype=dtype, device=device)
+    if tuple(value.shape) != shape:
+        raise ValueError(
+            f"initializer {describe(initializer)} of variable {name!r} returned shape "
+            f"{list(value.shape)}, but the variable's shape is {list(shape)}."
+        )
+    return value.detach().to(device=device, dtype=dtype)
+
+
+def make_parameter(name: str, shape: tuple | None, dtype: torch.dtype | None, initializer: Any,
+                   trainable: Any, device: Any) -> tuple[nn.Parameter, bool]:
+    """Creates the Parameter for a new variable; returns it and whether it is trainable."""
+    if trainable is None:
+        trainable = True
+    if not isinstance(trainable, bool):
+        raise TypeError(f"trainable of variable {name!r} must be a bool, got {describe(trainable)}")
+    device = check_device(device, name)
+    if device is None:
+        device = torch.get_default_device()
+    with torch.inference_mode(False), torch.no_grad():
+        if initializer is not None and not callable(initializer) and _is_value(initializer):
+            value = _from_value(name, initializer, shape, dtype, device)
+        else:
+            value = _from_initializer(name, initializer, shape, dtype, device)
+    trainable = trainable and (value.is_floating_point() or value.is_complex())
+    return nn.Parameter(value, requires_grad=trainable), trainable

@@ -1,0 +1,31 @@
+"""Error texts, kept in one place. Each says what was asked, what was found and the fix."""
+
+ALREADY_EXISTS = (
+    "Variable {name} already exists, disallowed. Did you mean to set reuse=True or "
+    "reuse=ts.AUTO_REUSE in VarScope? (ts.variable_scope(..., reuse=True), or call "
+    "scope.reuse_variables() before getting it again.) Originally defined at: {where}"
+)
+
+DOES_NOT_EXIST = (
+    "Variable {name} does not exist, or was not created with ts.get_variable(). Did you "
+    "mean to set reuse=ts.AUTO_REUSE in VarScope?"
+)
+
+SHAPE_MISMATCH = (
+    "Trying to share variable {name}, but specified shape {shape} and found shape {found}."
+)
+
+DTYPE_MISMATCH = (
+    "Trying to share variable {name}, but specified dtype {dtype} and found dtype {found}."
+)
+
+FROZEN = (
+    "{owner} made its variables on its first call; this call would create a new variable "
+    "{name}. Every call must ask for the same variables: create {name} on the first call "
+    "(or build a new module)."
+)
+
+SHAPE_NOT_DEFINED = (
+    "Shape of a new variable {name} must be fully defined, but instead was {shape}; give "
+    "every dimension (None is only allowed when reusing)."
+)

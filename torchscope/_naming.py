@@ -1,0 +1,134 @@
+"""Names: validating, joining and making unique.
+
+Every name torchscope hands out goes through this module. Full variable names
+follow TensorFlow's op-name rule, without ``.`` (PyTorch forbids it in parameter
+names): the first character is a letter or digit, the rest letters, digits and
+``_ - / > \\``, and no path component is empty. The full name is also the
+variable's key in its store's ``ParameterDict`` and in ``state_dict()``, so the
+mapping from names to keys is the identity.
+
+Uniqueness ("foo", then "foo_1") is TensorFlow's rule, case-insensitive, over
+one counter table. Each scope *entry* owns the table of the names opened directly
+inside it, and the table is dropped when that entry closes; see
+:func:`unique_name`.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "check_scope_name",
+    "check_variable_name",
+    "join",
+    "mark_used",
+    "unique_name",
+]
+
+_ALLOWED = "letters, digits and '_', '-', '/', '>', '\\'"
+_VARIABLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-/>\\]*")
+_SCOPE_NAME = re.compile(r"[A-Za-z0-9_\-/>\\]+")
+
+
+def join(prefix: str, name: str) -> str:
+    """Joins a scope name and a relative name with ``/``.
+
+    >>> join("foo/bar", "v"), join("", "v")
+    ('foo/bar/v', 'v')
+    """
+    return f"{prefix}/{name}" if prefix else name
+
+
+def _check_components(kind: str, name: str) -> None:
+    if name.startswith("/") or name.endswith("/") or "//" in name:
+        raise ValueError(
+            f"{kind} name {name!r} has an empty path component (a leading, trailing or "
+            "doubled '/'); use names like 'conv1/weights'."
+        )
+
+
+def check_variable_name(full_name: str) -> str:
+    """Returns ``full_name`` if it is a valid full variable name, else raises ValueError.
+
+    >>> check_variable_name("conv1/weights")
+    'conv1/weights'
+    >>> check_variable_name("conv1.weights")
+    Traceback (most recent call last):
+    ...
+    ValueError: variable name 'conv1.weights' is not valid: ...
+    """
+    if not isinstance(full_name, str):
+        raise TypeError(f"variable name must be a str, got {type(full_name).__name__}: {full_name!r}")
+    if not _VARIABLE_NAME.fullmatch(full_name):
+        if not full_name:
+            raise ValueError("variable name is empty; give get_variable a non-empty name such as 'w'.")
+        raise ValueError(
+            f"variable name {full_name!r} is not valid: a full name starts with a letter or digit "
+            f"and holds only {_ALLOWED} ('.' is not allowed: PyTorch reserves it in parameter "
+            "names)."
+        )
+    _check_components("variable", full_name)
+    return full_name
+
+
+def check_scope_name(name: str, kind: str = "scope") -> str:
+    """Returns ``name`` if it is a valid (relative) scope name, else raises ValueError.
+
+    >>> check_scope_name("layer_1/conv")
+    'layer_1/conv'
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"{kind} name must be a str, got {type(name).__name__}: {name!r}")
+    if not _SCOPE_NAME.fullmatch(name):
+        if not name:
+            raise ValueError(f"{kind} name is empty; give a non-empty name such as 'layer'.")
+        raise ValueError(
+            f"{kind} name {name!r} is not valid: scope names hold only {_ALLOWED} "
+            "('.' is not allowed: PyTorch reserves it in parameter names)."
+        )
+    _check_components(kind, name)
+    return name
+
+
+def mark_used(counts: dict[str, int], name: str) -> None:
+    """Records that ``name`` was opened once more among its siblings."""
+    key = name.lower()
+    counts[key] = counts.get(key, 0) + 1
+
+
+def _is_used(counts: dict[str, int], key: str) -> bool:
+    """Whether ``key`` was opened, or minted by :func:`unique_name`, among these siblings.
+
+    Minted names (``foo_3``) are not stored: they are recognised from the counter of
+    their base name, so the table holds one entry per distinct requested name and a
+    loop that re-opens ``foo`` does not grow it.
+    """
+    if counts.get(key, 0) > 0:
+        return True
+    base, sep, suffix = key.rpartition("_")
+    return bool(sep) and suffix.isdigit() and suffix[0] != "0" and counts.get(base, 0) > int(suffix)
+
+
+def unique_name(counts: dict[str, int], name: str, mark: bool = True) -> str:
+    """Returns ``name`` made unique among siblings, TensorFlow's way.
+
+    The first ``foo`` stays ``foo``; later ones become ``foo_1``, ``foo_2``, ...,
+    skipping names already taken. Comparison ignores case, as in TensorFlow.
+
+    >>> counts = {}
+    >>> [unique_name(counts, "foo") for _ in range(3)]
+    ['foo', 'foo_1', 'foo_2']
+    >>> unique_name(counts, "foo_1")
+    'foo_1_1'
+    """
+    key = name.lower()
+    if not _is_used(counts, key):
+        if mark:
+            counts[key] = counts.get(key, 0) + 1
+        return name
+    i = max(counts.get(key, 0), 1)
+    while _is_used(counts, f"{key}_{i}"):
+        i += 1
+    if mark:
+        counts[key] = i + 1
+    return f"{name}_{i}"

@@ -1,0 +1,419 @@
+"""Variable stores: where ``get_variable`` keeps what it creates.
+
+A :class:`VariableStore` is an ``nn.ParameterDict`` keyed by full variable names,
+so ``store.parameters()`` goes to an optimizer and ``store.state_dict()`` keys are
+``"conv1/weights"``. It also holds what belonged to a TensorFlow graph: the
+collections, the regularizers and the constraints. Creation is serialised by a
+lock; the reuse path reads the dict without one.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import _naming, _state
+from ._checks import check_shape, describe, shapes_compatible
+from ._errors import ALREADY_EXISTS, DOES_NOT_EXIST, FROZEN, SHAPE_MISMATCH, DTYPE_MISMATCH
+from .scopes import VariableScope
+
+__all__ = [
+    "GraphKeys",
+    "VariableStore",
+    "get_default_store",
+    "name_of",
+    "reset_default_store",
+]
+
+_NAME_ATTR = "_torchscope_name"
+_LIVE_STORES: weakref.WeakSet[VariableStore] = weakref.WeakSet()
+
+
+class GraphKeys:
+    """Names of the collections a store keeps itself (TensorFlow's values)."""
+
+    GLOBAL_VARIABLES = "variables"
+    TRAINABLE_VARIABLES = "trainable_variables"
+    REGULARIZATION_LOSSES = "regularization_losses"
+
+
+class _ThreadContext(threading.local):
+    """This thread's context for one store, made the first time a thread asks."""
+
+    def __init__(self, store_ref: weakref.ref) -> None:
+        store = store_ref()
+        self.context = _state.Context(store, store._parameters, VariableScope(False))
+
+
+class VariableStore(nn.ParameterDict):
+    """Holds variables by full name; an ``nn.Module`` (an ``nn.ParameterDict``).
+
+    Fill it with ``ts.get_variable`` while it is the default store. Reading is a
+    mapping: ``name in store``, ``store[name]``, ``len(store)``, iteration over
+    full names in creation order; ``store.variables()`` gives the Parameters.
+    Writing goes through ``get_variable`` only (so names are checked and
+    collections stay right); ``load_state_dict`` updates values in place.
+
+    >>> store = ts.VariableStore()
+    >>> with store.as_default():
+    ...     with ts.variable_scope("conv1"):
+    ...         w = ts.get_variable("weights", [3, 3])
+    >>> list(store), list(store.state_dict())
+    (['conv1/weights'], ['conv1/weights'])
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._trainable: dict[str, None] = {}
+        self._regularizers: dict[str, Callable] = {}
+        self._constraints: dict[str, Callable] = {}
+        self._created_at: dict[str, str] = {}
+        self._collections: dict[str, list[Any]] = {}
+        self._frozen: str | None = None
+        self._init_local()
+
+    def _init_local(self) -> None:
+        self._lock = threading.RLock()
+        self._local = _ThreadContext(weakref.ref(self))
+        _LIVE_STORES.add(self)
+
+    # -- pickling and copying: thread state and locks are not carried over ------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_lock", None)
+        state.pop("_local", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._init_local()
+
+    # -- the default store -------------------------------------------------------------------
+
+    def as_default(self) -> _AsDefault:
+        """Makes this store the default one on this thread (nests, like
+        ``tf.Graph().as_default()``).
+
+        >>> store = ts.VariableStore()
+        >>> with store.as_default():
+        ...     ts.get_default_store() is store
+        True
+        """
+        return _AsDefault(self)
+
+    # -- the mapping ----------------------------------------------------------------------------
+
+    def __getitem__(self, name: str) -> nn.Parameter:
+        try:
+            return self._parameters[name]  # type: ignore[return-value]
+        except KeyError:
+            raise KeyError(f"no variable named {name!r} in this store") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._parameters
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._parameters))
+
+    def __len__(self) -> int:
+        return len(self._parameters)
+
+    def keys(self) -> list[str]:  # type: ignore[override]
+        return list(self._parameters)
+
+    def values(self) -> list[nn.Parameter]:  # type: ignore[override]
+        return list(self._parameters.values())  # type: ignore[arg-type]
+
+    def items(self) -> list[tuple[str, nn.Parameter]]:  # type: ignore[override]
+        return list(self._parameters.items())  # type: ignore[arg-type]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._parameters.get(name, default)
+
+    def variables(self) -> list[nn.Parameter]:
+        """All variables, in creation order."""
+        return self.values()
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError(
+            "a VariableStore is filled by ts.get_variable() only (it checks names and keeps "
+            "collections right); use load_state_dict() to set values."
+        )
+
+    __setitem__ = __delitem__ = update = setdefault = pop = popitem = clear = _refuse  # type: ignore[assignment]
+
+    def extra_repr(self) -> str:
+        return f"{len(self)} variables"
+
+    # -- creation and lookup: the real getter ---------------------------------------------------
+
+    def _get_or_create(
+        self,
+        params: dict[str, Any],
+        name: str,
+        shape: Any = None,
+        dtype: torch.dtype | None = None,
+        initializer: Any = None,
+        regularizer: Callable | None = None,
+        reuse: Any = None,
+        trainable: bool | None = None,
+        collections: Any = None,
+        caching_device: Any = None,
+        partitioner: Any = None,
+        validate_shape: bool = True,
+        use_resource: Any = None,
+        constraint: Callable | None = None,
+        synchronization: Any = None,
+        aggregation: Any = None,
+        *,
+        device: Any = None,
+    ) -> Any:
+        """Returns the variable ``name``, creating it unless ``reuse`` forbids.
+
+        The custom-getter chain ends here; the TensorFlow-only keywords
+        (``collections``, ``partitioner``, ...) are accepted so ported getters can
+        forward them, and have no effect.
+        """
+        from ._create import check_dtype_arg, make_parameter
+
+        shape = check_shape(shape, name)
+        dtype = check_dtype_arg(dtype, name)
+        found = params.get(name)
+        if found is None and params is not self._parameters:
+            found = self._parameters.get(name)
+        if found is not None:
+            if not reuse:
+                raise ValueError(ALREADY_EXISTS.format(name=name, where=self._created_at.get(name, "")))
+            return _check_reused(name, found, shape, dtype)
+        if reuse is True:
+            raise ValueError(self._missing_message(name))
+        if self._frozen is not None:
+            raise ValueError(FROZEN.format(name=name, owner=self._frozen))
+        _naming.check_variable_name(name)
+        with self._lock:
+            found = self._parameters.get(name)
+            if found is not None:  # another thread created it meanwhile
+                if not reuse:
+                    raise ValueError(ALREADY_EXISTS.format(name=name, where=self._created_at.get(name, "")))
+                return _check_reused(name, found, shape, dtype)
+            param, trainable = make_parameter(name, shape, dtype, initializer, trainable, device)
+            regularizer = _check_hook(regularizer, "regularizer", name)
+            constraint = _check_hook(constraint, "constraint", name)
+            # Nothing below can fail: the store changes all at once or not at all.
+            self._parameters[name] = param
+            self._keys[name] = None
+            if trainable:
+                self._trainable[name] = None
+            if regularizer is not None:
+                self._regularizers[name] = regularizer
+            if constraint is not None:
+                self._constraints[name] = constraint
+            self._created_at[name] = _caller()
+            setattr(param, _NAME_ATTR, name)
+        return param
+
+    def _missing_message(self, name: str) -> str:
+        if self._frozen is not None:
+            return FROZEN.format(name=name, owner=self._frozen)
+        return DOES_NOT_EXIST.format(name=name)
+
+    # -- collections ----------------------------------------------------------------------------
+
+    def get_collection(self, key: str, scope: str | None = None, params: dict | None = None) -> list[Any]:
+        """The items of collection ``key`` (a ``GraphKeys`` value or any string),
+        filtered by ``re.match(scope, name)`` when ``scope`` is given."""
+        params = self._parameters if params is None else params
+        extra = _filtered(self._collections.get(key, ()), scope)
+        if key == GraphKeys.GLOBAL_VARIABLES:
+            names = list(params)
+        elif key == GraphKeys.TRAINABLE_VARIABLES:
+            names = [n for n in self._trainable if n in params]
+        elif key == GraphKeys.REGULARIZATION_LOSSES:
+            names = [n for n in self._regularizers if n in params]
+        else:
+            return extra
+        if scope is not None:
+            names = [n for n in names if re.match(scope, n)]
+        if key == GraphKeys.REGULARIZATION_LOSSES:
+            losses = (self._regularizers[n](params[n]) for n in names)
+            return [loss for loss in losses if loss is not None] + extra
+        return [params[n] for n in names] + extra
+
+    def add_to_collection(self, key: str, value: Any) -> None:
+        """Appends ``value`` to collection ``key``."""
+        if not isinstance(key, str):
+            raise TypeError(f"collection key must be a str, got {describe(key)}")
+        self._collections.setdefault(key, []).append(value)
+
+    def global_variables(self, scope: str | None = None) -> list[nn.Parameter]:
+        return self.get_collection(GraphKeys.GLOBAL_VARIABLES, scope)
+
+    def trainable_variables(self, scope: str | None = None) -> list[nn.Parameter]:
+        return self.get_collection(GraphKeys.TRAINABLE_VARIABLES, scope)
+
+    def regularization_losses(self, scope: str | None = None) -> list[torch.Tensor]:
+        return self.get_collection(GraphKeys.REGULARIZATION_LOSSES, scope)
+
+    # -- constraints ----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def apply_constraints(self) -> None:
+        """Projects every variable that has a constraint: ``v.copy_(constraint(v))``.
+
+        Call it after each optimizer step, or let :func:`ts.register_constraint_hook`
+        do it.
+        """
+        for name, fn in self._constraints.items():
+            param = self._parameters[name]
+            value = fn(param)
+            if value is not param:
+                param.copy_(value)
+
+    def name_of(self, param: torch.Tensor) -> str:
+        """The full name of ``param`` in this store; KeyError if it is not here."""
+        name = getattr(param, _NAME_ATTR, None)
+        if name is not None and self._parameters.get(name) is param:
+            return name
+        for name, held in self._parameters.items():
+            if held is param:
+                return name
+        raise KeyError(f"this store holds no variable that is this tensor ({_short(param)})")
+
+
+def _short(tensor: Any) -> str:
+    if isinstance(tensor, torch.Tensor):
+        return f"{type(tensor).__name__} of shape {list(tensor.shape)}, dtype {tensor.dtype}"
+    return describe(tensor)
+
+
+def _item_name(item: Any) -> str | None:
+    name = getattr(item, _NAME_ATTR, None)
+    if name is not None:
+        return name
+    name = getattr(item, "name", None)
+    return name if isinstance(name, str) else None
+
+
+def _filtered(items: Any, scope: str | None) -> list[Any]:
+    if scope is None:
+        return list(items)
+    out = []
+    for item in items:
+        name = _item_name(item)
+        if name is not None and re.match(scope, name):
+            out.append(item)
+    return out
+
+
+def _check_hook(fn: Any, argument: str, name: str) -> Callable | None:
+    if fn is None or callable(fn):
+        return fn
+    raise TypeError(f"{argument} of variable {name!r} must be callable or None, got {describe(fn)}")
+
+
+def _check_reused(name: str, found: torch.Tensor, shape: tuple | None, dtype: torch.dtype | None) -> Any:
+    if shape is not None and not shapes_compatible(shape, found.shape):
+        raise ValueError(
+            SHAPE_MISMATCH.format(name=name, shape=_fmt_shape(shape), found=_fmt_shape(found.shape))
+        )
+    if dtype is not None and dtype != found.dtype:
+        raise ValueError(DTYPE_MISMATCH.format(name=name, dtype=dtype, found=found.dtype))
+    return found
+
+
+def _fmt_shape(shape: Any) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _caller() -> str:
+    """``file:line`` of the first frame outside torchscope (where a variable was created)."""
+    frame = sys._getframe(2)
+    package = __name__.rpartition(".")[0]
+    while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] == package:
+        frame = frame.f_back
+    if frame is None:
+        return ""
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+class _AsDefault:
+    """``store.as_default()``: pushes this thread's context of the store."""
+
+    __slots__ = ("_store", "_context")
+
+    def __init__(self, store: VariableStore) -> None:
+        self._store = store
+        self._context: _state.Context | None = None
+
+    def __enter__(self) -> VariableStore:
+        self._context = self._store._local.context
+        _state.push(self._context)
+        return self._store
+
+    def __exit__(self, *exc: object) -> None:
+        context, self._context = self._context, None
+        _state.pop(context)
+
+
+_state.DEFAULT[0] = VariableStore()
+
+
+def get_default_store() -> VariableStore:
+    """The store ``get_variable`` uses on this thread: the innermost ``as_default()``
+    store, else the process default.
+
+    >>> isinstance(ts.get_default_store(), ts.VariableStore)
+    True
+    """
+    return _state.current().store
+
+
+def reset_default_store() -> VariableStore:
+    """Replaces the process default store with an empty one and returns it.
+
+    Like ``tf.reset_default_graph()``, it refuses to run inside an
+    ``as_default()`` block or a module call on this thread.
+    """
+    if _state.stack_depth():
+        raise RuntimeError(
+            "ts.reset_default_store() was called inside a store's as_default() block or a "
+            "ScopedModule call; call it outside them (it replaces the process default store)."
+        )
+    scope = _state.DEFAULT[0]._local.context.scope
+    if scope.name:
+        raise RuntimeError(
+            f"ts.reset_default_store() was called inside variable_scope {scope.name!r}; "
+            "call it outside every scope."
+        )
+    _state.DEFAULT[0] = VariableStore()
+    return _state.DEFAULT[0]
+
+
+def name_of(param: torch.Tensor) -> str:
+    """The full name of a variable made by ``get_variable``.
+
+    Names do not live on tensors (``Tensor.name`` is PyTorch's); this looks the
+    variable up. ``KeyError`` for a tensor that no store holds.
+
+    >>> with ts.variable_scope("foo"):
+    ...     v = ts.get_variable("v", [1])
+    >>> ts.name_of(v)
+    'foo/v'
+    """
+    name = getattr(param, _NAME_ATTR, None)
+    if name is not None:
+        return name
+    for store in list(_LIVE_STORES):
+        for key, held in store._parameters.items():
+            if held is param:
+                return key
+    raise KeyError(f"no torchscope store holds this tensor ({_short(param)}); only variables "
+                   "made by ts.get_variable() have names")

@@ -1,0 +1,120 @@
+"""``get_variable``: the call made on every forward pass.
+
+The reuse path (the scope reuses, no custom getter, no dtype to check) is one
+dict lookup and a shape comparison. Everything else (defaults inherited from the
+scope, the custom-getter chain, creation) goes through :func:`_get_variable`,
+which ends in the store's real getter.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from . import _state
+from .scopes import VariableScope
+
+__all__ = ["get_variable"]
+
+_SEQUENCES = (list, tuple)
+
+
+def get_variable(
+    name: str,
+    shape: Any = None,
+    dtype: torch.dtype | str | None = None,
+    initializer: Any = None,
+    regularizer: Callable | None = None,
+    trainable: bool | None = True,
+    device: torch.device | str | None = None,
+    constraint: Callable | None = None,
+) -> torch.nn.Parameter:
+    """Gets an existing variable or creates a new one, by full name.
+
+    The full name is the current variable scope's name, ``/``, and ``name``. If
+    the scope reuses (``reuse=True``), the existing variable is returned (the same
+    object), and ValueError is raised if there is none. If it does not reuse, a
+    new variable is created, and ValueError is raised if the name is taken. With
+    ``ts.AUTO_REUSE`` it is created if missing and returned otherwise. On reuse a
+    given ``shape`` (``None`` dims match anything) and dtype must match.
+
+    Args:
+        name: the name relative to the current scope.
+        shape: the shape; may be omitted on reuse, or when ``initializer`` is a value.
+        dtype: default: the scope's dtype, else ``torch.get_default_dtype()``.
+        initializer: ``init(shape, dtype=None, device=None)``, or a tensor, number or
+            nested list. Default: the scope's, else Glorot-uniform (zeros for integer
+            and bool dtypes).
+        regularizer: ``fn(variable) -> loss``; see ``ts.regularization_losses()``.
+        trainable: ``False`` makes a Parameter with ``requires_grad=False``.
+        device: default: the scope's, else ``torch.get_default_device()``.
+        constraint: ``fn(variable) -> projected``; see ``ts.apply_constraints()``.
+
+    >>> with ts.variable_scope("foo"):
+    ...     v = ts.get_variable("v", [1])
+    >>> with ts.variable_scope("foo", reuse=True):
+    ...     v1 = ts.get_variable("v", [1])
+    >>> v1 is v, ts.name_of(v)
+    (True, 'foo/v')
+    """
+    context = _state.current()
+    scope = context.scope
+    if scope._fast and dtype is None:
+        found = context.params.get(scope._prefix + name)
+        if found is not None and (
+            shape is None or (type(shape) in _SEQUENCES and found.shape == tuple(shape))
+        ):
+            return found
+    return _get_variable(
+        context, scope, name, shape, dtype, initializer, regularizer, trainable, device, constraint
+    )
+
+
+def _get_variable(
+    context: _state.Context,
+    scope: VariableScope,
+    name: str,
+    shape: Any = None,
+    dtype: Any = None,
+    initializer: Any = None,
+    regularizer: Callable | None = None,
+    trainable: bool | None = True,
+    device: Any = None,
+    constraint: Callable | None = None,
+) -> Any:
+    """``get_variable`` with the scope's defaults applied and its custom getter run."""
+    if not isinstance(name, str):
+        raise TypeError(f"get_variable's name must be a str, got {type(name).__name__}: {name!r}")
+    full_name = scope._prefix + name
+    if dtype is None:
+        dtype = scope._dtype
+    if initializer is None:
+        initializer = scope._initializer
+    if regularizer is None:
+        regularizer = scope._regularizer
+    if device is None:
+        device = scope._device
+    if constraint is None:
+        constraint = scope._constraint
+    real_getter = functools.partial(context.store._get_or_create, context.params)
+    getter = scope._custom_getter
+    if getter is None:
+        return real_getter(
+            full_name, shape, dtype, initializer, regularizer, scope._reuse, trainable,
+            constraint=constraint, device=device,
+        )
+    return getter(
+        getter=real_getter,
+        name=full_name,
+        shape=shape,
+        dtype=dtype,
+        initializer=initializer,
+        regularizer=regularizer,
+        reuse=scope._reuse,
+        trainable=trainable,
+        device=device,
+        constraint=constraint,
+    )
