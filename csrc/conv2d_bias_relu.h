@@ -51,4 +51,8 @@ at::MemoryFormat conv2d_output_memory_format(const at::Tensor& input, const at::
 // the fake kernel's (torch.empty(..., memory_format=format)).
 at::Tensor dense_in_format(const at::Tensor& t, at::MemoryFormat format);
 
+// Whether the CPU forward may take oneDNN's fused path (default true). Returns
+// the previous value. For benchmarks and tests of the generic path.
+bool set_cpu_onednn_enabled(bool enabled);
+
 }  // namespace torchscope

@@ -3,6 +3,8 @@
 #include <Python.h>
 #include <torch/library.h>
 
+#include "conv2d_bias_relu.h"
+
 extern "C" {
 // An empty Python module, so that `import torchscope._C` loads this library
 // and runs its static TORCH_LIBRARY registrations. No pybind11 is involved.
@@ -28,4 +30,7 @@ TORCH_LIBRARY(torchscope, m) {
       "conv2d_bias_relu_backward(Tensor grad_output, Tensor output, Tensor input, "
       "Tensor weight, int[2] stride, int[2] padding, int[2] dilation, int groups, "
       "bool[3] output_mask) -> (Tensor, Tensor, Tensor)");
+  // Private switch for bench/conv.py and the tests: whether the CPU kernel may
+  // use oneDNN's fused post-op path (default true); returns the previous value.
+  m.def("_set_cpu_onednn(bool enabled) -> bool", &torchscope::set_cpu_onednn_enabled);
 }

@@ -90,8 +90,10 @@ at::Tensor generic_forward(
 // oneDNN refused once (for example bfloat16 on a CPU without the
 // instructions) goes the generic way from then on.
 std::atomic<bool> onednn_refused_bf16{false};
+std::atomic<bool> onednn_enabled{true};
 
 bool onednn_applies(const at::Tensor& input) {
+  if (!onednn_enabled.load(std::memory_order_relaxed)) return false;
   if (!at::hasMKLDNN() || !at::globalContext().userEnabledMkldnn()) return false;
   if (input.numel() == 0) return false;
   switch (input.scalar_type()) {
@@ -273,6 +275,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_bias_relu_backward_cpu(
 }
 
 }  // namespace
+
+bool set_cpu_onednn_enabled(bool enabled) {
+  return onednn_enabled.exchange(enabled);
+}
 
 TORCH_LIBRARY_IMPL(torchscope, CPU, m) {
   m.impl("conv2d_bias_relu", &conv2d_bias_relu_cpu);
