@@ -39,7 +39,10 @@ from .scopes import (
     name_scope,
     variable_scope,
 )
+from .module import ScopedModule, check_optimizer
 from .store import GraphKeys, VariableStore, get_default_store, name_of, reset_default_store
+from .summary import summary
+from .templates import Template, make_template
 from .variables import get_variable
 
 __version__ = "0.1.0"
@@ -47,10 +50,13 @@ __version__ = "0.1.0"
 __all__ = [
     "AUTO_REUSE",
     "GraphKeys",
+    "ScopedModule",
+    "Template",
     "VariableScope",
     "VariableStore",
     "add_to_collection",
     "apply_constraints",
+    "check_optimizer",
     "constant_initializer",
     "get_collection",
     "get_default_store",
@@ -61,6 +67,7 @@ __all__ = [
     "glorot_normal_initializer",
     "glorot_uniform_initializer",
     "init_from",
+    "make_template",
     "name_of",
     "name_scope",
     "nn",
@@ -73,6 +80,7 @@ __all__ = [
     "regularization_loss",
     "regularization_losses",
     "reset_default_store",
+    "summary",
     "trainable_variables",
     "truncated_normal_initializer",
     "variable_scope",

@@ -207,18 +207,31 @@ class VariableStore(nn.ParameterDict):
             param, trainable = make_parameter(name, shape, dtype, initializer, trainable, device)
             regularizer = _check_hook(regularizer, "regularizer", name)
             constraint = _check_hook(constraint, "constraint", name)
-            # Nothing below can fail: the store changes all at once or not at all.
-            self._parameters[name] = param
-            self._keys[name] = None
-            if trainable:
-                self._trainable[name] = None
-            if regularizer is not None:
-                self._regularizers[name] = regularizer
-            if constraint is not None:
-                self._constraints[name] = constraint
-            self._created_at[name] = _caller()
-            setattr(param, _NAME_ATTR, name)
+            self._insert(name, param, trainable, regularizer, constraint, _caller())
         return param
+
+    def _insert(self, name: str, param: nn.Parameter, trainable: bool,
+                regularizer: Callable | None = None, constraint: Callable | None = None,
+                created_at: str = "") -> None:
+        # Nothing here can fail: the store changes all at once or not at all.
+        self._parameters[name] = param
+        self._keys[name] = None
+        if trainable:
+            self._trainable[name] = None
+        if regularizer is not None:
+            self._regularizers[name] = regularizer
+        if constraint is not None:
+            self._constraints[name] = constraint
+        self._created_at[name] = created_at
+        setattr(param, _NAME_ATTR, name)
+
+    def _forget(self, names: Any) -> None:
+        """Removes variables (a module's failed first call takes back what it made)."""
+        with self._lock:
+            for name in names:
+                for table in (self._parameters, self._keys, self._trainable, self._regularizers,
+                              self._constraints, self._created_at):
+                    table.pop(name, None)
 
     def _missing_message(self, name: str) -> str:
         if self._frozen is not None:

@@ -1,0 +1,158 @@
+"""``make_template``: a function whose variables are made once and shared by every call."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from . import _naming, _state
+from .scopes import VariableScope, _unique_default, name_scope, variable_scope
+from .store import GraphKeys
+
+__all__ = ["Template", "make_template"]
+
+
+class Template:
+    """A function wrapped so that all its calls share one set of variables.
+
+    The first call opens a unique variable scope (``name``, ``name_1``, ...) and
+    creates the variables there; later calls re-open that scope with reuse, and
+    re-enter its original name scope with fresh counters, so every call names its
+    operations the same way. A later call that would create a variable raises
+    ``ValueError``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        func: Callable[..., Any],
+        create_scope_now: bool = False,
+        unique_name: str | None = None,
+        custom_getter: Callable | None = None,
+    ) -> None:
+        if name is None:
+            raise ValueError("make_template's name_ cannot be None; give a scope name such as 'encoder'")
+        _naming.check_scope_name(name, "make_template")
+        if not callable(func):
+            raise TypeError(f"make_template's func_ must be callable, got {type(func).__name__}")
+        if unique_name is not None:
+            _naming.check_scope_name(unique_name, "unique_name_")
+        self._name = name
+        self._func = func
+        self._unique_name = unique_name
+        self._custom_getter = custom_getter
+        self._variable_scope: VariableScope | None = None
+        self._variables_created = False
+        if create_scope_now:
+            context = _state.current()
+            scope_name = unique_name or _unique_default(context, context.scope, name)
+            with variable_scope(scope_name, custom_getter=custom_getter) as scope:
+                self._variable_scope = scope
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._variable_scope is None:
+            with variable_scope(
+                self._unique_name, default_name=self._name, custom_getter=self._custom_getter
+            ) as scope:
+                self._variable_scope = scope
+                return self._call_func(args, kwargs)
+        reuse = True if self._variables_created else None
+        with variable_scope(self._variable_scope, reuse=reuse):
+            with name_scope(self._variable_scope.original_name_scope or None):
+                return self._call_func(args, kwargs)
+
+    def _call_func(self, args: tuple, kwargs: dict) -> Any:
+        store = _state.current().store
+        trainable_before = len(store._trainable)
+        result = self._func(*args, **kwargs)
+        if self._variables_created and len(store._trainable) != trainable_before:
+            new = list(store._trainable)[trainable_before:]
+            raise ValueError(
+                f"template {self._name!r} created trainable variable(s) {new} on a call after the "
+                "first; every call must use the variables the first call made."
+            )
+        self._variables_created = True
+        return result
+
+    @property
+    def name(self) -> str:
+        """The name given to ``make_template``."""
+        return self._name
+
+    @property
+    def variable_scope(self) -> VariableScope | None:
+        """The template's scope (``None`` until the first call, unless made at once)."""
+        return self._variable_scope
+
+    var_scope = variable_scope
+
+    @property
+    def variable_scope_name(self) -> str:
+        """The scope's full name with a trailing ``/`` (``""`` before it exists)."""
+        if self._variable_scope is None:
+            return ""
+        return self._variable_scope.name + "/"
+
+    @property
+    def variables(self) -> list[torch.nn.Parameter]:
+        """The variables under the template's scope, in creation order."""
+        return self._collection(GraphKeys.GLOBAL_VARIABLES)
+
+    global_variables = variables
+
+    @property
+    def trainable_variables(self) -> list[torch.nn.Parameter]:
+        return self._collection(GraphKeys.TRAINABLE_VARIABLES)
+
+    @property
+    def non_trainable_variables(self) -> list[torch.nn.Parameter]:
+        trainable = {id(v) for v in self.trainable_variables}
+        return [v for v in self.variables if id(v) not in trainable]
+
+    def _collection(self, key: str) -> list[Any]:
+        if self._variable_scope is None:
+            return []
+        context = _state.current()
+        prefix = re.escape(self.variable_scope_name)
+        return context.store.get_collection(key, prefix, context.params)
+
+    def __repr__(self) -> str:
+        return f"Template(name={self._name!r}, scope={self.variable_scope_name!r})"
+
+
+def make_template(
+    name_: str,
+    func_: Callable[..., Any],
+    create_scope_now_: bool = False,
+    unique_name_: str | None = None,
+    custom_getter_: Callable | None = None,
+    **kwargs: Any,
+) -> Template:
+    """Wraps ``func_`` so that it creates its variables on the first call and reuses them after.
+
+    Args:
+        name_: the scope name; made unique (``name_``, ``name__1``...) unless
+            ``unique_name_`` is given.
+        func_: the function; it calls ``ts.get_variable``.
+        create_scope_now_: open the scope now rather than at the first call.
+        unique_name_: use this exact scope name.
+        custom_getter_: a custom getter for the template's scope.
+        **kwargs: bound to ``func_`` on every call.
+
+    >>> def dense(x, units):
+    ...     w = ts.get_variable("w", [x.shape[-1], units])
+    ...     return x @ w
+    >>> layer = ts.make_template("dense", dense, units=3)
+    >>> a, b = layer(torch.ones(2, 4)), layer(torch.zeros(2, 4))
+    >>> [ts.name_of(v) for v in layer.variables]
+    ['dense/w']
+    """
+    func = functools.partial(func_, **kwargs) if kwargs else func_
+    return Template(
+        name_, func, create_scope_now=create_scope_now_, unique_name=unique_name_,
+        custom_getter=custom_getter_,
+    )
