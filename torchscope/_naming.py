@@ -91,9 +91,14 @@ def check_scope_name(name: str, kind: str = "scope") -> str:
 
 
 def mark_used(counts: dict[str, int], name: str) -> None:
-    """Records that ``name`` was opened once more among its siblings."""
+    """Records that ``name`` is taken among its siblings (a variable scope's name scope).
+
+    Only the first use writes: re-entering the same scope every step leaves the
+    table as it was, so ``torch.compile`` sees the same state on every call.
+    """
     key = name.lower()
-    counts[key] = counts.get(key, 0) + 1
+    if key not in counts:
+        counts[key] = 1
 
 
 def _is_used(counts: dict[str, int], key: str) -> bool:

@@ -392,7 +392,8 @@ class variable_scope(_NameScopeEntry):
             scope = old._copy(reuse, name, current_ns + "/" if current_ns else "")
             outer_getter = old._custom_getter
         self._apply_overrides(scope, outer_getter)
-        context.var_counts[name] = context.var_counts.get(name, 0) + 1
+        if name not in context.var_counts:  # a set, in effect: default_name asks "was it opened?"
+            context.var_counts[name] = 1
         self._context = context
         self._saved_scope = (old, context.var_counts)
         context.scope = scope

@@ -1,0 +1,310 @@
+"""ScopedModule: creation on the first call, reuse after, and PyTorch around it
+(optimizers, checkpoints, devices and dtypes, copies)."""
+
+import copy
+import io
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+import torchscope as ts
+
+
+def mlp(x, layers=3, width=16):
+    for i in range(layers):
+        with ts.variable_scope(f"layer{i}"):
+            w = ts.get_variable("w", [x.shape[-1], width])
+            b = ts.get_variable("b", [width], initializer=ts.zeros_initializer())
+            x = torch.tanh(x @ w + b)
+    with ts.variable_scope("out"):
+        w = ts.get_variable("w", [width, 1])
+    return x @ w
+
+
+class Net(ts.ScopedModule):
+    def __init__(self):
+        super().__init__(name="net")
+
+    def forward(self, x):
+        with ts.variable_scope("dense"):
+            w = ts.get_variable("w", [x.shape[-1], 3])
+        return x @ w
+
+
+NAMES = ["mlp/layer0/w", "mlp/layer0/b", "mlp/layer1/w", "mlp/layer1/b", "mlp/layer2/w",
+         "mlp/layer2/b", "mlp/out/w"]
+
+
+def built(fn=mlp, name="mlp", x=None):
+    module = ts.ScopedModule(fn, name=name)
+    module(torch.randn(4, 8) if x is None else x)
+    return module
+
+
+def test_first_call_creates_later_calls_reuse():
+    module = ts.ScopedModule(mlp, name="mlp")
+    assert not module.built and list(module.parameters()) == []
+    x = torch.randn(4, 8)
+    y1 = module(x)
+    params = list(module.parameters())
+    y2 = module(x)
+    assert module.built
+    assert [n for n, _ in module.named_parameters()] == NAMES
+    assert all(a is b for a, b in zip(params, module.parameters()))
+    torch.testing.assert_close(y1, y2)
+
+
+def test_subclass_form_and_store():
+    net = Net()
+    net(torch.ones(2, 5))
+    assert list(net.state_dict()) == ["net/dense/w"]
+    assert list(net.store) == ["net/dense/w"]
+    assert net.store["net/dense/w"] is dict(net.named_parameters())["net/dense/w"]
+
+
+def test_later_call_that_would_create_raises_naming_the_variable():
+    def branchy(x, extra=False):
+        y = x * ts.get_variable("a", [1])
+        if extra:
+            with ts.variable_scope("head"):
+                y = y * ts.get_variable("b", [1])
+        return y
+
+    module = ts.ScopedModule(branchy, name="m")
+    module(torch.ones(1))
+    with pytest.raises(ValueError, match=r"m/head/b.*first call"):
+        module(torch.ones(1), extra=True)
+    assert list(module.store) == ["m/a"]
+
+
+def test_auto_reuse_scope_inside_cannot_create_after_first_call():
+    def fn(x, name):
+        with ts.variable_scope("s", reuse=ts.AUTO_REUSE):
+            return x * ts.get_variable(name, [1])
+
+    module = ts.ScopedModule(fn)
+    module(torch.ones(1), "a")
+    with pytest.raises(ValueError, match=r"would create a new variable s/b"):
+        module(torch.ones(1), "b")
+
+
+def test_failed_first_call_leaves_no_variables():
+    def broken(x):
+        ts.get_variable("a", [2])
+        raise RuntimeError("boom")
+
+    module = ts.ScopedModule(broken)
+    with pytest.raises(RuntimeError, match="boom"):
+        module(torch.ones(1))
+    assert len(module.store) == 0 and not module.built
+
+
+def test_calls_ignore_the_callers_scopes_and_names_are_stable(ts_store):
+    module = ts.ScopedModule(mlp, name="mlp")
+    with ts.variable_scope("outer"):
+        module(torch.randn(2, 8))
+        with ts.name_scope("ops"):
+            module(torch.randn(2, 8))
+    assert [n for n, _ in module.named_parameters()] == NAMES
+    assert ts.global_variables() == []  # nothing leaked into the default store
+
+
+def test_each_call_starts_from_the_same_name_scope_state():
+    seen = []
+
+    def fn(x):
+        with ts.variable_scope(None, default_name="block"):
+            with ts.name_scope("act"):
+                seen.append(ts.get_name_scope())
+            return x * ts.get_variable("g", [1])
+
+    module = ts.ScopedModule(fn, name="m")
+    for _ in range(5):
+        module(torch.ones(1))
+    assert seen == ["m/block/act"] * 5
+    assert list(module.store) == ["m/block/g"]
+
+
+def test_nested_inside_another_module_uses_child_prefix():
+    class Outer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = ts.ScopedModule(mlp, name="mlp")
+            self.head = nn.Linear(1, 1)
+
+        def forward(self, x):
+            return self.head(self.body(x))
+
+    outer = Outer()
+    outer(torch.randn(2, 8))
+    keys = list(outer.state_dict())
+    assert keys == [f"body.{n}" for n in NAMES] + ["head.weight", "head.bias"]
+
+
+@pytest.mark.parametrize("make_opt", [
+    lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+    lambda p: torch.optim.Adam(p, lr=0.02),
+    lambda p: torch.optim.AdamW(p, lr=0.02, weight_decay=0.01),
+    lambda p: torch.optim.RMSprop(p, lr=0.005),
+], ids=["sgd", "adam", "adamw", "rmsprop"])
+def test_optimizers_train_a_scoped_module(make_opt):
+    torch.manual_seed(0)
+    x = torch.randn(128, 8)
+    target = torch.sin(x.sum(-1, keepdim=True))
+    module = built(x=x)
+    opt = make_opt(module.parameters())
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=100, gamma=0.5)
+    ts.check_optimizer(opt, module)
+    first = None
+    for _ in range(200):
+        loss = ((module(x) - target) ** 2).mean()
+        first = loss.item() if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    assert loss.item() < 0.2 * first
+
+
+def test_check_optimizer_names_variables_created_after_the_optimizer(ts_store):
+    with ts.variable_scope("a"):
+        ts.get_variable("w", [2])
+    store = ts.get_default_store()
+    opt = torch.optim.SGD(store.parameters(), lr=0.1)
+    ts.check_optimizer(opt, store)
+    with ts.variable_scope("b"):
+        ts.get_variable("late", [2])
+        ts.get_variable("frozen", [2], trainable=False)
+    with pytest.raises(ValueError, match=r"does not update 1 trainable.*'b/late'.*call the module once"):
+        ts.check_optimizer(opt, store)
+
+
+def test_state_dict_round_trip_into_a_fresh_module(tmp_path):
+    x = torch.randn(4, 8)
+    module = built(x=x)
+    path = tmp_path / "ckpt.pt"
+    torch.save(module.state_dict(), path)
+    fresh = built(x=x)
+    assert not torch.equal(fresh(x), module(x))
+    fresh.load_state_dict(torch.load(path))
+    torch.testing.assert_close(fresh(x), module(x), rtol=0, atol=0)
+
+
+def test_strict_load_reports_missing_and_unexpected_full_names():
+    module = built()
+    state = module.state_dict()
+    state.pop("mlp/out/w")
+    state["mlp/extra/w"] = torch.zeros(1)
+    with pytest.raises(RuntimeError, match=r"Missing key\(s\).*mlp/out/w.*\n.*Unexpected key\(s\).*mlp/extra/w"):
+        built().load_state_dict(state)
+    result = built().load_state_dict(state, strict=False)
+    assert result.missing_keys == ["mlp/out/w"] and result.unexpected_keys == ["mlp/extra/w"]
+
+
+def test_load_before_the_first_call_creates_from_the_checkpoint():
+    x = torch.randn(4, 8)
+    module = built(x=x)
+    fresh = ts.ScopedModule(mlp, name="mlp")
+    fresh.load_state_dict(module.state_dict())
+    assert [n for n, _ in fresh.named_parameters()] == NAMES
+    torch.testing.assert_close(fresh(x), module(x), rtol=0, atol=0)
+    assert fresh.built
+    with pytest.raises(ValueError, match="first call"):
+        fresh(x, layers=4)
+
+
+def test_load_before_the_first_call_warns_about_variables_it_lacked():
+    module = built()
+    state = module.state_dict()
+    state.pop("mlp/out/w")
+    fresh = ts.ScopedModule(mlp, name="mlp")
+    fresh.load_state_dict(state, strict=False)
+    with pytest.warns(UserWarning, match=r"lacked \['mlp/out/w'\]"):
+        fresh(torch.randn(2, 8))
+
+
+def test_torch_save_module_and_deepcopy_give_independent_copies():
+    x = torch.randn(4, 8)
+    module = built(x=x)
+    buffer = io.BytesIO()
+    torch.save(module, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)
+    copied = copy.deepcopy(module)
+    for other in (loaded, copied):
+        torch.testing.assert_close(other(x), module(x))
+        assert other.store is not module.store
+        assert ts.name_of(next(other.parameters())) == "mlp/layer0/w"
+        with torch.no_grad():
+            for p in other.parameters():
+                p.zero_()
+        assert other(x).abs().sum() == 0
+        assert module(x).abs().sum() > 0
+    with pytest.raises(ValueError, match="first call"):
+        copied(x, layers=5)
+
+
+@pytest.mark.parametrize("convert, dtype", [
+    (lambda m: m.double(), torch.float64),
+    (lambda m: m.to(torch.bfloat16), torch.bfloat16),
+    (lambda m: m.half(), torch.float16),
+])
+def test_dtype_conversion_moves_the_variables_used_by_later_calls(convert, dtype):
+    module = built()
+    params_before = list(module.parameters())
+    convert(module)
+    assert all(p.dtype == dtype for p in module.parameters())
+    assert all(p.dtype == dtype for p in module.store.variables())
+    assert all(a is b for a, b in zip(params_before, module.parameters()))
+    y = module(torch.randn(2, 8, dtype=dtype))
+    assert y.dtype == dtype
+
+
+def test_to_device_meta_and_back():
+    module = built()
+    module.to("meta")
+    assert all(p.device.type == "meta" for p in module.store.variables())
+    out = module(torch.empty(2, 8, device="meta"))
+    assert out.device.type == "meta"
+
+
+def test_bad_arguments():
+    with pytest.raises(TypeError, match="fn must be callable"):
+        ts.ScopedModule(3)
+    with pytest.raises(ValueError, match="ScopedModule name 'a.b' is not valid"):
+        ts.ScopedModule(mlp, name="a.b")
+    with pytest.raises(NotImplementedError, match="needs a function"):
+        ts.ScopedModule()(torch.ones(1))
+
+
+def test_summary_of_a_module():
+    module = built()
+    text = ts.summary(module)
+    lines = text.splitlines()
+    assert lines[0].split() == ["name", "shape", "dtype", "device", "trainable", "params"]
+    assert lines[1] == "mlp/"
+    assert lines[2] == "  layer0/"
+    assert lines[3].split() == ["w", "(8,", "16)", "float32", "cpu", "yes", "128"]
+    total = sum(p.numel() for p in module.parameters())
+    assert lines[-1] == (
+        f"total: 7 variables, {total:,} parameters ({total:,} trainable, 0 non-trainable)"
+    )
+
+
+def test_summary_of_the_default_store_counts_non_trainable(ts_store):
+    ts.get_variable("step", [], dtype=torch.int64)
+    ts.get_variable("w", [3, 3])
+    text = ts.summary()
+    assert text.splitlines()[1].split() == ["step", "()", "int64", "cpu", "no", "1"]
+    assert text.splitlines()[-1] == "total: 2 variables, 10 parameters (9 trainable, 1 non-trainable)"
+    with pytest.raises(TypeError, match="summary takes a ts.VariableStore or an nn.Module"):
+        ts.summary(42)
+
+
+def test_warnings_are_not_emitted_on_normal_use():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        module = built()
+        module(torch.randn(2, 8))
