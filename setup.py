@@ -30,7 +30,10 @@ def _extensions():
     sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")) + glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
     if not sources:
         return [], {}
-    cxx = ["-O3", "-std=c++20", "-DPy_LIMITED_API=0x030A0000"]
+    # -fopenmp: at::parallel_for is inlined from ATen's OpenMP headers; without
+    # the flag its `#pragma omp parallel` is ignored and the epilogue runs on one thread.
+    cxx = ["-O3", "-fopenmp", "-std=c++20", "-DPy_LIMITED_API=0x030A0000"]
+    link = ["-fopenmp"]
     use_cuda = (
         torch.version.cuda is not None
         and CUDA_HOME is not None
@@ -43,6 +46,7 @@ def _extensions():
             sources,
             include_dirs=[os.path.join(here, "csrc")],
             extra_compile_args={"cxx": cxx + ["-DTORCHSCOPE_WITH_CUDA"], "nvcc": ["-O3"]},
+            extra_link_args=link,
             py_limited_api=True,
         )
     else:
@@ -51,6 +55,7 @@ def _extensions():
             sources,
             include_dirs=[os.path.join(here, "csrc")],
             extra_compile_args={"cxx": cxx},
+            extra_link_args=link,
             py_limited_api=True,
         )
     return [ext], {"build_ext": BuildExtension}

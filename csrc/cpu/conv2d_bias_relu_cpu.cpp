@@ -30,6 +30,67 @@ namespace {
 // two threads, large enough that scheduling costs nothing.
 constexpr int64_t kGrain = 32768;
 
+// ------------------------------------------------- element-wise loops
+// Restrict-qualified, `omp simd` loops over one row (channels_last: the c
+// channels of a pixel) or one plane (contiguous: the h*w pixels of a channel).
+
+template <typename scalar_t, typename opmath_t>
+inline void bias_relu_row(scalar_t* __restrict y, const opmath_t* __restrict b, int64_t len) {
+#pragma omp simd
+  for (int64_t i = 0; i < len; ++i) {
+    y[i] = static_cast<scalar_t>(epilogue::bias_relu<opmath_t>(static_cast<opmath_t>(y[i]), b[i]));
+  }
+}
+
+template <typename scalar_t, typename opmath_t>
+inline void bias_relu_plane(scalar_t* __restrict y, opmath_t b, int64_t len) {
+#pragma omp simd
+  for (int64_t i = 0; i < len; ++i) {
+    y[i] = static_cast<scalar_t>(epilogue::bias_relu<opmath_t>(static_cast<opmath_t>(y[i]), b));
+  }
+}
+
+// gm = relu_grad(g, o); acc += gm (when acc is not null).
+template <typename scalar_t, typename opmath_t>
+inline void relu_grad_row(
+    const scalar_t* __restrict g,
+    const scalar_t* __restrict o,
+    scalar_t* __restrict gm,
+    opmath_t* __restrict acc,
+    int64_t len) {
+  if (acc == nullptr) {
+#pragma omp simd
+    for (int64_t i = 0; i < len; ++i) {
+      gm[i] = static_cast<scalar_t>(
+          epilogue::relu_grad<opmath_t>(static_cast<opmath_t>(g[i]), static_cast<opmath_t>(o[i])));
+    }
+    return;
+  }
+#pragma omp simd
+  for (int64_t i = 0; i < len; ++i) {
+    const opmath_t v = epilogue::relu_grad<opmath_t>(static_cast<opmath_t>(g[i]), static_cast<opmath_t>(o[i]));
+    gm[i] = static_cast<scalar_t>(v);
+    acc[i] += v;
+  }
+}
+
+// gm = relu_grad(g, o); returns the sum of gm.
+template <typename scalar_t, typename opmath_t>
+inline opmath_t relu_grad_plane(
+    const scalar_t* __restrict g,
+    const scalar_t* __restrict o,
+    scalar_t* __restrict gm,
+    int64_t len) {
+  opmath_t sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t i = 0; i < len; ++i) {
+    const opmath_t v = epilogue::relu_grad<opmath_t>(static_cast<opmath_t>(g[i]), static_cast<opmath_t>(o[i]));
+    gm[i] = static_cast<scalar_t>(v);
+    sum += v;
+  }
+  return sum;
+}
+
 // ---------------------------------------------------------------- forward
 
 // out = relu(out + bias) in place; `out` is dense in `format`.
@@ -48,21 +109,14 @@ void bias_relu_inplace(at::Tensor& out, const at::Tensor& bias, at::MemoryFormat
     // Rows of c channels.
     at::parallel_for(0, n * hw, std::max<int64_t>(1, kGrain / std::max<int64_t>(c, 1)), [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) {
-        scalar_t* row = data + r * c;
-        for (int64_t k = 0; k < c; ++k) {
-          row[k] = static_cast<scalar_t>(epilogue::bias_relu<opmath_t>(static_cast<opmath_t>(row[k]), b[k]));
-        }
+        bias_relu_row<scalar_t, opmath_t>(data + r * c, b.data(), c);
       }
     });
   } else {
     // Planes of hw elements, one channel each.
     at::parallel_for(0, n * c, std::max<int64_t>(1, kGrain / std::max<int64_t>(hw, 1)), [&](int64_t begin, int64_t end) {
       for (int64_t p = begin; p < end; ++p) {
-        scalar_t* plane = data + p * hw;
-        const opmath_t bk = b[p % c];
-        for (int64_t i = 0; i < hw; ++i) {
-          plane[i] = static_cast<scalar_t>(epilogue::bias_relu<opmath_t>(static_cast<opmath_t>(plane[i]), bk));
-        }
+        bias_relu_plane<scalar_t, opmath_t>(data + p * hw, b[p % c], hw);
       }
     });
   }
@@ -183,13 +237,7 @@ void relu_grad_and_bias_grad(
         opmath_t* acc = want_bias ? partial.data() + ch * c : nullptr;
         const int64_t r_end = std::min(rows, (ch + 1) * chunk);
         for (int64_t r = ch * chunk; r < r_end; ++r) {
-          const int64_t off = r * c;
-          for (int64_t k = 0; k < c; ++k) {
-            const opmath_t v = epilogue::relu_grad<opmath_t>(static_cast<opmath_t>(g[off + k]),
-                                                             static_cast<opmath_t>(o[off + k]));
-            gm[off + k] = static_cast<scalar_t>(v);
-            if (want_bias) acc[k] += v;
-          }
+          relu_grad_row<scalar_t, opmath_t>(g + r * c, o + r * c, gm + r * c, acc, c);
         }
       }
     });
@@ -205,32 +253,10 @@ void relu_grad_and_bias_grad(
   }
 
   // Contiguous: planes of hw elements; each plane's sum goes to its own slot.
-  constexpr int64_t kLanes = 16;  // independent accumulators, so the sum vectorizes
-  std::vector<opmath_t> plane_sum(want_bias ? n * c : 0, opmath_t(0));
+  std::vector<opmath_t> plane_sum(n * c, opmath_t(0));
   at::parallel_for(0, n * c, std::max<int64_t>(1, kGrain / std::max<int64_t>(hw, 1)), [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
-      const int64_t off = p * hw;
-      opmath_t lanes[kLanes] = {};
-      int64_t i = 0;
-      for (; i + kLanes <= hw; i += kLanes) {
-        for (int64_t j = 0; j < kLanes; ++j) {
-          const opmath_t v = epilogue::relu_grad<opmath_t>(static_cast<opmath_t>(g[off + i + j]),
-                                                           static_cast<opmath_t>(o[off + i + j]));
-          gm[off + i + j] = static_cast<scalar_t>(v);
-          lanes[j] += v;
-        }
-      }
-      for (; i < hw; ++i) {
-        const opmath_t v =
-            epilogue::relu_grad<opmath_t>(static_cast<opmath_t>(g[off + i]), static_cast<opmath_t>(o[off + i]));
-        gm[off + i] = static_cast<scalar_t>(v);
-        lanes[0] += v;
-      }
-      if (want_bias) {
-        opmath_t s = 0;
-        for (int64_t j = 0; j < kLanes; ++j) s += lanes[j];
-        plane_sum[p] = s;
-      }
+      plane_sum[p] = relu_grad_plane<scalar_t, opmath_t>(g + p * hw, o + p * hw, gm + p * hw, hw);
     }
   });
   if (want_bias) {

@@ -1,0 +1,195 @@
+"""Benchmark of torchscope.ops.conv2d_bias_relu against eager PyTorch (CPU, float32).
+
+Shapes (issue 4): (a) batch 8, 32->32, 5x5, 64x64; (b) batch 32, 64->64, 3x3,
+56x56; (c) batch 1, 3->32, 3x3, 224x224; "same" padding, NCHW and channels_last.
+
+Per case, measured interleaved in one process (one call of each variant per
+round, medians over the rounds), on 2 threads:
+  forward (no_grad): conv alone (no bias, no relu), eager relu(conv2d(x, w, b)),
+      the fused op (oneDNN post-op path), the fused op forced onto its generic
+      path (at::convolution + the one-pass bias+relu epilogue);
+  training step (forward + backward with a dense upstream gradient): conv alone,
+      eager, fused;
+  bytes saved for backward (saved_tensors_hooks, unique storages): eager, fused.
+
+glibc's malloc makes conv timings depend on the process's history, so the
+script pins it before the process starts: without GLIBC_TUNABLES it re-executes
+itself with fixed mmap/trim thresholds.
+
+    python bench/conv.py           # full run
+    python bench/conv.py --quick   # a few rounds, to check that it runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+PINNED_MALLOC = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=17179869184"
+
+if "GLIBC_TUNABLES" not in os.environ:
+    env = dict(os.environ, GLIBC_TUNABLES=PINNED_MALLOC)
+    os.execve(sys.executable, [sys.executable] + sys.argv, env)
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+import torchscope as ts  # noqa: E402
+
+SHAPES = {
+    "a": (8, 32, 32, 5, 64),
+    "b": (32, 64, 64, 3, 56),
+    "c": (1, 3, 32, 3, 224),
+}
+
+
+def median_times(fns: dict, rounds: int, warmup: int = 2) -> dict:
+    """Median seconds per call of each fn, calling them interleaved round by round."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts_) for name, ts_ in times.items()}
+
+
+def saved_bytes(fn) -> int:
+    """Bytes of the distinct storages autograd saves for backward during fn()."""
+    seen = {}
+
+    def pack(t):
+        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    del out
+    return sum(seen.values())
+
+
+class Generic:
+    """Forces the fused op onto its generic CPU path (conv + epilogue pass)."""
+
+    def __enter__(self):
+        torch.ops.torchscope._set_cpu_onednn(False)
+
+    def __exit__(self, *exc):
+        torch.ops.torchscope._set_cpu_onednn(True)
+
+
+def run_case(name: str, layout: str, rounds_fwd: int, rounds_train: int) -> dict:
+    n, c_in, c_out, k, hw = SHAPES[name]
+    torch.manual_seed(0)
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    x = torch.randn(n, c_in, hw, hw).to(memory_format=fmt)
+    w = (torch.randn(c_out, c_in, k, k) * 0.1).to(memory_format=fmt)
+    b = torch.randn(c_out) * 0.1
+    pad = k // 2
+
+    def conv():
+        return F.conv2d(x, w, None, 1, pad)
+
+    def eager():
+        return F.relu(F.conv2d(x, w, b, 1, pad))
+
+    def fused():
+        return ts.ops.conv2d_bias_relu(x, w, b, 1, pad)
+
+    def generic():
+        with Generic():
+            return fused()
+
+    with torch.no_grad():
+        fwd = median_times(
+            {"conv": conv, "eager": eager, "fused": fused, "generic": generic}, rounds_fwd
+        )
+
+    # Training: weights and bias learn; the input needs a gradient except for
+    # the first layer of a network (c).
+    xg = x.detach().requires_grad_(name != "c")
+    wg = w.detach().requires_grad_()
+    bg = b.detach().requires_grad_()
+    grad = torch.randn(n, c_out, hw, hw).to(memory_format=fmt)
+
+    def step(fn):
+        def run():
+            out = fn()
+            out.backward(grad)
+            wg.grad = bg.grad = xg.grad = None
+
+        return run
+
+    train = median_times(
+        {
+            "conv": step(lambda: F.conv2d(xg, wg, None, 1, pad)),
+            "eager": step(lambda: F.relu(F.conv2d(xg, wg, bg, 1, pad))),
+            "fused": step(lambda: ts.ops.conv2d_bias_relu(xg, wg, bg, 1, pad)),
+        },
+        rounds_train,
+    )
+    mem = {
+        "eager": saved_bytes(lambda: F.relu(F.conv2d(xg, wg, bg, 1, pad))),
+        "fused": saved_bytes(lambda: ts.ops.conv2d_bias_relu(xg, wg, bg, 1, pad)),
+    }
+    return {"fwd": fwd, "train": train, "mem": mem}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few rounds only")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rounds_fwd, rounds_train = (3, 2) if args.quick else (41, 15)
+    if not ts.ops.native_available():
+        sys.exit("bench/conv.py: the compiled extension is not loaded; build it first")
+
+    print(f"malloc: GLIBC_TUNABLES={os.environ['GLIBC_TUNABLES']} (set before the process started)")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, "
+        f"{rounds_fwd} forward / {rounds_train} training rounds, interleaved, medians"
+    )
+    header = (
+        f"{'case':<18}{'conv ms':>9}{'eager ms':>9}{'fused ms':>9}{'generic':>9}"
+        f"{'fus/conv':>9}{'fus/eag':>8}{'gen/conv':>9}"
+        f"{'|train conv':>12}{'eager':>8}{'fused':>8}{'fus/eag':>8}{'fus/conv':>9}"
+        f"{'|saved MB eager':>16}{'fused':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    summary = []
+    for name in SHAPES:
+        for layout in ("NCHW", "channels_last"):
+            r = run_case(name, layout, rounds_fwd, rounds_train)
+            f, t, m = r["fwd"], r["train"], r["mem"]
+            case = f"({name}) {layout}"
+            print(
+                f"{case:<18}{f['conv'] * 1e3:>9.3f}{f['eager'] * 1e3:>9.3f}{f['fused'] * 1e3:>9.3f}"
+                f"{f['generic'] * 1e3:>9.3f}{f['fused'] / f['conv']:>9.3f}"
+                f"{f['fused'] / f['eager']:>8.3f}{f['generic'] / f['conv']:>9.3f}"
+                f"{t['conv'] * 1e3:>12.2f}{t['eager'] * 1e3:>8.2f}{t['fused'] * 1e3:>8.2f}"
+                f"{t['fused'] / t['eager']:>8.3f}{t['fused'] / t['conv']:>9.3f}"
+                f"{m['eager'] / 2**20:>16.2f}{m['fused'] / 2**20:>7.2f}",
+                flush=True,
+            )
+            summary += [
+                f"SUMMARY fwd fused/conv ({name}) {layout}: {f['fused'] / f['conv']:.3f}",
+                f"SUMMARY fwd fused/eager ({name}) {layout}: {f['fused'] / f['eager']:.3f}",
+                f"SUMMARY fwd generic-path/conv ({name}) {layout}: {f['generic'] / f['conv']:.3f}",
+                f"SUMMARY train fused/eager ({name}) {layout}: {t['fused'] / t['eager']:.3f}",
+                f"SUMMARY train fused/conv ({name}) {layout}: {t['fused'] / t['conv']:.3f}",
+                f"SUMMARY saved-bytes fused/eager ({name}) {layout}: {m['fused'] / m['eager']:.3f}",
+            ]
+    print()
+    print("\n".join(summary))
+
+
+if __name__ == "__main__":
+    main()
