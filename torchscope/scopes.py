@@ -305,8 +305,12 @@ class variable_scope(_NameScopeEntry):
 
     >>> with ts.variable_scope("foo"):
     ...     with ts.variable_scope("bar"):
-    ...         ts.get_variable("v", [1]).shape, ts.name_of(ts.get_variable_scope().get_variable("v"))
-    (torch.Size([1]), 'foo/bar/v')
+    ...         v = ts.get_variable("v", [1])
+    >>> ts.name_of(v)
+    'foo/bar/v'
+    >>> with ts.variable_scope("foo", reuse=True):
+    ...     ts.get_variable("bar/v") is v
+    True
     """
 
     __slots__ = (
