@@ -63,7 +63,12 @@ def get_variable(
     context = _state.current()
     scope = context.scope
     if scope._fast and dtype is None:
-        found = context.params.get(scope._prefix + name)
+        try:
+            found = context.params.get(scope._prefix + name)
+        except TypeError:
+            raise TypeError(
+                f"get_variable's name must be a str, got {type(name).__name__}: {name!r}"
+            ) from None
         if found is not None and (
             shape is None or (type(shape) in _SEQUENCES and found.shape == tuple(shape))
         ):
