@@ -1,0 +1,474 @@
+"""Tests of torchscope.ops.conv2d_bias_relu (torch.ops.torchscope.conv2d_bias_relu).
+
+Every result is compared with the eager composition relu(conv2d(x, w, b)); the
+compiled CPU kernel is exercised on both of its paths (oneDNN's fused post-op
+and the generic convolution + epilogue pass).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import torchscope as ts
+from torchscope import _native
+
+native = pytest.mark.skipif(
+    not ts.ops.native_available(), reason="compiled extension torchscope._C not built"
+)
+
+OP = "torchscope::conv2d_bias_relu"
+
+
+def reference(x, w, b, stride=1, padding=0, dilation=1, groups=1):
+    return F.relu(F.conv2d(x, w, b, stride, padding, dilation, groups))
+
+
+@pytest.fixture(params=["onednn", "generic"])
+def cpu_path(request):
+    """Runs a test on each CPU path of the kernel (oneDNN post-op, generic epilogue)."""
+    if not ts.ops.native_available():
+        pytest.skip("compiled extension torchscope._C not built")
+    previous = torch.ops.torchscope._set_cpu_onednn(request.param == "onednn")
+    yield request.param
+    torch.ops.torchscope._set_cpu_onednn(previous)
+
+
+def make(shape, dtype, layout, *, seed, requires_grad=False, scale=1.0):
+    g = torch.Generator().manual_seed(seed)
+    t = torch.randn(shape, generator=g, dtype=torch.float64) * scale
+    if layout == "noncontiguous":  # every other column of a wider tensor
+        wide = torch.randn(*shape[:-1], 2 * shape[-1], generator=g, dtype=torch.float64) * scale
+        t = wide[..., ::2]
+        assert not t.is_contiguous()
+    t = t.to(dtype)
+    if layout == "channels_last" and t.dim() == 4:
+        t = t.contiguous(memory_format=torch.channels_last)
+    return t.requires_grad_(requires_grad)
+
+
+# (N, C_in, C_out, H, W, kH, kW, stride, padding, dilation, groups, bias)
+GEOMETRIES = [
+    (2, 3, 4, 7, 6, 3, 3, 1, 1, 1, 1, True),
+    (1, 4, 6, 9, 8, 3, 2, (2, 1), (1, 0), 1, 2, True),
+    (2, 4, 4, 8, 8, 3, 3, 1, 2, 2, 4, False),  # depthwise, dilated
+    (1, 2, 3, 6, 7, 1, 1, 2, 0, 1, 1, True),
+    (3, 6, 4, 5, 5, 5, 3, 1, (2, 1), (1, 2), 2, True),
+    (1, 3, 2, 4, 4, 4, 4, 3, 1, 1, 1, True),  # kernel as large as the input
+]
+TOLERANCES = {
+    torch.float32: dict(atol=1e-4, rtol=1e-4),
+    torch.float64: dict(atol=1e-10, rtol=1e-10),
+    torch.bfloat16: dict(atol=5e-2, rtol=2e-2),
+}
+
+
+def geometry_id(g):
+    return "x".join(str(v).replace(" ", "") for v in g)
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=geometry_id)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "noncontiguous"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=str)
+def test_matches_eager_forward_and_backward(geometry, layout, dtype, cpu_path):
+    n, c_in, c_out, h, w_, kh, kw, stride, padding, dilation, groups, has_bias = geometry
+    x = make((n, c_in, h, w_), dtype, layout, seed=1, requires_grad=True)
+    w = make((c_out, c_in // groups, kh, kw), dtype, layout, seed=2, requires_grad=True, scale=0.5)
+    b = make((c_out,), dtype, "contiguous", seed=3, requires_grad=True) if has_bias else None
+    args = (stride, padding, dilation, groups)
+
+    out = ts.ops.conv2d_bias_relu(x, w, b, *args)
+    expected = reference(x, w, b, *args)
+    torch.testing.assert_close(out, expected, **TOLERANCES[dtype])
+    channels_last = layout == "channels_last"
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    assert out.is_contiguous(memory_format=fmt)
+
+    # Gradients: through the same relu mask (taken from our output), so that a
+    # rounding difference at an exact zero cannot flip a mask bit in bfloat16.
+    grad = make(out.shape, dtype, "contiguous", seed=4)
+    grad = torch.where(expected > 0, grad, torch.zeros_like(grad)) * (out > 0)
+    inputs = [t for t in (x, w, b) if t is not None]
+    got = torch.autograd.grad(out, inputs, grad)
+    want = torch.autograd.grad(expected, inputs, grad)
+    for g_got, g_want, t in zip(got, want, inputs):
+        torch.testing.assert_close(g_got, g_want, **TOLERANCES[dtype])
+        assert g_got.shape == t.shape
+
+
+def test_float16_runs_on_the_generic_path():
+    x = torch.randn(1, 2, 5, 5).half()
+    w = torch.randn(3, 2, 3, 3).half()
+    b = torch.randn(3).half()
+    try:
+        expected = reference(x, w, b, 1, 1)
+    except RuntimeError as e:  # a torch build without half convolution on CPU
+        pytest.skip(f"torch has no float16 conv2d on CPU: {e}")
+    torch.testing.assert_close(ts.ops.conv2d_bias_relu(x, w, b, 1, 1), expected, atol=1e-2, rtol=1e-2)
+
+
+@native
+def test_gradients_needed_are_the_only_ones_computed():
+    x = torch.randn(1, 2, 5, 5, dtype=torch.float64)
+    w = torch.randn(3, 2, 3, 3, dtype=torch.float64)
+    out = torch.ops.torchscope.conv2d_bias_relu(x, w, None, [1, 1], [1, 1], [1, 1], 1)
+    grad = torch.randn_like(out)
+    backward = torch.ops.torchscope.conv2d_bias_relu_backward
+    for mask in ([True, False, False], [False, True, False], [False, False, True], [False] * 3):
+        results = backward(grad, out, x, w, [1, 1], [1, 1], [1, 1], 1, mask)
+        assert [r is not None for r in results] == mask
+    gi, gw, gb = backward(grad, out, x, w, [1, 1], [1, 1], [1, 1], 1, [True, True, True])
+    masked = grad * (out > 0)
+    torch.testing.assert_close(gb, masked.sum((0, 2, 3)))
+    ref_gi, ref_gw, _ = torch.ops.aten.convolution_backward(
+        masked, x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [True, True, False]
+    )
+    torch.testing.assert_close(gi, ref_gi)
+    torch.testing.assert_close(gw, ref_gw)
+
+
+def test_gradient_flows_only_where_required():
+    x = torch.randn(1, 2, 5, 5)
+    w = torch.randn(3, 2, 3, 3, requires_grad=True)
+    b = torch.randn(3)
+    ts.ops.conv2d_bias_relu(x, w, b, padding=1).sum().backward()  # expanded upstream gradient
+    expected = torch.autograd.grad(reference(x, w, b, 1, 1).sum(), w)[0]
+    torch.testing.assert_close(w.grad, expected)
+
+
+@pytest.mark.parametrize(
+    "geometry",
+    [
+        dict(stride=1, padding=1, dilation=1, groups=1, bias=True),
+        dict(stride=2, padding=(0, 1), dilation=(1, 2), groups=2, bias=True),
+        dict(stride=1, padding=0, dilation=1, groups=1, bias=False),
+    ],
+    ids=["plain", "strided-dilated-grouped", "no-bias"],
+)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_gradcheck_float64(geometry, layout):
+    x = make((2, 4, 6, 6), torch.float64, layout, seed=5, requires_grad=True)
+    w = make((4, 4 // geometry["groups"], 3, 3), torch.float64, layout, seed=6, requires_grad=True)
+    b = make((4,), torch.float64, "contiguous", seed=7, requires_grad=True) if geometry["bias"] else None
+    args = (geometry["stride"], geometry["padding"], geometry["dilation"], geometry["groups"])
+    assert torch.autograd.gradcheck(
+        lambda x, w, b: ts.ops.conv2d_bias_relu(x, w, b, *args), (x, w, b)
+    )
+
+
+@native
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_opcheck_forward(layout, dtype):
+    x = make((2, 4, 7, 6), dtype, layout, seed=8, requires_grad=True)
+    w = make((6, 2, 3, 3), dtype, layout, seed=9, requires_grad=True)
+    b = make((6,), dtype, "contiguous", seed=10, requires_grad=True)
+    for bias in (b, None):
+        torch.library.opcheck(
+            torch.ops.torchscope.conv2d_bias_relu.default,
+            (x, w, bias, [2, 1], [1, 0], [1, 1], 2),
+        )
+
+
+@native
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_opcheck_backward(layout):
+    x = make((2, 4, 7, 6), torch.float32, layout, seed=11)
+    w = make((6, 4, 3, 3), torch.float32, layout, seed=12)
+    out = torch.ops.torchscope.conv2d_bias_relu(x, w, None, [1, 1], [1, 1], [1, 1], 1)
+    grad = torch.randn_like(out)
+    for mask in ([True, True, True], [False, True, False]):
+        torch.library.opcheck(
+            torch.ops.torchscope.conv2d_bias_relu_backward.default,
+            (grad, out, x, w, [1, 1], [1, 1], [1, 1], 1, mask),
+        )
+
+
+def _layer(x, w, b):
+    return ts.ops.conv2d_bias_relu(x, w, b, stride=1, padding="same").sum(dim=1)
+
+
+def test_compile_fullgraph_no_graph_breaks():
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    w = torch.randn(4, 3, 3, 3, requires_grad=True)
+    b = torch.randn(4, requires_grad=True)
+    explanation = torch._dynamo.explain(_layer)(x, w, b)
+    assert explanation.graph_break_count == 0
+    assert explanation.graph_count == 1
+
+    torch._dynamo.reset()
+    compiled = torch.compile(_layer, fullgraph=True)
+    out = compiled(x, w, b)
+    expected = reference(x, w, b, 1, 1).sum(dim=1)
+    torch.testing.assert_close(out, expected)
+    grads = torch.autograd.grad(out.square().sum(), (x, w, b))
+    want = torch.autograd.grad(expected.square().sum(), (x, w, b))
+    for got, exp in zip(grads, want):
+        torch.testing.assert_close(got, exp)
+
+
+def test_compile_channels_last_with_dynamic_shapes():
+    compiled = torch.compile(_layer, fullgraph=True, backend="aot_eager", dynamic=True)
+    w = torch.randn(4, 3, 3, 3).to(memory_format=torch.channels_last)
+    b = torch.randn(4)
+    for size in (6, 9):
+        x = torch.randn(1, 3, size, size).to(memory_format=torch.channels_last)
+        torch.testing.assert_close(compiled(x, w, b), reference(x, w, b, 1, 1).sum(dim=1))
+
+
+class _Block(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        return ts.ops.conv2d_bias_relu(x, self.conv.weight, self.conv.bias, 1, 1)
+
+
+def test_export():
+    block = _Block()
+    x = torch.randn(2, 3, 8, 8)
+    exported = torch.export.export(block, (x,))
+    if ts.ops.native_available():
+        targets = [n.target for n in exported.graph.nodes if n.op == "call_function"]
+        assert torch.ops.torchscope.conv2d_bias_relu.default in targets
+    x2 = torch.randn(2, 3, 8, 8)
+    torch.testing.assert_close(exported.module()(x2), block(x2))
+
+
+def test_saved_for_backward_is_no_more_than_eager():
+    x = torch.randn(2, 3, 16, 16, requires_grad=True)
+    w = torch.randn(8, 3, 3, 3, requires_grad=True)
+    b = torch.randn(8, requires_grad=True)
+
+    def saved(fn):
+        storages = {}
+
+        def pack(t):
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            fn()
+        return sum(storages.values())
+
+    fused = saved(lambda: ts.ops.conv2d_bias_relu(x, w, b, 1, 1))
+    eager = saved(lambda: reference(x, w, b, 1, 1))
+    assert fused <= eager
+
+
+# -------------------------------------------------------- padding arguments
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+def test_padding_same_and_valid():
+    x = torch.randn(2, 3, 7, 6)
+    b = torch.randn(4)
+    for kernel, dilation in ((3, 1), (4, 1), (2, 3), (5, 2)):
+        w = torch.randn(4, 3, kernel, kernel)
+        out = ts.ops.conv2d_bias_relu(x, w, b, padding="same", dilation=dilation)
+        torch.testing.assert_close(out, reference(x, w, b, 1, "same", dilation))
+        assert out.shape[-2:] == x.shape[-2:]
+    w = torch.randn(4, 3, 3, 3)
+    torch.testing.assert_close(ts.ops.conv2d_bias_relu(x, w, b, 2, "valid"), reference(x, w, b, 2, 0))
+
+
+def test_unbatched_input_follows_conv2d():
+    x = torch.randn(3, 6, 6)
+    w = torch.randn(4, 3, 3, 3)
+    out = ts.ops.conv2d_bias_relu(x, w, None, padding=1)
+    assert out.shape == (4, 6, 6)
+    torch.testing.assert_close(out, reference(x, w, None, 1, 1))
+
+
+def test_nan_propagation(cpu_path):
+    x = torch.randn(1, 2, 4, 4)
+    x[0, 0, 1, 1] = float("nan")
+    w = torch.randn(3, 2, 1, 1)
+    out = ts.ops.conv2d_bias_relu(x, w, torch.randn(3))
+    # The generic epilogue follows torch.relu (NaN stays NaN); oneDNN's relu
+    # post-op maps NaN to 0, as torch.compile's CPU conv+relu fusion does.
+    if cpu_path == "generic":
+        assert out[0, :, 1, 1].isnan().all()
+    else:
+        assert (out[0, :, 1, 1] == 0).all()
+    assert not out[0, :, 0, 0].isnan().any()
+
+
+# ---------------------------------------------------------------- bad inputs
+
+BAD_INPUTS = [
+    (
+        "channel mismatch",
+        dict(x=(1, 3, 5, 5), w=(4, 2, 3, 3)),
+        r"argument 'input' to have weight\.size\(1\) \* groups = 2 \* 1 = 2 channels \(dim 1\), "
+        r"but got 3 channels",
+    ),
+    (
+        "bias length",
+        dict(b=(5,)),
+        r"argument 'bias' to be a 1-D tensor of 4 elements .* but got a tensor of shape \[5\]",
+    ),
+    ("bias rank", dict(b=(4, 1)), r"argument 'bias' to be a 1-D tensor of 4 elements"),
+    (
+        "input rank",
+        dict(x=(1, 1, 3, 5, 5)),
+        r"argument 'input' to be a 4-D tensor \(N, C, H, W\), but got a 5-D tensor",
+    ),
+    ("weight rank", dict(w=(4, 3, 3)), r"argument 'weight' to be a 4-D tensor .* but got a 3-D"),
+    (
+        "weight dtype",
+        dict(w_dtype=torch.float64),
+        r"argument 'weight' to have the dtype of 'input' \(torch\.float32\), but got torch\.float64",
+    ),
+    (
+        "bias dtype",
+        dict(b_dtype=torch.bfloat16),
+        r"argument 'bias' to have the dtype of 'input' \(torch\.float32\), but got torch\.bfloat16",
+    ),
+    (
+        "integer input",
+        dict(x_dtype=torch.int64),
+        r"argument 'input' to have a floating-point dtype, but got torch\.int64",
+    ),
+    ("groups", dict(groups=0), r"argument 'groups' to be a positive integer, but got 0"),
+    (
+        "groups vs output channels",
+        dict(x=(1, 4, 5, 5), w=(3, 2, 3, 3), groups=2),
+        r"argument 'weight' to have a number of output channels \(dim 0\) divisible by groups = 2",
+    ),
+    ("stride", dict(stride=0), r"argument 'stride' to be 2 positive integers, but got \[0, 0\]"),
+    ("padding", dict(padding=-1), r"argument 'padding' to be 2 non-negative integers"),
+    ("dilation", dict(dilation=(1, 0)), r"argument 'dilation' to be 2 positive integers"),
+    (
+        "kernel larger than input",
+        dict(x=(1, 3, 2, 5)),
+        r"argument 'input' to be at least as large as the dilated kernel of 'weight' after "
+        r"padding, but got padded size 2 < kernel size 3 in spatial dim 0",
+    ),
+]
+
+
+def _bad_call(device, *, x=(1, 3, 5, 5), w=(4, 3, 3, 3), b=(4,), groups=1, stride=1, padding=0,
+              dilation=1, x_dtype=torch.float32, w_dtype=None, b_dtype=None):
+    make_ = lambda shape, dtype: torch.ones(shape, dtype=dtype, device=device)  # noqa: E731
+    return lambda: ts.ops.conv2d_bias_relu(
+        make_(x, x_dtype),
+        make_(w, w_dtype or x_dtype),
+        make_(b, b_dtype or x_dtype),
+        stride,
+        padding,
+        dilation,
+        groups,
+    )
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_bad_inputs_name_the_argument(case, device):
+    """The C++ checks (cpu) and the fake kernel's (meta) fail alike."""
+    _, kwargs, message = case
+    with pytest.raises(RuntimeError, match=rf"torchscope::conv2d_bias_relu: expected {message}"):
+        _bad_call(device, **kwargs)()
+
+
+def test_cpp_and_fake_messages_are_identical():
+    for _, kwargs, _ in BAD_INPUTS:
+        messages = []
+        for device in ("cpu", "meta"):
+            with pytest.raises(RuntimeError) as info:
+                _bad_call(device, **kwargs)()
+            messages.append(str(info.value).splitlines()[0])
+        assert messages[0] == messages[1]
+
+
+def test_mixed_devices():
+    x = torch.ones(1, 3, 5, 5)
+    w = torch.ones(4, 3, 3, 3, device="meta")
+    with pytest.raises(RuntimeError, match=r"argument 'weight' to be on the device of 'input' \(cpu\), but got meta"):
+        ts.ops.conv2d_bias_relu(x, w, None)
+    with pytest.raises(RuntimeError, match=r"argument 'bias' to be on the device of 'input' \(cpu\), but got meta"):
+        ts.ops.conv2d_bias_relu(x, torch.ones(4, 3, 3, 3), torch.ones(4, device="meta"))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(padding="full"), r"argument 'padding' must be an int, a pair of ints, 'valid' or 'same', got 'full'"),
+        (dict(padding="same", stride=2), r"padding='same' needs stride 1"),
+        (dict(stride=(1, 2, 3)), r"argument 'stride' must be an int or a pair of ints, got \(1, 2, 3\)"),
+        (dict(dilation=1.5), r"argument 'dilation' must be an int or a pair of ints, got 1\.5"),
+    ],
+)
+def test_bad_arguments_raise_value_error(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ts.ops.conv2d_bias_relu(torch.ones(1, 3, 5, 5), torch.ones(4, 3, 3, 3), None, **kwargs)
+
+
+@native
+def test_backward_op_checks_shapes():
+    x = torch.ones(1, 3, 5, 5)
+    w = torch.ones(4, 3, 3, 3)
+    good = torch.ones(1, 4, 3, 3)
+    for device in ("cpu", "meta"):
+        args = [t.to(device) for t in (good, good, x, w)]
+        args[0] = torch.ones(1, 4, 3, 4, device=device)
+        with pytest.raises(
+            RuntimeError,
+            match=r"torchscope::conv2d_bias_relu_backward: expected argument 'grad_output' to have "
+            r"the output's shape \[1, 4, 3, 3\], but got \[1, 4, 3, 4\]",
+        ):
+            torch.ops.torchscope.conv2d_bias_relu_backward(*args, [1, 1], [0, 0], [1, 1], 1, [True] * 3)
+
+
+# ------------------------------------------------------------ fallback path
+
+
+def test_fallback_warns_once_and_matches(monkeypatch):
+    monkeypatch.setattr(_native, "LOADED", False)
+    monkeypatch.setattr(_native, "REASON", "simulated for the test")
+    monkeypatch.setattr(_native, "_warned", False)
+    x = torch.randn(1, 3, 6, 6, requires_grad=True)
+    w = torch.randn(4, 3, 3, 3)
+    b = torch.randn(4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first = ts.ops.conv2d_bias_relu(x, w, b, padding="same")
+        second = ts.ops.conv2d_bias_relu(x, w, b, padding=1)
+    fallback = [c for c in caught if issubclass(c.category, ts.ops.NativeExtensionWarning)]
+    assert len(fallback) == 1
+    assert "simulated for the test" in str(fallback[0].message)
+    assert "pure PyTorch" in str(fallback[0].message)
+    assert not ts.ops.native_available()
+    torch.testing.assert_close(first, reference(x, w, b, 1, 1))
+    torch.testing.assert_close(second, first)
+    first.sum().backward()
+    assert x.grad is not None
+    with pytest.raises(RuntimeError, match=r"argument 'bias' to be a 1-D tensor of 4 elements"):
+        ts.ops.conv2d_bias_relu(x, w, torch.ones(3))
+
+
+def test_fallback_when_extension_is_disabled_in_a_fresh_process():
+    code = (
+        "import warnings, torch, torchscope as ts\n"
+        "warnings.simplefilter('always')\n"
+        "assert not ts.ops.native_available()\n"
+        "x, w = torch.randn(1, 2, 4, 4), torch.randn(3, 2, 3, 3)\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    for _ in range(3):\n"
+        "        out = ts.ops.conv2d_bias_relu(x, w, None, padding=1)\n"
+        "assert len(caught) == 1, caught\n"
+        "print(caught[0].message)\n"
+        "assert torch.equal(out, torch.relu(torch.nn.functional.conv2d(x, w, None, 1, 1)))\n"
+    )
+    env = dict(os.environ, TORCHSCOPE_DISABLE_NATIVE="1")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "TORCHSCOPE_DISABLE_NATIVE=1 is set" in result.stdout
