@@ -145,6 +145,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few rounds only")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--cases", default="abc", help="which shapes to run, e.g. 'c'")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rounds_fwd, rounds_train = (3, 2) if args.quick else (41, 15)
@@ -165,7 +166,7 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     summary = []
-    for name in SHAPES:
+    for name in [n for n in SHAPES if n in args.cases]:
         for layout in ("NCHW", "channels_last"):
             r = run_case(name, layout, rounds_fwd, rounds_train)
             f, t, m = r["fwd"], r["train"], r["mem"]

@@ -14,7 +14,7 @@ computes ``relu(conv2d(...))`` with plain PyTorch and warns once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -106,7 +106,9 @@ def conv2d_bias_relu(
         )
     else:
         _native.warn_fallback_once()
-        _check_args(_OP, input, weight, stride_, padding_, dilation_, groups, bias=bias)
+        _check_args(
+            _OP, input, weight, stride_, padding_, dilation_, groups, bias=bias, check=_require
+        )
         out = F.relu(F.conv2d(input, weight, bias, stride_, padding_, dilation_, groups))
     return out.squeeze(0) if unbatched else out
 
@@ -161,6 +163,12 @@ def _resolve_padding(
     return input, low
 
 
+def _require(condition: Any, message: Callable[[], str]) -> None:
+    """``torch._check`` for the eager fallback path, which dynamo traces without a break."""
+    if not condition:
+        raise RuntimeError(message())
+
+
 def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype)
 
@@ -175,34 +183,39 @@ def _check_args(
     groups: int,
     *,
     bias: torch.Tensor | None = None,
+    check: Callable[[Any, Callable[[], str]], None] = torch._check,
 ) -> None:
-    """The checks of csrc/conv2d_bias_relu.cpp, with the same messages."""
-    torch._check(
+    """The checks of csrc/conv2d_bias_relu.cpp, with the same messages.
+
+    ``check`` is ``torch._check`` in the fake kernels (symbolic shapes) and
+    :func:`_require` on the eager fallback path (which torch.compile traces).
+    """
+    check(
         input.dim() == 4,
         lambda: f"{op}: expected argument 'input' to be a 4-D tensor (N, C, H, W), but got a "
         f"{input.dim()}-D tensor of shape {list(input.shape)}",
     )
-    torch._check(
+    check(
         weight.dim() == 4,
         lambda: f"{op}: expected argument 'weight' to be a 4-D tensor (C_out, C_in / groups, "
         f"kH, kW), but got a {weight.dim()}-D tensor of shape {list(weight.shape)}",
     )
-    torch._check(
+    check(
         input.is_floating_point(),
         lambda: f"{op}: expected argument 'input' to have a floating-point dtype, but got "
         f"{_dtype_name(input.dtype)}",
     )
-    torch._check(
+    check(
         weight.dtype == input.dtype,
         lambda: f"{op}: expected argument 'weight' to have the dtype of 'input' "
         f"({_dtype_name(input.dtype)}), but got {_dtype_name(weight.dtype)}",
     )
-    torch._check(
+    check(
         weight.device == input.device,
         lambda: f"{op}: expected argument 'weight' to be on the device of 'input' "
         f"({input.device}), but got {weight.device}",
     )
-    torch._check(
+    check(
         groups > 0,
         lambda: f"{op}: expected argument 'groups' to be a positive integer, but got {groups}",
     )
@@ -211,19 +224,19 @@ def _check_args(
         ("padding", padding, 0, "non-negative"),
         ("dilation", dilation, 1, "positive"),
     ):
-        torch._check(
+        check(
             len(value) == 2 and value[0] >= low and value[1] >= low,
             lambda name=name, value=value, what=what: f"{op}: expected argument '{name}' to be 2 "
             f"{what} integers, but got {list(value)}",
         )
-    torch._check(
+    check(
         weight.shape[1] * groups == input.shape[1],
         lambda: f"{op}: expected argument 'input' to have weight.size(1) * groups = "
         f"{weight.shape[1]} * {groups} = {weight.shape[1] * groups} channels (dim 1), but got "
         f"{input.shape[1]} channels (input shape {list(input.shape)}, weight shape "
         f"{list(weight.shape)})",
     )
-    torch._check(
+    check(
         weight.shape[0] % groups == 0,
         lambda: f"{op}: expected argument 'weight' to have a number of output channels (dim 0) "
         f"divisible by groups = {groups}, but got {weight.shape[0]}",
@@ -231,7 +244,7 @@ def _check_args(
     for d in range(2):
         padded = input.shape[d + 2] + 2 * padding[d]
         kernel = dilation[d] * (weight.shape[d + 2] - 1) + 1
-        torch._check(
+        check(
             padded >= kernel,
             lambda d=d, padded=padded, kernel=kernel: f"{op}: expected argument 'input' to be at "
             f"least as large as the dilated kernel of 'weight' after padding, but got padded size "
@@ -240,18 +253,18 @@ def _check_args(
             f"dilation {list(dilation)})",
         )
     if bias is not None:
-        torch._check(
+        check(
             bias.dim() == 1 and bias.shape[0] == weight.shape[0],
             lambda: f"{op}: expected argument 'bias' to be a 1-D tensor of {weight.shape[0]} "
             f"elements (one per output channel of 'weight'), but got a tensor of shape "
             f"{list(bias.shape)}",
         )
-        torch._check(
+        check(
             bias.dtype == input.dtype,
             lambda: f"{op}: expected argument 'bias' to have the dtype of 'input' "
             f"({_dtype_name(input.dtype)}), but got {_dtype_name(bias.dtype)}",
         )
-        torch._check(
+        check(
             bias.device == input.device,
             lambda: f"{op}: expected argument 'bias' to be on the device of 'input' "
             f"({input.device}), but got {bias.device}",
