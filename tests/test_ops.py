@@ -102,6 +102,21 @@ def test_matches_eager_forward_and_backward(geometry, layout, dtype, cpu_path):
         assert g_got.shape == t.shape
 
 
+@pytest.mark.parametrize("x_layout, w_layout", [("contiguous", "channels_last"), ("channels_last", "contiguous")])
+def test_mixed_layouts_give_channels_last_like_conv2d(x_layout, w_layout, cpu_path):
+    x = make((2, 3, 6, 5), torch.float32, x_layout, seed=20, requires_grad=True)
+    w = make((4, 3, 3, 3), torch.float32, w_layout, seed=21, requires_grad=True)
+    b = torch.randn(4, requires_grad=True)
+    out = ts.ops.conv2d_bias_relu(x, w, b, 1, 1)
+    expected = reference(x, w, b, 1, 1)
+    torch.testing.assert_close(out, expected)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert out.stride() == expected.stride()
+    grads = torch.autograd.grad(out, (x, w, b), torch.ones_like(out))
+    for got, want in zip(grads, torch.autograd.grad(expected, (x, w, b), torch.ones_like(out))):
+        torch.testing.assert_close(got, want)
+
+
 def test_float16_runs_on_the_generic_path():
     x = torch.randn(1, 2, 5, 5).half()
     w = torch.randn(3, 2, 3, 3).half()
