@@ -32,7 +32,7 @@ PINNED_MALLOC = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshol
 
 if "GLIBC_TUNABLES" not in os.environ:
     env = dict(os.environ, GLIBC_TUNABLES=PINNED_MALLOC)
-    os.execve(sys.executable, [sys.executable] + sys.argv, env)
+    os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402

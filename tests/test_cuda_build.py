@@ -27,7 +27,12 @@ def _torch_include_dirs() -> list[str]:
 
 def _missing_headers() -> str | None:
     dirs = [Path(d) for d in _torch_include_dirs()]
-    for header in ("c10/cuda/CUDAStream.h", "c10/cuda/CUDAGuard.h", "ATen/Dispatch.h", "torch/library.h"):
+    for header in (
+        "c10/cuda/CUDAStream.h",
+        "c10/cuda/CUDAGuard.h",
+        "ATen/Dispatch.h",
+        "torch/library.h",
+    ):
         if not any((d / header).exists() for d in dirs):
             return f"the installed torch ships no {header}"
     return None

@@ -34,7 +34,9 @@ def reference(x, w, b, *args):
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last], ids=str)
 @pytest.mark.parametrize("dtype", list(TOLERANCES), ids=str)
-@pytest.mark.parametrize("geometry", [(1, 1, 1, 1), (2, (1, 0), (1, 2), 2)], ids=["plain", "strided"])
+@pytest.mark.parametrize(
+    "geometry", [(1, 1, 1, 1), (2, (1, 0), (1, 2), 2)], ids=["plain", "strided"]
+)
 def test_matches_eager_on_cuda(layout, dtype, geometry):
     torch.manual_seed(0)
     dev = "cuda"
@@ -49,7 +51,9 @@ def test_matches_eager_on_cuda(layout, dtype, geometry):
     assert out.is_contiguous(memory_format=layout)
     grad = torch.randn_like(out) * (out > 0) * (expected > 0)
     for got, want in zip(
-        torch.autograd.grad(out, (x, w, b), grad), torch.autograd.grad(expected, (x, w, b), grad)
+        torch.autograd.grad(out, (x, w, b), grad),
+        torch.autograd.grad(expected, (x, w, b), grad),
+        strict=True,
     ):
         torch.testing.assert_close(got, want, **TOLERANCES[dtype])
 
@@ -91,5 +95,8 @@ def test_compile_cuda():
 
 def test_mixed_devices_name_the_argument():
     x = torch.randn(1, 3, 5, 5, device="cuda")
-    with pytest.raises(RuntimeError, match=r"argument 'weight' to be on the device of 'input' \(cuda:0\), but got cpu"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"argument 'weight' to be on the device of 'input' \(cuda:0\), but got cpu",
+    ):
         ts.ops.conv2d_bias_relu(x, torch.randn(4, 3, 3, 3), None)

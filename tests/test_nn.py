@@ -81,7 +81,13 @@ def to_oihw(f):
 @pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
 @pytest.mark.parametrize(
     "strides, dilations, padding",
-    [(1, None, "SAME"), ([2, 2], 1, "SAME"), ([1, 1, 2, 1], None, "VALID"), (1, 2, "SAME"), (3, 1, "SAME")],
+    [
+        (1, None, "SAME"),
+        ([2, 2], 1, "SAME"),
+        ([1, 1, 2, 1], None, "VALID"),
+        (1, 2, "SAME"),
+        (3, 1, "SAME"),
+    ],
 )
 @pytest.mark.parametrize("filter_in", [4, 2], ids=["dense", "grouped"])
 def test_matches_padded_torch_conv(data_format, strides, dilations, padding, filter_in):
@@ -90,7 +96,13 @@ def test_matches_padded_torch_conv(data_format, strides, dilations, padding, fil
     f = torch.randn(3, 2, filter_in, 6, dtype=torch.float64)  # HWIO
     b = torch.randn(6, dtype=torch.float64)
     tf_x = x.permute(0, 2, 3, 1) if data_format == "NHWC" else x
-    s = [strides] * 2 if isinstance(strides, int) else strides[1:3] if len(strides) == 4 else strides
+    s = (
+        [strides] * 2
+        if isinstance(strides, int)
+        else strides[1:3]
+        if len(strides) == 4
+        else strides
+    )
     if data_format == "NCHW" and isinstance(strides, list) and len(strides) == 4:
         strides = [strides[0], strides[3], strides[1], strides[2]]
     out = ts.nn.conv2d(tf_x, f, strides, padding, data_format, dilations)
@@ -103,7 +115,7 @@ def test_matches_padded_torch_conv(data_format, strides, dilations, padding, fil
     # Independent reference: TensorFlow's padding formula, F.pad, unpadded conv.
     d = [dilations or 1] * 2 if not isinstance(dilations, list) else dilations
     pads = []
-    for n, k, st, di in zip(x.shape[2:], f.shape[:2], s, d):
+    for n, k, st, di in zip(x.shape[2:], f.shape[:2], s, d, strict=True):
         if padding == "VALID":
             pads.append((0, 0))
             continue
@@ -174,19 +186,40 @@ def test_relu():
     [
         (dict(data_format="NCWH"), r"argument 'data_format' must be 'NHWC' or 'NCHW', got 'NCWH'"),
         (dict(input=torch.ones(4, 4, 1)), r"argument 'input' must be 4-D .* got shape \[4, 4, 1\]"),
-        (dict(filter=torch.ones(3, 3, 1)), r"argument 'filter' must be 4-D \(\[height, width, in_channels, out_channels\]\)"),
-        (dict(strides=[2, 2, 2, 1]), r"argument 'strides' must be 1 in the batch and channel dimensions"),
-        (dict(strides=[1, 2, 3]), r"argument 'strides' must be a positive int or a list of 1, 2 or 4"),
+        (
+            dict(filter=torch.ones(3, 3, 1)),
+            r"argument 'filter' must be 4-D \(\[height, width, in_channels, out_channels\]\)",
+        ),
+        (
+            dict(strides=[2, 2, 2, 1]),
+            r"argument 'strides' must be 1 in the batch and channel dimensions",
+        ),
+        (
+            dict(strides=[1, 2, 3]),
+            r"argument 'strides' must be a positive int or a list of 1, 2 or 4",
+        ),
         (dict(strides=0), r"argument 'strides' must be a positive int"),
         (dict(dilations=[1, 0]), r"argument 'dilations' must be a positive int"),
-        (dict(padding="FULL"), r"argument 'padding' must be 'SAME', 'VALID' or 4 \[before, after\] pairs"),
-        (dict(padding=[[1, 1], [0, 0], [0, 0], [0, 0]]), r"argument 'padding' must be .* \[0, 0\] for the batch"),
-        (dict(filter=torch.ones(3, 3, 2, 4)), r"argument 'filter' has 2 input channels \(dim 2\), which must divide the 3 channels of 'input'"),
+        (
+            dict(padding="FULL"),
+            r"argument 'padding' must be 'SAME', 'VALID' or 4 \[before, after\] pairs",
+        ),
+        (
+            dict(padding=[[1, 1], [0, 0], [0, 0], [0, 0]]),
+            r"argument 'padding' must be .* \[0, 0\] for the batch",
+        ),
+        (
+            dict(filter=torch.ones(3, 3, 2, 4)),
+            r"argument 'filter' has 2 input channels \(dim 2\), which must divide the 3 "
+            r"channels of 'input'",
+        ),
     ],
 )
 @pytest.mark.parametrize("fn", ["conv2d", "conv2d_bias_relu"])
 def test_conv_errors_name_the_argument(fn, kwargs, message):
-    args = dict(input=torch.ones(1, 5, 5, 3), filter=torch.ones(3, 3, 3, 4), strides=1, padding="SAME")
+    args = dict(
+        input=torch.ones(1, 5, 5, 3), filter=torch.ones(3, 3, 3, 4), strides=1, padding="SAME"
+    )
     args.update(kwargs)
     if fn == "conv2d_bias_relu":
         args["bias"] = torch.ones(4)
@@ -196,17 +229,25 @@ def test_conv_errors_name_the_argument(fn, kwargs, message):
 
 def test_fused_bias_length_error_names_bias():
     with pytest.raises(RuntimeError, match=r"argument 'bias' to be a 1-D tensor of 4 elements"):
-        ts.nn.conv2d_bias_relu(torch.ones(1, 5, 5, 3), torch.ones(3, 3, 3, 4), torch.ones(3), 1, "SAME")
+        ts.nn.conv2d_bias_relu(
+            torch.ones(1, 5, 5, 3), torch.ones(3, 3, 3, 4), torch.ones(3), 1, "SAME"
+        )
 
 
 @pytest.mark.parametrize(
     "args, message",
     [
         ((torch.ones(2, 3), torch.ones(2)), r"argument 'bias' must be 1-D with 3 elements"),
-        ((torch.ones(2, 3, 4, 4), torch.ones(4), "NCHW"), r"argument 'bias' must be 1-D with 3 elements \(the size of dimension 1"),
+        (
+            (torch.ones(2, 3, 4, 4), torch.ones(4), "NCHW"),
+            r"argument 'bias' must be 1-D with 3 elements \(the size of dimension 1",
+        ),
         ((torch.ones(3), torch.ones(3)), r"argument 'value' must be at least 2-D"),
         ((torch.ones(2, 3), torch.ones(3), "CHWN"), r"argument 'data_format' must be 'NHWC'"),
-        ((torch.ones(2, 3), torch.ones(3, dtype=torch.float64)), r"argument 'bias' must have the dtype of 'value' \(torch\.float32\)"),
+        (
+            (torch.ones(2, 3), torch.ones(3, dtype=torch.float64)),
+            r"argument 'bias' must have the dtype of 'value' \(torch\.float32\)",
+        ),
     ],
 )
 def test_bias_add_errors(args, message):

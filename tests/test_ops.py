@@ -97,12 +97,14 @@ def test_matches_eager_forward_and_backward(geometry, layout, dtype, cpu_path):
     inputs = [t for t in (x, w, b) if t is not None]
     got = torch.autograd.grad(out, inputs, grad)
     want = torch.autograd.grad(expected, inputs, grad)
-    for g_got, g_want, t in zip(got, want, inputs):
+    for g_got, g_want, t in zip(got, want, inputs, strict=True):
         torch.testing.assert_close(g_got, g_want, **TOLERANCES[dtype])
         assert g_got.shape == t.shape
 
 
-@pytest.mark.parametrize("x_layout, w_layout", [("contiguous", "channels_last"), ("channels_last", "contiguous")])
+@pytest.mark.parametrize(
+    "x_layout, w_layout", [("contiguous", "channels_last"), ("channels_last", "contiguous")]
+)
 def test_mixed_layouts_give_channels_last_like_conv2d(x_layout, w_layout, cpu_path):
     x = make((2, 3, 6, 5), torch.float32, x_layout, seed=20, requires_grad=True)
     w = make((4, 3, 3, 3), torch.float32, w_layout, seed=21, requires_grad=True)
@@ -113,7 +115,8 @@ def test_mixed_layouts_give_channels_last_like_conv2d(x_layout, w_layout, cpu_pa
     assert out.is_contiguous(memory_format=torch.channels_last)
     assert out.stride() == expected.stride()
     grads = torch.autograd.grad(out, (x, w, b), torch.ones_like(out))
-    for got, want in zip(grads, torch.autograd.grad(expected, (x, w, b), torch.ones_like(out))):
+    want_grads = torch.autograd.grad(expected, (x, w, b), torch.ones_like(out))
+    for got, want in zip(grads, want_grads, strict=True):
         torch.testing.assert_close(got, want)
 
 
@@ -125,7 +128,9 @@ def test_float16_runs_on_the_generic_path():
         expected = reference(x, w, b, 1, 1)
     except RuntimeError as e:  # a torch build without half convolution on CPU
         pytest.skip(f"torch has no float16 conv2d on CPU: {e}")
-    torch.testing.assert_close(ts.ops.conv2d_bias_relu(x, w, b, 1, 1), expected, atol=1e-2, rtol=1e-2)
+    torch.testing.assert_close(
+        ts.ops.conv2d_bias_relu(x, w, b, 1, 1), expected, atol=1e-2, rtol=1e-2
+    )
 
 
 @native
@@ -170,7 +175,11 @@ def test_gradient_flows_only_where_required():
 def test_gradcheck_float64(geometry, layout):
     x = make((2, 4, 6, 6), torch.float64, layout, seed=5, requires_grad=True)
     w = make((4, 4 // geometry["groups"], 3, 3), torch.float64, layout, seed=6, requires_grad=True)
-    b = make((4,), torch.float64, "contiguous", seed=7, requires_grad=True) if geometry["bias"] else None
+    b = (
+        make((4,), torch.float64, "contiguous", seed=7, requires_grad=True)
+        if geometry["bias"]
+        else None
+    )
     args = (geometry["stride"], geometry["padding"], geometry["dilation"], geometry["groups"])
     assert torch.autograd.gradcheck(
         lambda x, w, b: ts.ops.conv2d_bias_relu(x, w, b, *args), (x, w, b)
@@ -224,7 +233,7 @@ def test_compile_fullgraph_no_graph_breaks():
     torch.testing.assert_close(out, expected)
     grads = torch.autograd.grad(out.square().sum(), (x, w, b))
     want = torch.autograd.grad(expected.square().sum(), (x, w, b))
-    for got, exp in zip(grads, want):
+    for got, exp in zip(grads, want, strict=True):
         torch.testing.assert_close(got, exp)
 
 
@@ -291,7 +300,9 @@ def test_padding_same_and_valid():
         torch.testing.assert_close(out, reference(x, w, b, 1, "same", dilation))
         assert out.shape[-2:] == x.shape[-2:]
     w = torch.randn(4, 3, 3, 3)
-    torch.testing.assert_close(ts.ops.conv2d_bias_relu(x, w, b, 2, "valid"), reference(x, w, b, 2, 0))
+    torch.testing.assert_close(
+        ts.ops.conv2d_bias_relu(x, w, b, 2, "valid"), reference(x, w, b, 2, 0)
+    )
 
 
 def test_unbatched_input_follows_conv2d():
@@ -340,7 +351,8 @@ BAD_INPUTS = [
     (
         "weight dtype",
         dict(w_dtype=torch.float64),
-        r"argument 'weight' to have the dtype of 'input' \(torch\.float32\), but got torch\.float64",
+        r"argument 'weight' to have the dtype of 'input' \(torch\.float32\), "
+        r"but got torch\.float64",
     ),
     (
         "bias dtype",
@@ -370,8 +382,20 @@ BAD_INPUTS = [
 ]
 
 
-def _bad_call(device, *, x=(1, 3, 5, 5), w=(4, 3, 3, 3), b=(4,), groups=1, stride=1, padding=0,
-              dilation=1, x_dtype=torch.float32, w_dtype=None, b_dtype=None):
+def _bad_call(
+    device,
+    *,
+    x=(1, 3, 5, 5),
+    w=(4, 3, 3, 3),
+    b=(4,),
+    groups=1,
+    stride=1,
+    padding=0,
+    dilation=1,
+    x_dtype=torch.float32,
+    w_dtype=None,
+    b_dtype=None,
+):
     make_ = lambda shape, dtype: torch.ones(shape, dtype=dtype, device=device)  # noqa: E731
     return lambda: ts.ops.conv2d_bias_relu(
         make_(x, x_dtype),
@@ -406,18 +430,29 @@ def test_cpp_and_fake_messages_are_identical():
 def test_mixed_devices():
     x = torch.ones(1, 3, 5, 5)
     w = torch.ones(4, 3, 3, 3, device="meta")
-    with pytest.raises(RuntimeError, match=r"argument 'weight' to be on the device of 'input' \(cpu\), but got meta"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"argument 'weight' to be on the device of 'input' \(cpu\), but got meta",
+    ):
         ts.ops.conv2d_bias_relu(x, w, None)
-    with pytest.raises(RuntimeError, match=r"argument 'bias' to be on the device of 'input' \(cpu\), but got meta"):
+    with pytest.raises(
+        RuntimeError, match=r"argument 'bias' to be on the device of 'input' \(cpu\), but got meta"
+    ):
         ts.ops.conv2d_bias_relu(x, torch.ones(4, 3, 3, 3), torch.ones(4, device="meta"))
 
 
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(padding="full"), r"argument 'padding' must be an int, a pair of ints, 'valid' or 'same', got 'full'"),
+        (
+            dict(padding="full"),
+            r"argument 'padding' must be an int, a pair of ints, 'valid' or 'same', got 'full'",
+        ),
         (dict(padding="same", stride=2), r"padding='same' needs stride 1"),
-        (dict(stride=(1, 2, 3)), r"argument 'stride' must be an int or a pair of ints, got \(1, 2, 3\)"),
+        (
+            dict(stride=(1, 2, 3)),
+            r"argument 'stride' must be an int or a pair of ints, got \(1, 2, 3\)",
+        ),
         (dict(dilation=1.5), r"argument 'dilation' must be an int or a pair of ints, got 1\.5"),
     ],
 )
@@ -439,7 +474,9 @@ def test_backward_op_checks_shapes():
             match=r"torchscope::conv2d_bias_relu_backward: expected argument 'grad_output' to have "
             r"the output's shape \[1, 4, 3, 3\], but got \[1, 4, 3, 4\]",
         ):
-            torch.ops.torchscope.conv2d_bias_relu_backward(*args, [1, 1], [0, 0], [1, 1], 1, [True] * 3)
+            torch.ops.torchscope.conv2d_bias_relu_backward(
+                *args, [1, 1], [0, 0], [1, 1], 1, [True] * 3
+            )
 
 
 # ------------------------------------------------------------ fallback path

@@ -31,7 +31,10 @@ def _load() -> tuple[bool, str]:
     except (ImportError, OSError) as e:
         return False, f"{type(e).__name__}: {e}"
     if not hasattr(torch.ops.torchscope, "conv2d_bias_relu"):
-        return False, "torchscope._C loaded but did not register torch.ops.torchscope.conv2d_bias_relu"
+        return (
+            False,
+            "torchscope._C loaded but did not register torch.ops.torchscope.conv2d_bias_relu",
+        )
     return True, ""
 
 

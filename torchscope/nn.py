@@ -203,7 +203,7 @@ def _prepare(
     w = filter.permute(3, 2, 0, 1)
     kernel = [w.shape[2], w.shape[3]]
     before, after = _padding(fn, padding, list(x.shape[2:]), kernel, stride, dilation, data_format)
-    pad = [min(b, a) for b, a in zip(before, after)]
+    pad = [min(b, a) for b, a in zip(before, after, strict=True)]
     extra = [before[1] - pad[1], after[1] - pad[1], before[0] - pad[0], after[0] - pad[0]]
     if any(extra):
         x = F.pad(x, extra)
@@ -216,7 +216,9 @@ def _from_nchw(y: torch.Tensor, data_format: str) -> torch.Tensor:
 
 def _spatial(fn: str, name: str, value: Any, data_format: str) -> list[int]:
     """[height, width] from an int or a list of 1, 2 or 4 ints."""
-    values = [value] if isinstance(value, int) else list(value) if isinstance(value, Sequence) else None
+    values = (
+        [value] if isinstance(value, int) else list(value) if isinstance(value, Sequence) else None
+    )
     ok = values is not None and len(values) in (1, 2, 4)
     ok = ok and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values)
     if not ok:
@@ -254,7 +256,7 @@ def _padding(
             return [0, 0], [0, 0]
         if mode == "SAME":
             before, after = [], []
-            for n, k, s, d in zip(size, kernel, stride, dilation):
+            for n, k, s, d in zip(size, kernel, stride, dilation, strict=True):
                 out = (n + s - 1) // s
                 total = max((out - 1) * s + (k - 1) * d + 1 - n, 0)
                 before.append(total // 2)

@@ -129,9 +129,7 @@ def _pair(name: str, value: Any) -> list[int]:
         and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
     ):
         return [int(value[0]), int(value[1])]
-    raise ValueError(
-        f"{_OP}: argument '{name}' must be an int or a pair of ints, got {value!r}"
-    )
+    raise ValueError(f"{_OP}: argument '{name}' must be an int or a pair of ints, got {value!r}")
 
 
 def _resolve_padding(
@@ -161,7 +159,7 @@ def _resolve_padding(
         return input, [0, 0]  # the op's checks report the weight's rank
     total = [dilation[d] * (weight.shape[d + 2] - 1) for d in range(2)]
     low = [t // 2 for t in total]
-    extra = [t - 2 * lo for t, lo in zip(total, low)]
+    extra = [t - 2 * lo for t, lo in zip(total, low, strict=True)]
     if extra != [0, 0]:
         input = F.pad(input, [0, extra[1], 0, extra[0]])
     return input, low
@@ -196,28 +194,38 @@ def _check_args(
     """
     check(
         input.dim() == 4,
-        lambda: f"{op}: expected argument 'input' to be a 4-D tensor (N, C, H, W), but got a "
-        f"{input.dim()}-D tensor of shape {list(input.shape)}",
+        lambda: (
+            f"{op}: expected argument 'input' to be a 4-D tensor (N, C, H, W), but got a "
+            f"{input.dim()}-D tensor of shape {list(input.shape)}"
+        ),
     )
     check(
         weight.dim() == 4,
-        lambda: f"{op}: expected argument 'weight' to be a 4-D tensor (C_out, C_in / groups, "
-        f"kH, kW), but got a {weight.dim()}-D tensor of shape {list(weight.shape)}",
+        lambda: (
+            f"{op}: expected argument 'weight' to be a 4-D tensor (C_out, C_in / groups, "
+            f"kH, kW), but got a {weight.dim()}-D tensor of shape {list(weight.shape)}"
+        ),
     )
     check(
         input.is_floating_point(),
-        lambda: f"{op}: expected argument 'input' to have a floating-point dtype, but got "
-        f"{_dtype_name(input.dtype)}",
+        lambda: (
+            f"{op}: expected argument 'input' to have a floating-point dtype, but got "
+            f"{_dtype_name(input.dtype)}"
+        ),
     )
     check(
         weight.dtype == input.dtype,
-        lambda: f"{op}: expected argument 'weight' to have the dtype of 'input' "
-        f"({_dtype_name(input.dtype)}), but got {_dtype_name(weight.dtype)}",
+        lambda: (
+            f"{op}: expected argument 'weight' to have the dtype of 'input' "
+            f"({_dtype_name(input.dtype)}), but got {_dtype_name(weight.dtype)}"
+        ),
     )
     check(
         weight.device == input.device,
-        lambda: f"{op}: expected argument 'weight' to be on the device of 'input' "
-        f"({input.device}), but got {weight.device}",
+        lambda: (
+            f"{op}: expected argument 'weight' to be on the device of 'input' "
+            f"({input.device}), but got {weight.device}"
+        ),
     )
     check(
         groups > 0,
@@ -230,48 +238,61 @@ def _check_args(
     ):
         check(
             len(value) == 2 and value[0] >= low and value[1] >= low,
-            lambda name=name, value=value, what=what: f"{op}: expected argument '{name}' to be 2 "
-            f"{what} integers, but got {list(value)}",
+            lambda name=name, value=value, what=what: (
+                f"{op}: expected argument '{name}' to be 2 {what} integers, but got {list(value)}"
+            ),
         )
     check(
         weight.shape[1] * groups == input.shape[1],
-        lambda: f"{op}: expected argument 'input' to have weight.size(1) * groups = "
-        f"{weight.shape[1]} * {groups} = {weight.shape[1] * groups} channels (dim 1), but got "
-        f"{input.shape[1]} channels (input shape {list(input.shape)}, weight shape "
-        f"{list(weight.shape)})",
+        lambda: (
+            f"{op}: expected argument 'input' to have weight.size(1) * groups = "
+            f"{weight.shape[1]} * {groups} = {weight.shape[1] * groups} channels (dim 1), but got "
+            f"{input.shape[1]} channels (input shape {list(input.shape)}, weight shape "
+            f"{list(weight.shape)})"
+        ),
     )
     check(
         weight.shape[0] % groups == 0,
-        lambda: f"{op}: expected argument 'weight' to have a number of output channels (dim 0) "
-        f"divisible by groups = {groups}, but got {weight.shape[0]}",
+        lambda: (
+            f"{op}: expected argument 'weight' to have a number of output channels (dim 0) "
+            f"divisible by groups = {groups}, but got {weight.shape[0]}"
+        ),
     )
     for d in range(2):
         padded = input.shape[d + 2] + 2 * padding[d]
         kernel = dilation[d] * (weight.shape[d + 2] - 1) + 1
         check(
             padded >= kernel,
-            lambda d=d, padded=padded, kernel=kernel: f"{op}: expected argument 'input' to be at "
-            f"least as large as the dilated kernel of 'weight' after padding, but got padded size "
-            f"{padded} < kernel size {kernel} in spatial dim {d} (input shape "
-            f"{list(input.shape)}, weight shape {list(weight.shape)}, padding {list(padding)}, "
-            f"dilation {list(dilation)})",
+            lambda d=d, padded=padded, kernel=kernel: (
+                f"{op}: expected argument 'input' to be at least as large as the dilated "
+                f"kernel of 'weight' after padding, but got padded size "
+                f"{padded} < kernel size {kernel} in spatial dim {d} (input shape "
+                f"{list(input.shape)}, weight shape {list(weight.shape)}, padding {list(padding)}, "
+                f"dilation {list(dilation)})"
+            ),
         )
     if bias is not None:
         check(
             bias.dim() == 1 and bias.shape[0] == weight.shape[0],
-            lambda: f"{op}: expected argument 'bias' to be a 1-D tensor of {weight.shape[0]} "
-            f"elements (one per output channel of 'weight'), but got a tensor of shape "
-            f"{list(bias.shape)}",
+            lambda: (
+                f"{op}: expected argument 'bias' to be a 1-D tensor of {weight.shape[0]} "
+                f"elements (one per output channel of 'weight'), but got a tensor of shape "
+                f"{list(bias.shape)}"
+            ),
         )
         check(
             bias.dtype == input.dtype,
-            lambda: f"{op}: expected argument 'bias' to have the dtype of 'input' "
-            f"({_dtype_name(input.dtype)}), but got {_dtype_name(bias.dtype)}",
+            lambda: (
+                f"{op}: expected argument 'bias' to have the dtype of 'input' "
+                f"({_dtype_name(input.dtype)}), but got {_dtype_name(bias.dtype)}"
+            ),
         )
         check(
             bias.device == input.device,
-            lambda: f"{op}: expected argument 'bias' to be on the device of 'input' "
-            f"({input.device}), but got {bias.device}",
+            lambda: (
+                f"{op}: expected argument 'bias' to be on the device of 'input' "
+                f"({input.device}), but got {bias.device}"
+            ),
         )
 
 
@@ -318,23 +339,31 @@ def _fake_backward(
     for name, t in (("grad_output", grad_output), ("output", output)):
         torch._check(
             list(t.shape) == shape,
-            lambda name=name, t=t: f"{_BACKWARD_OP}: expected argument '{name}' to have the "
-            f"output's shape {shape}, but got {list(t.shape)}",
+            lambda name=name, t=t: (
+                f"{_BACKWARD_OP}: expected argument '{name}' to have the "
+                f"output's shape {shape}, but got {list(t.shape)}"
+            ),
         )
         torch._check(
             t.dtype == input.dtype,
-            lambda name=name, t=t: f"{_BACKWARD_OP}: expected argument '{name}' to have the "
-            f"dtype of 'input' ({_dtype_name(input.dtype)}), but got {_dtype_name(t.dtype)}",
+            lambda name=name, t=t: (
+                f"{_BACKWARD_OP}: expected argument '{name}' to have the "
+                f"dtype of 'input' ({_dtype_name(input.dtype)}), but got {_dtype_name(t.dtype)}"
+            ),
         )
         torch._check(
             t.device == input.device,
-            lambda name=name, t=t: f"{_BACKWARD_OP}: expected argument '{name}' to be on the "
-            f"device of 'input' ({input.device}), but got {t.device}",
+            lambda name=name, t=t: (
+                f"{_BACKWARD_OP}: expected argument '{name}' to be on the "
+                f"device of 'input' ({input.device}), but got {t.device}"
+            ),
         )
     suggest = torch._prims_common.suggest_memory_format
     grad_input = _empty(input.shape, input, suggest(input)) if output_mask[0] else None
     grad_weight = _empty(weight.shape, weight, suggest(weight)) if output_mask[1] else None
-    grad_bias = _empty([weight.shape[0]], weight, torch.contiguous_format) if output_mask[2] else None
+    grad_bias = (
+        _empty([weight.shape[0]], weight, torch.contiguous_format) if output_mask[2] else None
+    )
     return grad_input, grad_weight, grad_bias
 
 
