@@ -46,7 +46,7 @@ SHAPES = {
 }
 
 
-def median_times(fns: dict, rounds: int, warmup: int = 2) -> dict:
+def median_times(fns: dict, rounds: int, warmup: int = 5) -> dict:
     """Median seconds per call of each fn, calling them interleaved round by round."""
     for _ in range(warmup):
         for fn in fns.values():

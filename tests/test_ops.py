@@ -266,6 +266,14 @@ def test_export():
     torch.testing.assert_close(exported.module()(x2), block(x2))
 
 
+def test_export_with_dynamic_shapes():
+    block = _Block()
+    dims = {0: torch.export.Dim("n"), 2: torch.export.Dim("h", min=3), 3: torch.export.Dim("w")}
+    exported = torch.export.export(block, (torch.randn(2, 3, 8, 8),), dynamic_shapes={"x": dims})
+    x = torch.randn(3, 3, 11, 7)
+    torch.testing.assert_close(exported.module()(x), block(x))
+
+
 def test_saved_for_backward_is_no_more_than_eager():
     x = torch.randn(2, 3, 16, 16, requires_grad=True)
     w = torch.randn(8, 3, 3, 3, requires_grad=True)
