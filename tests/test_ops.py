@@ -532,3 +532,20 @@ def test_fallback_when_extension_is_disabled_in_a_fresh_process():
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "TORCHSCOPE_DISABLE_NATIVE=1 is set" in result.stdout
+
+
+@native
+def test_device_without_a_kernel_falls_back_and_warns_once(monkeypatch):
+    monkeypatch.setattr(_native, "KERNEL_DEVICES", frozenset({"meta"}))  # as if no CPU kernel
+    monkeypatch.setattr(_native, "_warned_devices", set())
+    x = torch.randn(1, 3, 6, 6)
+    w = torch.randn(4, 3, 3, 3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            out = ts.ops.conv2d_bias_relu(x, w, None, padding=1)
+    assert [str(c.message) for c in caught] == [
+        "torchscope: torchscope._C has no cpu kernel (built without it); "
+        "torchscope.ops.conv2d_bias_relu runs as relu(conv2d(...)) in pure PyTorch on cpu"
+    ]
+    torch.testing.assert_close(out, reference(x, w, None, 1, 1))

@@ -38,7 +38,18 @@ def _load() -> tuple[bool, str]:
     return True, ""
 
 
+def _kernel_devices() -> frozenset[str]:
+    """Device types with a compiled kernel (Meta: the fake kernel, registered by torchscope.ops)."""
+    if not LOADED:
+        return frozenset()
+    has_kernel = torch._C._dispatch_has_kernel_for_dispatch_key
+    keys = {"cpu": "CPU", "cuda": "CUDA"}
+    found = {d for d, key in keys.items() if has_kernel("torchscope::conv2d_bias_relu", key)}
+    return frozenset(found | {"meta"})
+
+
 LOADED, REASON = _load()
+KERNEL_DEVICES = _kernel_devices()
 _warned = False
 
 FALLBACK_MESSAGE = (
@@ -49,6 +60,13 @@ FALLBACK_MESSAGE = (
 )
 
 
+DEVICE_FALLBACK_MESSAGE = (
+    "torchscope: torchscope._C has no {device} kernel (built without it); "
+    "torchscope.ops.conv2d_bias_relu runs as relu(conv2d(...)) in pure PyTorch on {device}"
+)
+_warned_devices: set[str] = set()
+
+
 def warn_fallback_once() -> None:
     """Warns, the first time only, that the pure-PyTorch fallback is in use."""
     global _warned
@@ -56,3 +74,13 @@ def warn_fallback_once() -> None:
         return
     _warned = True
     warnings.warn(FALLBACK_MESSAGE.format(reason=REASON), NativeExtensionWarning, stacklevel=3)
+
+
+def warn_device_fallback_once(device: str) -> None:
+    """Warns, once per device type, that the library has no kernel for it."""
+    if device in _warned_devices or torch.compiler.is_compiling():
+        return
+    _warned_devices.add(device)
+    warnings.warn(
+        DEVICE_FALLBACK_MESSAGE.format(device=device), NativeExtensionWarning, stacklevel=3
+    )

@@ -104,12 +104,15 @@ def conv2d_bias_relu(
     if unbatched:
         input = input.unsqueeze(0)
     input, padding_ = _resolve_padding(input, weight, padding, stride_, dilation_)
-    if _native.LOADED:
+    if _native.LOADED and input.device.type in _native.KERNEL_DEVICES:
         out = torch.ops.torchscope.conv2d_bias_relu(
             input, weight, bias, stride_, padding_, dilation_, groups
         )
     else:
-        _native.warn_fallback_once()
+        if not _native.LOADED:
+            _native.warn_fallback_once()
+        else:
+            _native.warn_device_fallback_once(input.device.type)
         _check_args(
             _OP, input, weight, stride_, padding_, dilation_, groups, bias=bias, check=_require
         )
