@@ -47,15 +47,20 @@ SHAPES = {
 
 
 def median_times(fns: dict, rounds: int, warmup: int = 5) -> dict:
-    """Median seconds per call of each fn, calling them interleaved round by round."""
+    """Median seconds per call of each fn, calling them interleaved round by round.
+
+    The order rotates from round to round, so that no variant always runs
+    right after the same other one (cache and allocator state).
+    """
+    names = list(fns)
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     times = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             t0 = time.perf_counter()
-            fn()
+            fns[name]()
             times[name].append(time.perf_counter() - t0)
     return {name: statistics.median(ts_) for name, ts_ in times.items()}
 
@@ -148,10 +153,11 @@ def main() -> None:
     parser.add_argument("--cases", default="abc", help="which shapes to run, e.g. 'c'")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    rounds_fwd, rounds_train = (3, 2) if args.quick else (41, 15)
+    rounds_fwd, rounds_train = (3, 3) if args.quick else (41, 21)
     if not ts.ops.native_available():
         sys.exit("bench/conv.py: the compiled extension is not loaded; build it first")
 
+    load_before = os.getloadavg()
     print(f"malloc: GLIBC_TUNABLES={os.environ['GLIBC_TUNABLES']} (set before the process started)")
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, "
@@ -189,6 +195,11 @@ def main() -> None:
                 f"SUMMARY saved-bytes fused/eager ({name}) {layout}: {m['fused'] / m['eager']:.3f}",
             ]
     print()
+    print(
+        "load average before/after: "
+        f"{load_before[0]:.2f} / {os.getloadavg()[0]:.2f} (on {os.cpu_count()} CPUs; "
+        "above ~0.5 other processes are competing and the ratios are noisy)"
+    )
     print("\n".join(summary))
 
 
