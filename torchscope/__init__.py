@@ -31,6 +31,7 @@ from .initializers import (
     variance_scaling_initializer,
     zeros_initializer,
 )
+from .module import ScopedModule, check_optimizer
 from .scopes import (
     AUTO_REUSE,
     VariableScope,
@@ -39,7 +40,6 @@ from .scopes import (
     name_scope,
     variable_scope,
 )
-from .module import ScopedModule, check_optimizer
 from .store import GraphKeys, VariableStore, get_default_store, name_of, reset_default_store
 from .summary import summary
 from .templates import Template, make_template

@@ -21,7 +21,7 @@ from torch import nn
 
 from . import _naming, _state
 from ._checks import check_shape, describe, shapes_compatible
-from ._errors import ALREADY_EXISTS, DOES_NOT_EXIST, FROZEN, SHAPE_MISMATCH, DTYPE_MISMATCH
+from ._errors import ALREADY_EXISTS, DOES_NOT_EXIST, DTYPE_MISMATCH, FROZEN, SHAPE_MISMATCH
 from .scopes import VariableScope
 
 __all__ = [
