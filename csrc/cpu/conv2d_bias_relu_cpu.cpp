@@ -33,9 +33,12 @@ constexpr int64_t kGrain = 32768;
 // ------------------------------------------------- element-wise loops
 // Restrict-qualified, `omp simd` loops over one row (channels_last: the c
 // channels of a pixel) or one plane (contiguous: the h*w pixels of a channel).
+// The *_impl templates are the loops; the float overloads below are compiled
+// for AVX2 and for the baseline, and the loader picks one for this CPU
+// (GCC target_clones), since the extension is built for the baseline ISA.
 
 template <typename scalar_t, typename opmath_t>
-inline void bias_relu_row(scalar_t* __restrict y, const opmath_t* __restrict b, int64_t len) {
+inline void bias_relu_row_impl(scalar_t* __restrict y, const opmath_t* __restrict b, int64_t len) {
 #pragma omp simd
   for (int64_t i = 0; i < len; ++i) {
     y[i] = static_cast<scalar_t>(epilogue::bias_relu<opmath_t>(static_cast<opmath_t>(y[i]), b[i]));
@@ -43,7 +46,7 @@ inline void bias_relu_row(scalar_t* __restrict y, const opmath_t* __restrict b, 
 }
 
 template <typename scalar_t, typename opmath_t>
-inline void bias_relu_plane(scalar_t* __restrict y, opmath_t b, int64_t len) {
+inline void bias_relu_plane_impl(scalar_t* __restrict y, opmath_t b, int64_t len) {
 #pragma omp simd
   for (int64_t i = 0; i < len; ++i) {
     y[i] = static_cast<scalar_t>(epilogue::bias_relu<opmath_t>(static_cast<opmath_t>(y[i]), b));
@@ -52,7 +55,7 @@ inline void bias_relu_plane(scalar_t* __restrict y, opmath_t b, int64_t len) {
 
 // gm = relu_grad(g, o); acc += gm (when acc is not null).
 template <typename scalar_t, typename opmath_t>
-inline void relu_grad_row(
+inline void relu_grad_row_impl(
     const scalar_t* __restrict g,
     const scalar_t* __restrict o,
     scalar_t* __restrict gm,
@@ -76,7 +79,7 @@ inline void relu_grad_row(
 
 // gm = relu_grad(g, o); returns the sum of gm.
 template <typename scalar_t, typename opmath_t>
-inline opmath_t relu_grad_plane(
+inline opmath_t relu_grad_plane_impl(
     const scalar_t* __restrict g,
     const scalar_t* __restrict o,
     scalar_t* __restrict gm,
@@ -89,6 +92,71 @@ inline opmath_t relu_grad_plane(
     sum += v;
   }
   return sum;
+}
+
+// Whole blocks of rows / planes per call, so that the AVX2-or-baseline choice
+// (an indirect call) is made once per parallel task, not once per row.
+
+// rows x c elements (channels_last), bias b[0..c).
+template <typename scalar_t, typename opmath_t>
+inline void bias_relu_rows_impl(scalar_t* y, const opmath_t* b, int64_t rows, int64_t c) {
+  for (int64_t r = 0; r < rows; ++r) bias_relu_row_impl(y + r * c, b, c);
+}
+// Planes [p0, p1) of hw elements (contiguous), plane p has bias b[p % c].
+template <typename scalar_t, typename opmath_t>
+inline void bias_relu_planes_impl(scalar_t* y, const opmath_t* b, int64_t p0, int64_t p1, int64_t hw, int64_t c) {
+  for (int64_t p = p0; p < p1; ++p) bias_relu_plane_impl(y + p * hw, b[p % c], hw);
+}
+template <typename scalar_t, typename opmath_t>
+inline void relu_grad_rows_impl(
+    const scalar_t* g, const scalar_t* o, scalar_t* gm, opmath_t* acc, int64_t rows, int64_t c) {
+  for (int64_t r = 0; r < rows; ++r) relu_grad_row_impl(g + r * c, o + r * c, gm + r * c, acc, c);
+}
+// Planes [p0, p1); sums[p] = the sum of plane p's masked gradient.
+template <typename scalar_t, typename opmath_t>
+inline void relu_grad_planes_impl(
+    const scalar_t* g, const scalar_t* o, scalar_t* gm, opmath_t* sums, int64_t p0, int64_t p1, int64_t hw) {
+  for (int64_t p = p0; p < p1; ++p) {
+    sums[p] = relu_grad_plane_impl<scalar_t, opmath_t>(g + p * hw, o + p * hw, gm + p * hw, hw);
+  }
+}
+
+template <typename scalar_t, typename opmath_t>
+void bias_relu_rows(scalar_t* y, const opmath_t* b, int64_t rows, int64_t c) {
+  bias_relu_rows_impl(y, b, rows, c);
+}
+template <typename scalar_t, typename opmath_t>
+void bias_relu_planes(scalar_t* y, const opmath_t* b, int64_t p0, int64_t p1, int64_t hw, int64_t c) {
+  bias_relu_planes_impl(y, b, p0, p1, hw, c);
+}
+template <typename scalar_t, typename opmath_t>
+void relu_grad_rows(const scalar_t* g, const scalar_t* o, scalar_t* gm, opmath_t* acc, int64_t rows, int64_t c) {
+  relu_grad_rows_impl(g, o, gm, acc, rows, c);
+}
+template <typename scalar_t, typename opmath_t>
+void relu_grad_planes(
+    const scalar_t* g, const scalar_t* o, scalar_t* gm, opmath_t* sums, int64_t p0, int64_t p1, int64_t hw) {
+  relu_grad_planes_impl(g, o, gm, sums, p0, p1, hw);
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define TS_CPU_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define TS_CPU_CLONES
+#endif
+
+TS_CPU_CLONES void bias_relu_rows(float* y, const float* b, int64_t rows, int64_t c) {
+  bias_relu_rows_impl(y, b, rows, c);
+}
+TS_CPU_CLONES void bias_relu_planes(float* y, const float* b, int64_t p0, int64_t p1, int64_t hw, int64_t c) {
+  bias_relu_planes_impl(y, b, p0, p1, hw, c);
+}
+TS_CPU_CLONES void relu_grad_rows(const float* g, const float* o, float* gm, float* acc, int64_t rows, int64_t c) {
+  relu_grad_rows_impl(g, o, gm, acc, rows, c);
+}
+TS_CPU_CLONES void relu_grad_planes(
+    const float* g, const float* o, float* gm, float* sums, int64_t p0, int64_t p1, int64_t hw) {
+  relu_grad_planes_impl(g, o, gm, sums, p0, p1, hw);
 }
 
 // ---------------------------------------------------------------- forward
@@ -108,16 +176,12 @@ void bias_relu_inplace(at::Tensor& out, const at::Tensor& bias, at::MemoryFormat
   if (format == at::MemoryFormat::ChannelsLast) {
     // Rows of c channels.
     at::parallel_for(0, n * hw, std::max<int64_t>(1, kGrain / std::max<int64_t>(c, 1)), [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        bias_relu_row<scalar_t, opmath_t>(data + r * c, b.data(), c);
-      }
+      bias_relu_rows(data + begin * c, b.data(), end - begin, c);
     });
   } else {
     // Planes of hw elements, one channel each.
     at::parallel_for(0, n * c, std::max<int64_t>(1, kGrain / std::max<int64_t>(hw, 1)), [&](int64_t begin, int64_t end) {
-      for (int64_t p = begin; p < end; ++p) {
-        bias_relu_plane<scalar_t, opmath_t>(data + p * hw, b[p % c], hw);
-      }
+      bias_relu_planes(data, b.data(), begin, end, hw, c);
     });
   }
 }
@@ -235,10 +299,8 @@ void relu_grad_and_bias_grad(
     at::parallel_for(0, chunks, 1, [&](int64_t cb, int64_t ce) {
       for (int64_t ch = cb; ch < ce; ++ch) {
         opmath_t* acc = want_bias ? partial.data() + ch * c : nullptr;
-        const int64_t r_end = std::min(rows, (ch + 1) * chunk);
-        for (int64_t r = ch * chunk; r < r_end; ++r) {
-          relu_grad_row<scalar_t, opmath_t>(g + r * c, o + r * c, gm + r * c, acc, c);
-        }
+        const int64_t r0 = ch * chunk, r1 = std::min(rows, r0 + chunk);
+        relu_grad_rows(g + r0 * c, o + r0 * c, gm + r0 * c, acc, r1 - r0, c);
       }
     });
     if (want_bias) {
@@ -255,9 +317,7 @@ void relu_grad_and_bias_grad(
   // Contiguous: planes of hw elements; each plane's sum goes to its own slot.
   std::vector<opmath_t> plane_sum(n * c, opmath_t(0));
   at::parallel_for(0, n * c, std::max<int64_t>(1, kGrain / std::max<int64_t>(hw, 1)), [&](int64_t begin, int64_t end) {
-    for (int64_t p = begin; p < end; ++p) {
-      plane_sum[p] = relu_grad_plane<scalar_t, opmath_t>(g + p * hw, o + p * hw, gm + p * hw, hw);
-    }
+    relu_grad_planes(g, o, gm, plane_sum.data(), begin, end, hw);
   });
   if (want_bias) {
     scalar_t* gb = grad_bias.data_ptr<scalar_t>();
