@@ -164,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         help="where to save the state dict (default: a temporary directory)",
     )
     args = parser.parse_args(argv)
+    if args.steps is not None and args.steps < 1:
+        parser.error("--steps must be at least 1")
     start = time.perf_counter()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
