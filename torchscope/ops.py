@@ -77,9 +77,10 @@ def conv2d_bias_relu(
         The output, ``(N, C_out, H_out, W_out)``, channels_last when ``input`` or
         ``weight`` is channels_last, else contiguous.
 
-    NaN: on CPU in float32/bfloat16 the relu runs inside oneDNN's convolution,
-    which turns a NaN pre-activation into 0 (as torch.compile's CPU conv+relu
-    fusion does); elsewhere NaN propagates as in ``torch.relu``.
+    Note:
+        On CPU in float32/bfloat16 the relu runs inside oneDNN's convolution,
+        which turns a NaN pre-activation into 0 (as torch.compile's CPU
+        conv+relu fusion does); elsewhere NaN propagates as in ``torch.relu``.
 
     Raises:
         RuntimeError: when the tensors do not fit together (the message names
