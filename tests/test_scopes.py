@@ -1,0 +1,615 @@
+"""variable_scope, name_scope and custom getters: nesting, capture, default names,
+reuse inheritance, inherited defaults, name scopes of operations, argument errors."""
+
+import pytest
+import torch
+
+import torchscope as ts
+
+# -- nesting and capture -------------------------------------------------------------------------
+
+
+def test_root_scope():
+    scope = ts.get_variable_scope()
+    assert scope.name == ""
+    assert scope.reuse is False
+    assert ts.get_name_scope() == ""
+
+
+def test_nesting_and_restoring():
+    with ts.variable_scope("a") as a:
+        assert a.name == "a"
+        assert ts.get_variable_scope() is a
+        with ts.variable_scope("b/c") as bc:
+            assert bc.name == "a/b/c"
+            assert ts.get_name_scope() == "a/b/c"
+            v = ts.get_variable("v", [1])
+        assert ts.get_variable_scope() is a
+    assert ts.get_variable_scope().name == ""
+    assert ts.name_of(v) == "a/b/c/v"
+
+
+def test_scope_restored_after_exception():
+    with pytest.raises(RuntimeError, match="boom"):
+        with ts.variable_scope("a"), ts.name_scope("n"):
+            raise RuntimeError("boom")
+    assert ts.get_variable_scope().name == ""
+    assert ts.get_name_scope() == ""
+
+
+def test_captured_scope_inside_other_scopes():
+    with ts.variable_scope("foo") as foo:
+        v = ts.get_variable("v", [1])
+    with ts.variable_scope("x"), ts.variable_scope("y"):
+        with ts.variable_scope(foo, reuse=True) as again:
+            assert again.name == "foo"
+            assert ts.get_variable("v") is v
+            with ts.variable_scope("inner") as inner:
+                assert inner.name == "foo/inner"
+        assert ts.get_variable_scope().name == "x/y"
+
+
+def test_captured_scope_reports_its_original_name_scope():
+    with ts.name_scope("ns"), ts.variable_scope("foo") as foo:
+        assert foo.original_name_scope == "ns/foo/"
+    with ts.variable_scope("bar"), ts.variable_scope(foo) as again:
+        assert again.original_name_scope == "ns/foo/"
+        assert ts.get_name_scope() == "bar"
+
+
+def test_same_variable_scope_object_cannot_be_entered_twice():
+    cm = ts.variable_scope("a")
+    with cm, pytest.raises(RuntimeError, match="already open"):
+        cm.__enter__()
+    ns = ts.name_scope("n")
+    with ns, pytest.raises(RuntimeError, match="already open"):
+        ns.__enter__()
+
+
+def test_repr():
+    with ts.variable_scope("foo", reuse=ts.AUTO_REUSE) as foo:
+        assert repr(foo) == "VariableScope(name='foo', reuse=ts.AUTO_REUSE)"
+
+
+# -- default_name --------------------------------------------------------------------------------
+
+
+def test_default_name_counts_like_tensorflow():
+    names = []
+    for _ in range(3):
+        with ts.variable_scope(None, default_name="layer") as scope:
+            names.append(scope.name)
+            names.append(ts.get_name_scope())
+    assert names == ["layer", "layer", "layer_1", "layer_1", "layer_2", "layer_2"]
+
+
+def test_default_name_counts_explicitly_opened_scopes():
+    with ts.variable_scope("layer"):
+        pass
+    with ts.variable_scope(None, default_name="layer") as scope:
+        assert scope.name == "layer_1"
+
+
+def test_default_name_counter_restarts_when_parent_is_reopened():
+    got = []
+    for _ in range(2):
+        with ts.variable_scope("outer"):
+            for _ in range(2):
+                with ts.variable_scope(None, default_name="layer") as scope:
+                    got.append(scope.name)
+                    got.append(ts.get_name_scope())
+    assert got == ["outer/layer", "outer/layer", "outer/layer_1", "outer/layer_1"] * 2
+
+
+def test_default_name_counters_are_per_parent():
+    with ts.variable_scope("a"):
+        with ts.variable_scope(None, default_name="l") as x:
+            pass
+    with ts.variable_scope("b"):
+        with ts.variable_scope(None, default_name="l") as y:
+            pass
+    assert (x.name, y.name) == ("a/l", "b/l")
+
+
+def test_default_name_ignored_when_a_name_is_given():
+    with ts.variable_scope("given", default_name="layer") as scope:
+        assert scope.name == "given"
+
+
+@pytest.mark.parametrize("reuse", [True, ts.AUTO_REUSE])
+def test_default_name_with_reuse_is_an_error(reuse):
+    with pytest.raises(ValueError, match="default_name='layer'.*cannot use reuse"):
+        ts.variable_scope(None, default_name="layer", reuse=reuse)
+
+
+def test_default_name_inside_reusing_scope_inherits_reuse():
+    with ts.variable_scope("r", reuse=True), ts.variable_scope(None, default_name="d") as d:
+        assert d.reuse is True
+
+
+# -- reuse inheritance ---------------------------------------------------------------------------
+
+
+def test_reuse_inherited_from_parent():
+    with ts.variable_scope("a", reuse=ts.AUTO_REUSE):
+        with ts.variable_scope("b") as b:
+            assert b.reuse is ts.AUTO_REUSE
+        with ts.variable_scope("c", reuse=False) as c:
+            assert c.reuse is ts.AUTO_REUSE
+        with ts.variable_scope("d", reuse=True) as d:
+            assert d.reuse is True
+    with ts.variable_scope("a", reuse=True):
+        with ts.variable_scope("b", reuse=ts.AUTO_REUSE) as b:
+            assert b.reuse is ts.AUTO_REUSE
+
+
+def test_false_behaves_as_none():
+    with ts.variable_scope("a", reuse=False) as a:
+        assert a.reuse is False
+    with ts.variable_scope("a", reuse=True), ts.variable_scope("b", reuse=False) as b:
+        assert b.reuse is True
+
+
+def test_captured_scope_keeps_its_own_reuse():
+    with ts.variable_scope("plain") as plain:
+        pass
+    with ts.variable_scope("sharing", reuse=True) as sharing:
+        pass
+    with ts.variable_scope("outer", reuse=True):
+        with ts.variable_scope(plain) as s:
+            assert s.reuse is False  # its own flag, not the parent's
+    with ts.variable_scope("outer2"):
+        with ts.variable_scope(sharing) as s:
+            assert s.reuse is True
+        with ts.variable_scope(sharing, reuse=False) as s:
+            assert s.reuse is True
+        with ts.variable_scope(plain, reuse=ts.AUTO_REUSE) as s:
+            assert s.reuse is ts.AUTO_REUSE
+        with ts.variable_scope(plain, reuse=None) as s:
+            assert s.reuse is False
+
+
+def test_reuse_variables_switches_on_for_the_rest_of_the_scope():
+    with ts.variable_scope("a") as a:
+        v = ts.get_variable("v", [1])
+        with ts.variable_scope("sub") as sub:
+            assert sub.reuse is False
+            w = ts.get_variable("w", [1])
+        a.reuse_variables()
+        assert ts.get_variable_scope().reuse is True
+        assert ts.get_variable("v") is v
+        with ts.variable_scope("sub"):
+            assert ts.get_variable("w") is w
+    # A string re-entry starts from the parent's flag again.
+    with ts.variable_scope("a") as again:
+        assert again.reuse is False
+    # The captured object itself was switched.
+    with ts.variable_scope(a) as captured:
+        assert captured.reuse is True
+
+
+# -- inherited defaults --------------------------------------------------------------------------
+
+
+def test_initializer_regularizer_dtype_device_inherited_and_overridden():
+    reg = lambda v: v.sum()  # noqa: E731
+    reg2 = lambda v: 2 * v.sum()  # noqa: E731
+    init = ts.constant_initializer(0.5)
+    with ts.variable_scope(
+        "a", initializer=init, regularizer=reg, dtype=torch.float64, device="cpu"
+    ) as a:
+        assert (a.initializer, a.regularizer, a.dtype, a.device) == (
+            init, reg, torch.float64, torch.device("cpu"))
+        with ts.variable_scope("b") as b:
+            assert (b.initializer, b.regularizer, b.dtype, b.device) == (
+                init, reg, torch.float64, torch.device("cpu"))
+            v = ts.get_variable("v", [2])
+            with ts.variable_scope("c", regularizer=reg2, dtype=torch.float16) as c:
+                assert c.regularizer is reg2 and c.dtype == torch.float16
+                assert c.initializer is init
+                w = ts.get_variable("w", [2])
+    assert v.dtype == torch.float64 and torch.all(v == 0.5)
+    assert w.dtype == torch.float16 and torch.all(w == 0.5)
+    losses = ts.regularization_losses()
+    assert [loss.item() for loss in losses] == [1.0, 2.0]
+
+
+def test_scope_dtype_defaults_to_torch_default():
+    with ts.variable_scope("a") as a:
+        assert a.dtype == torch.get_default_dtype()
+        assert a.initializer is None and a.regularizer is None and a.device is None
+
+
+def test_captured_scope_brings_its_own_defaults():
+    with ts.variable_scope("a", initializer=ts.constant_initializer(3.0)) as a:
+        pass
+    with ts.variable_scope("b", initializer=ts.constant_initializer(4.0)):
+        with ts.variable_scope(a):
+            v = ts.get_variable("v", [1])
+        with ts.variable_scope(a, initializer=ts.constant_initializer(5.0)):
+            w = ts.get_variable("w", [1])
+    assert v.item() == 3.0 and w.item() == 5.0
+
+
+def test_setters():
+    with ts.variable_scope("s") as s:
+        s.set_initializer(ts.ones_initializer())
+        s.set_dtype(torch.float64)
+        s.set_regularizer(lambda v: v.sum())
+        s.set_device("/cpu:0")
+        v = ts.get_variable("v", [3])
+        s.set_custom_getter(lambda getter, name, *a, **k: getter(name, *a, **k) * 2)
+        s.reuse_variables()
+        doubled = ts.get_variable("v")
+    assert v.dtype == torch.float64 and torch.all(v == 1.0)
+    assert torch.all(doubled == 2.0)
+    assert ts.regularization_loss().item() == 3.0
+    with pytest.raises(TypeError, match="initializer must be callable"):
+        s.set_initializer(3)
+    with pytest.raises(TypeError, match="dtype must be a torch.dtype"):
+        s.set_dtype(3)
+    with pytest.raises(ValueError, match="custom_getter must be callable"):
+        s.set_custom_getter(3)
+
+
+# -- argument errors -----------------------------------------------------------------------------
+
+
+def test_wrong_argument_types():
+    with pytest.raises(TypeError, match="name_or_scope must be a str, a VariableScope or None, got int"):
+        ts.variable_scope(3)
+    with pytest.raises(ValueError, match=r"reuse must be True, False, None or ts.AUTO_REUSE, got str 'yes'"):
+        ts.variable_scope("a", reuse="yes")
+    with pytest.raises(ValueError, match="reuse must be"):
+        ts.variable_scope("a", reuse=1)
+    with pytest.raises(ValueError, match="custom_getter must be callable"):
+        ts.variable_scope("a", custom_getter="getter")
+    with pytest.raises(TypeError, match="needs name_or_scope, or default_name"):
+        ts.variable_scope(None)
+    with pytest.raises(TypeError, match="default_name.*must be a str, got int"):
+        ts.variable_scope(None, default_name=3)
+    with pytest.raises(TypeError, match="regularizer must be callable"):
+        ts.variable_scope("a", regularizer=0.1)
+    with pytest.raises(TypeError, match="initializer must be callable"):
+        ts.variable_scope("a", initializer=0.1)
+    with pytest.raises(TypeError, match="dtype must be a torch.dtype"):
+        ts.variable_scope("a", dtype="nonsense")
+    with pytest.raises(TypeError, match="auxiliary_name_scope must be a bool"):
+        ts.variable_scope("a", auxiliary_name_scope="no")
+    with pytest.raises(TypeError, match="name_scope's name must be a str"):
+        ts.name_scope(3)
+
+
+@pytest.mark.parametrize("bad", ["a.b", "a b", "", "/a", "a//b", "a/", "é"])
+def test_bad_scope_names(bad):
+    with pytest.raises(ValueError, match="variable_scope name"):
+        ts.variable_scope(bad)
+
+
+def test_bad_name_scope_names():
+    with pytest.raises(ValueError, match=r"name_scope name 'a\.b' is not valid"):
+        ts.name_scope("a.b")
+    with pytest.raises(ValueError, match="empty path component"):
+        ts.name_scope("a//")
+
+
+def test_tensorflow_values_argument_is_accepted():
+    x = torch.zeros(1)
+    with ts.variable_scope("a", values=[x]) as a, ts.name_scope("n", values=[x]) as n:
+        assert (a.name, n) == ("a", "a/n/")
+
+
+def test_tensorflow_positional_values_list_is_explained():
+    x = torch.zeros(1)
+    with pytest.raises(TypeError, match="'values' is not needed"):
+        ts.variable_scope("a", None, [x])
+
+
+# -- name scopes ---------------------------------------------------------------------------------
+
+
+def test_name_scope_uniquifies_siblings():
+    got = []
+    for _ in range(3):
+        with ts.name_scope("foo") as ns:
+            got.append((ns, ts.get_name_scope()))
+    assert got == [("foo/", "foo"), ("foo_1/", "foo_1"), ("foo_2/", "foo_2")]
+
+
+def test_name_scope_uniqueness_is_case_insensitive_and_skips_taken_names():
+    with ts.name_scope("Foo") as a:
+        pass
+    with ts.name_scope("foo_1") as b:
+        pass
+    with ts.name_scope("foo") as c:
+        pass
+    assert (a, b, c) == ("Foo/", "foo_1/", "foo_2/")
+
+
+def test_name_scope_nests_and_counters_are_per_parent():
+    with ts.name_scope("a"):
+        with ts.name_scope("x") as x1:
+            pass
+        with ts.name_scope("x") as x2:
+            pass
+    with ts.name_scope("b"), ts.name_scope("x") as x3:
+        pass
+    assert (x1, x2, x3) == ("a/x/", "a/x_1/", "b/x/")
+
+
+def test_name_scope_absolute_and_root():
+    with ts.name_scope("foo"), ts.name_scope("bar"):
+        with ts.name_scope("foo/") as ns:
+            assert ns == "foo/" and ts.get_name_scope() == "foo"
+        with ts.name_scope("x/y/") as ns:
+            assert ts.get_name_scope() == "x/y"
+        with ts.name_scope(None) as ns:
+            assert ns == "" and ts.get_name_scope() == ""
+        with ts.name_scope("") as ns:
+            assert ts.get_name_scope() == ""
+        assert ts.get_name_scope() == "foo/bar"
+
+
+def test_name_scope_does_not_change_variable_names():
+    with ts.variable_scope("vs"), ts.name_scope("ns"):
+        v = ts.get_variable("v", [1])
+        assert ts.get_variable_scope().name == "vs"
+    assert ts.name_of(v) == "vs/v"
+
+
+def test_name_scope_with_default_name():
+    with ts.name_scope(None, default_name="dflt") as ns:
+        assert ns == "dflt/"
+
+
+def test_variable_scope_name_scope_is_not_uniquified():
+    # torchscope's documented rule (scopes.py): re-entering a variable scope names its
+    # operations the same way every time.
+    for reuse in (None, True, ts.AUTO_REUSE):
+        with ts.variable_scope("m", reuse=reuse) as m:
+            assert ts.get_name_scope() == "m"
+            assert m.original_name_scope == "m/"
+
+
+def test_variable_scope_takes_its_name_among_name_scope_siblings():
+    with ts.variable_scope("m"):
+        pass
+    with ts.name_scope("m") as ns:
+        assert ns == "m_1/"
+
+
+def test_variable_scope_inside_name_scope():
+    with ts.name_scope("ns"):
+        with ts.variable_scope("vs") as vs:
+            assert ts.get_name_scope() == "ns/vs"
+            assert vs.name == "vs"
+            assert vs.original_name_scope == "ns/vs/"
+
+
+def test_auxiliary_name_scope_false():
+    with ts.name_scope("outer"):
+        with ts.variable_scope("vs", auxiliary_name_scope=False) as vs:
+            assert vs.name == "vs"
+            assert ts.get_name_scope() == "outer"
+            assert vs.original_name_scope == "outer/"
+            v = ts.get_variable("v", [1])
+    assert ts.name_of(v) == "vs/v"
+
+
+def test_auxiliary_name_scope_false_at_root_and_reentering_original():
+    with ts.variable_scope("vs", auxiliary_name_scope=False) as vs:
+        assert ts.get_name_scope() == ""
+        assert vs.original_name_scope == ""
+    with ts.variable_scope("m") as m:
+        pass
+    with ts.variable_scope(m, auxiliary_name_scope=False):
+        with ts.name_scope(m.original_name_scope):
+            assert ts.get_name_scope() == "m"
+
+
+# -- custom getters ------------------------------------------------------------------------------
+
+
+def test_custom_getter_receives_tensorflow_keywords():
+    seen = {}
+
+    def getter(getter, name, *args, **kwargs):
+        seen.update(kwargs, name=name)
+        return getter(name, *args, **kwargs)
+
+    reg = lambda v: v.sum()  # noqa: E731
+    init = ts.zeros_initializer()
+    with ts.variable_scope("g", custom_getter=getter, regularizer=reg):
+        v = ts.get_variable("v", [2], initializer=init, trainable=False)
+    assert ts.name_of(v) == "g/v"
+    assert seen["name"] == "g/v"
+    assert seen["shape"] == [2]
+    assert seen["dtype"] is None
+    assert seen["initializer"] is init
+    assert seen["regularizer"] is reg
+    assert seen["reuse"] is False
+    assert seen["trainable"] is False
+    assert {"name", "shape", "dtype", "initializer", "regularizer", "reuse", "trainable"} <= set(seen)
+
+
+def test_custom_getter_sees_reuse_flag():
+    flags = []
+
+    def getter(getter, name, *args, **kwargs):
+        flags.append(kwargs["reuse"])
+        return getter(name, *args, **kwargs)
+
+    with ts.variable_scope("g", custom_getter=getter):
+        ts.get_variable("v", [1])
+    with ts.variable_scope("g", custom_getter=getter, reuse=True):
+        ts.get_variable("v", [1])
+    with ts.variable_scope("g", custom_getter=getter, reuse=ts.AUTO_REUSE):
+        ts.get_variable("v", [1])
+    assert flags == [False, True, ts.AUTO_REUSE]
+
+
+def test_custom_getters_compose_inner_first():
+    order = []
+
+    def make(tag):
+        def getter(getter, name, *args, **kwargs):
+            order.append(f"{tag} in")
+            value = getter(name, *args, **kwargs)
+            order.append(f"{tag} out")
+            return value
+
+        return getter
+
+    with ts.variable_scope("a", custom_getter=make("outer")):
+        with ts.variable_scope("b"):  # inherits the outer getter
+            with ts.variable_scope("c", custom_getter=make("inner")):
+                v = ts.get_variable("v", [1])
+    assert order == ["inner in", "outer in", "outer out", "inner out"]
+    assert ts.name_of(v) == "a/b/c/v"
+
+
+def test_three_getters_compose():
+    order = []
+
+    def make(tag):
+        def getter(getter, name, *args, **kwargs):
+            order.append(tag)
+            return getter(name, *args, **kwargs)
+
+        return getter
+
+    with ts.variable_scope("a", custom_getter=make(1)), ts.variable_scope(
+        "b", custom_getter=make(2)
+    ), ts.variable_scope("c", custom_getter=make(3)):
+        ts.get_variable("v", [1])
+    assert order == [3, 2, 1]
+
+
+def test_custom_getter_can_rename_and_transform():
+    def prefix_getter(getter, name, *args, **kwargs):
+        return getter(name + "_renamed", *args, **kwargs)
+
+    with ts.variable_scope("g", custom_getter=prefix_getter):
+        v = ts.get_variable("v", [2])
+    assert ts.name_of(v) == "g/v_renamed"
+
+
+def test_custom_getter_in_captured_scope():
+    order = []
+
+    def getter(getter, name, *args, **kwargs):
+        order.append(name)
+        return getter(name, *args, **kwargs)
+
+    with ts.variable_scope("cap", custom_getter=getter) as cap:
+        pass
+    with ts.variable_scope("other"), ts.variable_scope(cap):
+        ts.get_variable("v", [1])
+    assert order == ["cap/v"]
+
+
+def test_cast_on_read_getter_with_autograd():
+    def cast_getter(getter, name, *args, dtype=None, **kwargs):
+        var = getter(name, *args, dtype=torch.float32, **kwargs)
+        return var.to(dtype) if dtype is not None else var
+
+    with ts.variable_scope("mixed", custom_getter=cast_getter, dtype=torch.bfloat16):
+        w = ts.get_variable("w", [4, 3])
+        x = torch.randn(2, 4, dtype=torch.bfloat16)
+        y = x @ w
+    assert w.dtype == torch.bfloat16 and y.dtype == torch.bfloat16
+    stored = ts.get_default_store()["mixed/w"]
+    assert stored.dtype == torch.float32 and stored is not w
+    y.float().sum().backward()
+    assert stored.grad is not None and stored.grad.dtype == torch.float32
+    torch.testing.assert_close(
+        stored.grad, x.float().sum(0, keepdim=True).t().expand(4, 3), atol=0.05, rtol=0.05
+    )
+    # Reusing through the getter hands out a fresh cast of the same variable.
+    with ts.variable_scope("mixed", custom_getter=cast_getter, dtype=torch.bfloat16, reuse=True):
+        again = ts.get_variable("w", [4, 3])
+    assert again.dtype == torch.bfloat16
+    assert len(ts.get_default_store()) == 1
+
+
+# -- collections through scopes ------------------------------------------------------------------
+
+
+def test_scope_global_and_trainable_variables():
+    with ts.variable_scope("enc") as enc:
+        a = ts.get_variable("a", [1])
+        b = ts.get_variable("b", [1], trainable=False)
+    with ts.variable_scope("encoder"):
+        ts.get_variable("c", [1])
+    assert enc.global_variables() == [a, b]
+    assert enc.trainable_variables() == [a]
+    assert len(ts.get_variable_scope().global_variables()) == 3
+
+
+# -- bounded bookkeeping -------------------------------------------------------------------------
+
+
+def _training_step():
+    with ts.variable_scope("model", reuse=ts.AUTO_REUSE):
+        with ts.variable_scope("layer"):
+            with ts.name_scope("attention") as attention:
+                w = ts.get_variable("w", [4, 4])
+                inner = ts.get_name_scope()
+            with ts.name_scope("attention") as attention_1:
+                pass
+        with ts.variable_scope(None, default_name="block") as block:
+            b = ts.get_variable("b", [4])
+        with ts.name_scope("loss") as loss:
+            pass
+    return (attention, inner, attention_1, block.name, loss, ts.name_of(w), ts.name_of(b)), w, b
+
+
+def _table_sizes():
+    from torchscope import _state
+
+    context = _state.current()
+    return len(context.name_counts), len(context.var_counts)
+
+
+def test_reentering_scopes_keeps_names_and_tables_bounded():
+    expected, w, b = _training_step()
+    assert expected == (
+        "model/layer/attention/",
+        "model/layer/attention",
+        "model/layer/attention_1/",
+        "model/block",
+        "model/loss/",
+        "model/layer/w",
+        "model/block/b",
+    )
+    for _ in range(9):
+        _training_step()
+    sizes_after_10 = _table_sizes()
+    for i in range(100_000):
+        names, w2, b2 = _training_step()
+        if names != expected or w2 is not w or b2 is not b:
+            pytest.fail(f"iteration {i}: {names} != {expected} or new variables")
+    assert _table_sizes() == sizes_after_10
+    assert len(ts.get_default_store()) == 2
+
+
+def test_reentering_scopes_does_not_grow_memory():
+    import gc
+    import tracemalloc
+
+    for _ in range(100):
+        _training_step()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for _ in range(200):
+            _training_step()
+        gc.collect()
+        before, _ = tracemalloc.get_traced_memory()
+        for _ in range(20_000):
+            _training_step()
+        gc.collect()
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert after - before < 16 * 1024, f"grew by {after - before} bytes over 20,000 steps"
