@@ -150,6 +150,16 @@ class VariableStore(nn.ParameterDict):
 
     __setitem__ = __delitem__ = update = setdefault = pop = popitem = clear = _refuse  # type: ignore[assignment]
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # A variable may be named like a module attribute ("training"); nn.Module would
+        # then refuse to set that attribute (train()/eval() set self.training). Variables
+        # never enter through attributes, so a non-Parameter value is a plain attribute.
+        params = self.__dict__.get("_parameters")
+        if params is not None and name in params and not isinstance(value, nn.Parameter):
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     def extra_repr(self) -> str:
         return f"{len(self)} variables"
 
