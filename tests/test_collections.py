@@ -1,0 +1,171 @@
+"""Collections and losses: global/trainable variables, named collections with
+TensorFlow's re.match scope filter, and regularization losses computed from the
+current values at every call."""
+
+import pytest
+import torch
+
+import torchscope as ts
+
+
+def make():
+    with ts.variable_scope("foo"):
+        a = ts.get_variable("a", [1])
+        b = ts.get_variable("b", [1], trainable=False)
+    with ts.variable_scope("foobar"):
+        c = ts.get_variable("c", [1])
+    with ts.variable_scope("bar"), ts.variable_scope("foo"):
+        d = ts.get_variable("d", [1])
+    return a, b, c, d
+
+
+def test_global_and_trainable_in_creation_order():
+    a, b, c, d = make()
+    assert ts.global_variables() == [a, b, c, d]
+    assert ts.trainable_variables() == [a, c, d]
+    assert ts.get_collection(ts.GraphKeys.GLOBAL_VARIABLES) == [a, b, c, d]
+    assert ts.get_collection(ts.GraphKeys.TRAINABLE_VARIABLES) == [a, c, d]
+
+
+def test_scope_filter_is_re_match():
+    a, b, c, d = make()
+    # "foo" matches "foobar/c" too, as in TensorFlow; "foo/" is the scope alone.
+    assert ts.global_variables("foo") == [a, b, c]
+    assert ts.global_variables("foo/") == [a, b]
+    assert ts.trainable_variables("foo") == [a, c]
+    # re.match anchors at the start only: "bar/foo/d" does not match "foo".
+    assert ts.global_variables("bar") == [d]
+    assert ts.global_variables(".*foo/") == [a, b, d]
+    assert ts.global_variables("nothing") == []
+    assert ts.global_variables(r"foo(bar)?/[ac]") == [a, c]
+
+
+def test_add_to_collection_and_get_collection():
+    a, _, c, _ = make()
+    ts.add_to_collection("activations", 1.0)
+    ts.add_to_collection("activations", "two")
+    ts.add_to_collection("weights", a)
+    ts.add_to_collection("weights", c)
+    assert ts.get_collection("activations") == [1.0, "two"]
+    assert ts.get_collection("weights") == [a, c]
+    assert ts.get_collection("weights", "foo/") == [a]
+    assert ts.get_collection("weights", "foo") == [a, c]
+    # Items without a name are left out when filtering by scope.
+    assert ts.get_collection("activations", "foo") == []
+    assert ts.get_collection("empty") == []
+
+
+def test_collection_returns_a_copy():
+    ts.add_to_collection("k", 1)
+    got = ts.get_collection("k")
+    got.append(2)
+    assert ts.get_collection("k") == [1]
+
+
+def test_collection_items_named_by_name_attribute():
+    class Named:
+        name = "foo/thing"
+
+    item = Named()
+    ts.add_to_collection("things", item)
+    assert ts.get_collection("things", "foo/") == [item]
+    assert ts.get_collection("things", "bar") == []
+
+
+def test_add_to_global_variables_collection_extends_it():
+    (a, b, c, d) = make()
+    extra = torch.nn.Parameter(torch.zeros(1))
+    ts.add_to_collection(ts.GraphKeys.GLOBAL_VARIABLES, extra)
+    assert ts.global_variables() == [a, b, c, d, extra]
+
+
+def test_collection_key_must_be_str():
+    with pytest.raises(TypeError, match="collection key must be a str"):
+        ts.add_to_collection(3, 1)
+
+
+def test_collections_belong_to_the_store():
+    ts.add_to_collection("k", 1)
+    store = ts.VariableStore()
+    with store.as_default():
+        assert ts.get_collection("k") == []
+        ts.add_to_collection("k", 2)
+        v = ts.get_variable("v", [1])
+        assert ts.global_variables() == [v]
+    assert ts.get_collection("k") == [1]
+    assert ts.global_variables() == []
+    assert store.get_collection("k") == [2]
+    assert store.global_variables() == [v]
+    assert store.trainable_variables("v") == [v]
+
+
+def l2(v):
+    return 0.5 * (v**2).sum()
+
+
+def test_regularization_losses_in_creation_order():
+    with ts.variable_scope("dense", regularizer=l2):
+        ts.get_variable("w", initializer=[1.0, 2.0])
+        ts.get_variable("b", initializer=[3.0], regularizer=lambda v: v.abs().sum())
+    with ts.variable_scope("plain"):
+        ts.get_variable("u", initializer=[5.0])
+    with ts.variable_scope("densely", regularizer=l2):
+        ts.get_variable("z", initializer=[2.0])
+    assert [x.item() for x in ts.regularization_losses()] == [2.5, 3.0, 2.0]
+    assert [x.item() for x in ts.regularization_losses("dense/")] == [2.5, 3.0]
+    assert [x.item() for x in ts.regularization_losses("dense")] == [2.5, 3.0, 2.0]
+    assert ts.regularization_loss().item() == 7.5
+    assert ts.regularization_loss("densely").item() == 2.0
+    assert [x.item() for x in ts.get_collection(ts.GraphKeys.REGULARIZATION_LOSSES)] == [2.5, 3.0, 2.0]
+
+
+def test_regularization_loss_without_regularizers_is_zero():
+    ts.get_variable("w", [2])
+    loss = ts.regularization_loss()
+    assert loss.shape == () and loss.item() == 0.0
+
+
+def test_regularizer_returning_none_is_skipped():
+    ts.get_variable("w", [2], regularizer=lambda v: None)
+    assert ts.regularization_losses() == []
+
+
+def test_regularization_follows_current_values_after_optimizer_step():
+    with ts.variable_scope("dense", regularizer=l2):
+        w = ts.get_variable("w", initializer=[1.0, 2.0])
+    before = ts.regularization_loss()
+    assert before.item() == 2.5
+    opt = torch.optim.SGD(ts.trainable_variables(), lr=0.5)
+    opt.zero_grad()
+    before.backward()
+    assert w.grad.tolist() == [1.0, 2.0]
+    opt.step()
+    assert w.detach().tolist() == [0.5, 1.0]
+    after = ts.regularization_loss()
+    assert after.item() == pytest.approx(0.625)
+    assert after.requires_grad
+
+
+def test_regularization_loss_trains_to_zero():
+    with ts.variable_scope("d", regularizer=l2):
+        ts.get_variable("w", [8, 8])
+    opt = torch.optim.SGD(ts.trainable_variables(), lr=0.5)
+    for _ in range(30):
+        opt.zero_grad()
+        loss = ts.regularization_loss()
+        loss.backward()
+        opt.step()
+    assert ts.regularization_loss().item() < 1e-6
+
+
+def test_scope_collections():
+    a, b, c, d = make()
+    with ts.variable_scope("foo") as foo:
+        pass
+    # A VariableScope filters by its name followed by "/".
+    assert foo.global_variables() == [a, b]
+    assert foo.trainable_variables() == [a]
+    assert foo.get_collection("variables") == [a, b]
+    with ts.variable_scope("bar") as bar:
+        assert bar.global_variables() == [d]
+    assert ts.get_variable_scope().global_variables() == [a, b, c, d]
