@@ -84,7 +84,10 @@ class ScopedModule(nn.Module):
         return self._run(True, args, kwargs)
 
     def _run(self, reuse: Any, args: tuple, kwargs: dict) -> Any:
-        context = _state.Context(self.store, self._parameters, VariableScope(reuse))
+        # A data-parallel replica (torch.nn.parallel.replicate) holds its copies of the
+        # parameters as plain attributes, listed in _former_parameters: hand out those.
+        params = self.__dict__.get("_former_parameters") or self._parameters
+        context = _state.Context(self.store, params, VariableScope(reuse))
         _state.push(context)
         try:
             if self._scope_name is None:
