@@ -1,0 +1,313 @@
+"""Benchmark of the module adapter: a ScopedModule against the same math as a plain nn.Module.
+
+Figures (ratio = ScopedModule time / plain module time, CPU, float32):
+  (1) eager forward (no_grad) of the design document's image filter: two
+      conv_relu layers, 5x5, 32->32, "SAME", on an NHWC batch 8x64x64x32, both
+      through ts.nn.conv2d_bias_relu (the fused op); goal <= 1.0;
+  (2) eager forward (no_grad) of a 4-layer, 64-wide MLP on a batch of 32 (the
+      plain module uses nn.Linear, the ScopedModule F.linear on get_variable's
+      [out, in] weights: the same op); goal <= 1.0;
+  (3) the MLP's forward after torch.compile (fullgraph=True) of each; goal 1.00
+      within noise;
+  (4) the MLP's training step (forward, MSE loss, backward, Adam step); goal <= 1.0.
+The plain modules hold nn.Parameters and run the same ops in the same order, so
+a ratio measures the adapter alone.
+
+Measured side by side in one process: the variants are called interleaved, one
+sample of each per round (a sample times a batch of calls), the order rotating
+from round to round; the figures are medians over the rounds. One thread
+(torch.set_num_threads(1)): the machine is shared and the small MLP gains
+nothing from more. glibc's malloc makes timings depend on the process's
+history, so without GLIBC_TUNABLES the script re-executes itself with fixed
+mmap/trim thresholds.
+
+After the figures, a breakdown of the adapter's per-call costs (a ScopedModule
+call of an empty function against a plain module's, a variable_scope entry, a
+get_variable on the reuse path) says where the time goes.
+
+    python bench/adapter.py           # full run (a few minutes)
+    python bench/adapter.py --quick   # a few rounds, to check that it runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+PINNED_MALLOC = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=17179869184"
+
+if "GLIBC_TUNABLES" not in os.environ:
+    env = dict(os.environ, GLIBC_TUNABLES=PINNED_MALLOC)
+    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+import torchscope as ts  # noqa: E402
+
+# -- the image filter (the design document's conv_relu / my_image_filter) -------------------
+
+
+def conv_relu(x: torch.Tensor, kernel_shape: list[int], bias_shape: list[int]) -> torch.Tensor:
+    weights = ts.get_variable("weights", kernel_shape, initializer=ts.random_normal_initializer())
+    biases = ts.get_variable("biases", bias_shape, initializer=ts.constant_initializer(0.0))
+    return ts.nn.conv2d_bias_relu(x, weights, biases, strides=[1, 1, 1, 1], padding="SAME")
+
+
+def my_image_filter(input_images: torch.Tensor) -> torch.Tensor:
+    with ts.variable_scope("conv1"):
+        relu1 = conv_relu(input_images, [5, 5, 32, 32], [32])
+    with ts.variable_scope("conv2"):
+        return conv_relu(relu1, [5, 5, 32, 32], [32])
+
+
+class PlainFilter(nn.Module):
+    """The same filter with nn.Parameters, copied from a built ScopedModule."""
+
+    def __init__(self, scoped: ts.ScopedModule) -> None:
+        super().__init__()
+        store = scoped.store
+        self.w1 = nn.Parameter(store["conv1/weights"].detach().clone())
+        self.b1 = nn.Parameter(store["conv1/biases"].detach().clone())
+        self.w2 = nn.Parameter(store["conv2/weights"].detach().clone())
+        self.b2 = nn.Parameter(store["conv2/biases"].detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = ts.nn.conv2d_bias_relu(x, self.w1, self.b1, strides=[1, 1, 1, 1], padding="SAME")
+        return ts.nn.conv2d_bias_relu(x, self.w2, self.b2, strides=[1, 1, 1, 1], padding="SAME")
+
+
+# -- the MLP -----------------------------------------------------------------------------------
+
+WIDTH, DEPTH, BATCH = 64, 4, 32
+
+
+def mlp(x: torch.Tensor) -> torch.Tensor:
+    for i in range(DEPTH):
+        with ts.variable_scope(f"layer{i}"):
+            w = ts.get_variable("w", [WIDTH, WIDTH])  # [out, in], as F.linear takes it
+            b = ts.get_variable("b", [WIDTH], initializer=ts.zeros_initializer())
+            x = F.linear(x, w, b)
+            if i < DEPTH - 1:
+                x = F.relu(x)
+    return x
+
+
+class PlainMLP(nn.Module):
+    """The same MLP with nn.Linear layers, copied from a built ScopedModule."""
+
+    def __init__(self, scoped: ts.ScopedModule) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(WIDTH, WIDTH) for _ in range(DEPTH))
+        with torch.no_grad():
+            for i, layer in enumerate(self.layers):
+                layer.weight.copy_(scoped.store[f"mlp/layer{i}/w"])
+                layer.bias.copy_(scoped.store[f"mlp/layer{i}/b"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < DEPTH - 1:
+                x = F.relu(x)
+        return x
+
+
+# -- timing ------------------------------------------------------------------------------------
+
+
+def median_times(fns: dict, rounds: int, calls: int, warmup: int = 3) -> dict[str, float]:
+    """Median seconds per call of each fn; each round times ``calls`` calls of every fn,
+    interleaved, the order rotating from round to round."""
+    names = list(fns)
+    for _ in range(warmup):
+        for fn in fns.values():
+            for _ in range(calls):
+                fn()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            fn = fns[name]
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            times[name].append((time.perf_counter() - t0) / calls)
+    return {name: statistics.median(samples) for name, samples in times.items()}
+
+
+def check_same(a: torch.Tensor, b: torch.Tensor, what: str) -> None:
+    if not torch.allclose(a, b, rtol=1e-5, atol=1e-5):
+        sys.exit(f"bench/adapter.py: {what}: the ScopedModule and the plain module disagree")
+
+
+# -- the figures -------------------------------------------------------------------------------
+
+
+def figure_filter(rounds: int) -> dict[str, float]:
+    torch.manual_seed(0)
+    scoped = ts.ScopedModule(my_image_filter)
+    x = torch.randn(8, 64, 64, 32)
+    with torch.no_grad():
+        scoped(x)
+        plain = PlainFilter(scoped)
+        check_same(scoped(x), plain(x), "image filter")
+        return median_times({"scoped": lambda: scoped(x), "plain": lambda: plain(x)}, rounds, 1)
+
+
+def built_mlp() -> tuple[ts.ScopedModule, PlainMLP, torch.Tensor]:
+    torch.manual_seed(0)
+    scoped = ts.ScopedModule(mlp, name="mlp")
+    x = torch.randn(BATCH, WIDTH)
+    scoped(x)
+    plain = PlainMLP(scoped)
+    check_same(scoped(x), plain(x), "MLP")
+    return scoped, plain, x
+
+
+def figure_mlp(rounds: int, calls: int) -> dict[str, float]:
+    scoped, plain, x = built_mlp()
+    with torch.no_grad():
+        return median_times({"scoped": lambda: scoped(x), "plain": lambda: plain(x)}, rounds, calls)
+
+
+def figure_compiled(rounds: int, calls: int) -> dict[str, float]:
+    scoped, plain, x = built_mlp()
+    scoped_c = torch.compile(scoped, fullgraph=True)
+    plain_c = torch.compile(plain, fullgraph=True)
+    with torch.no_grad():
+        check_same(scoped_c(x), plain_c(x), "compiled MLP")
+        return median_times(
+            {"scoped": lambda: scoped_c(x), "plain": lambda: plain_c(x)}, rounds, calls
+        )
+
+
+def figure_train(rounds: int, calls: int) -> dict[str, float]:
+    scoped, plain, x = built_mlp()
+    y = torch.randn(BATCH, WIDTH)
+
+    def step_of(model: nn.Module):
+        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+        def step() -> None:
+            loss = F.mse_loss(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        return step
+
+    return median_times({"scoped": step_of(scoped), "plain": step_of(plain)}, rounds, calls)
+
+
+def breakdown(calls: int) -> list[tuple[str, float]]:
+    """Microseconds per operation of the adapter's per-call work."""
+
+    class Empty(nn.Module):
+        def forward(self, x):
+            return x
+
+    empty_scoped = ts.ScopedModule(lambda x: x)
+    empty_named = ts.ScopedModule(lambda x: x, name="mlp")
+    empty_plain = Empty()
+    x = torch.zeros(1)
+    empty_scoped(x)
+    empty_named(x)
+    store = ts.VariableStore()
+    with store.as_default(), ts.variable_scope("layer0"):
+        ts.get_variable("w", [WIDTH, WIDTH])
+    linear = nn.Linear(WIDTH, WIDTH)
+
+    def scope_entry() -> None:
+        with ts.variable_scope("layer0"):
+            pass
+
+    def reuse_get() -> None:
+        ts.get_variable("w", [WIDTH, WIDTH])
+
+    def linear_weight() -> None:
+        linear.weight  # noqa: B018 (the attribute read a plain module does)
+
+    items = {
+        "ScopedModule call, empty fn": lambda: empty_scoped(x),
+        "ScopedModule call, empty fn, name=": lambda: empty_named(x),
+        "plain nn.Module call, empty forward": lambda: empty_plain(x),
+        "nn.Linear call (64x64, batch 32)": lambda: linear(torch.zeros(BATCH, WIDTH)),
+    }
+    out = median_times(items, 15, calls)
+    with store.as_default():
+        out["variable_scope enter+exit"] = median_times({"s": scope_entry}, 15, calls)["s"]
+        with ts.variable_scope("layer0", reuse=True):
+            out["get_variable, reuse path"] = median_times({"g": reuse_get}, 15, calls)["g"]
+    out["nn.Module attribute read (linear.weight)"] = median_times({"a": linear_weight}, 15, calls)[
+        "a"
+    ]
+    return [(name, seconds * 1e6) for name, seconds in out.items()]
+
+
+# -- main --------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few rounds only")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.quick:
+        rounds, calls, filter_rounds = 5, 20, 3
+    else:
+        rounds, calls, filter_rounds = 41, 200, 21
+
+    load_before = os.getloadavg()
+    print(f"malloc: GLIBC_TUNABLES={os.environ['GLIBC_TUNABLES']} (set before the process started)")
+    print(
+        f"torch {torch.__version__}, torch.set_num_threads(1), float32, fused op native: "
+        f"{ts.ops.native_available()}; interleaved rounds, medians"
+    )
+    print(
+        f"rounds: filter {filter_rounds} (1 call each), MLP {rounds} ({calls} calls each)",
+        flush=True,
+    )
+
+    figures = [
+        ("(1) eager forward, image filter 8x64x64x32, 2x conv 5x5 32->32", "<= 1.0", 1.0,
+         lambda: figure_filter(filter_rounds)),
+        ("(2) eager forward, MLP 4x64, batch 32", "<= 1.0", 1.0,
+         lambda: figure_mlp(rounds, calls)),
+        ("(3) torch.compile forward, MLP 4x64, batch 32", "1.00 within noise", None,
+         lambda: figure_compiled(rounds, calls)),
+        ("(4) training step (fwd+bwd+Adam), MLP 4x64, batch 32", "<= 1.0", 1.0,
+         lambda: figure_train(rounds, max(1, calls // 4))),
+    ]  # fmt: skip
+    print()
+    print(f"{'figure':<58}{'scoped us':>12}{'plain us':>12}{'ratio':>8}")
+    print("-" * 90)
+    summary = []
+    for title, goal, _, run in figures:
+        t = run()
+        ratio = t["scoped"] / t["plain"]
+        print(
+            f"{title:<58}{t['scoped'] * 1e6:>12.1f}{t['plain'] * 1e6:>12.1f}{ratio:>8.3f}",
+            flush=True,
+        )
+        summary.append(f"SUMMARY {title.split(' ', 1)[1]}: {ratio:.3f} (goal {goal})")
+
+    print()
+    print("where the time goes (us per operation, medians):")
+    for name, us in breakdown(50 if args.quick else 2000):
+        print(f"  {name:<44}{us:>8.2f}")
+    print()
+    print(
+        "load average before/after: "
+        f"{load_before[0]:.2f} / {os.getloadavg()[0]:.2f} (on {os.cpu_count()} CPUs; "
+        "other work on the machine makes the figures noisier)"
+    )
+    print()
+    for line in summary:
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
