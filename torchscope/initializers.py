@@ -227,10 +227,11 @@ class Constant(Initializer):
                 "constant_initializer value must be a number, a (nested) list or tuple, a "
                 f"tensor or an array, got {type(value).__name__}"
             )
-        try:
-            _exact_tensor(value)
-        except (TypeError, ValueError, RuntimeError) as e:
-            raise ValueError(f"constant_initializer value is not a rectangular array: {e}") from e
+        if not isinstance(value, numbers.Number):  # a scalar is rectangular; skip the tensor
+            try:
+                _exact_tensor(value)
+            except (TypeError, ValueError, RuntimeError) as e:
+                raise ValueError(f"constant_initializer value is not a rectangular array: {e}") from e
         self.value = value
 
     def _generate(self, dims, dtype, device):
