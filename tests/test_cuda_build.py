@@ -52,10 +52,11 @@ def test_cuda_source_compiles_with_nvcc(source, tmp_path):
     if not any((Path(d) / generated).exists() for d in _torch_include_dirs()):
         defines.append("-DC10_CUDA_NO_CMAKE_CONFIGURE_FILE")
     obj = tmp_path / (source.stem + ".o")
+    # The flags torch's CUDAExtension passes to nvcc (setup.py builds with it).
+    common = getattr(cpp_extension, "COMMON_NVCC_FLAGS", ["--expt-relaxed-constexpr"])
     cmd = [
-        nvcc, "-c", str(source), "-o", str(obj), "-std=c++20", "-O1",
-        "--expt-relaxed-constexpr", "-Xcompiler", "-fPIC", "-DTORCH_EXTENSION_NAME=_C",
-        *defines, *includes,
+        nvcc, "-c", str(source), "-o", str(obj), "-std=c++20", "-O3", "-Xcompiler", "-fPIC",
+        "-DTORCH_EXTENSION_NAME=_C", *common, *defines, *includes,
     ]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=dict(os.environ))
     assert result.returncode == 0, f"{' '.join(cmd)}\n{result.stderr[-6000:]}"
