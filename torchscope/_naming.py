@@ -71,12 +71,17 @@ def check_variable_name(full_name: str) -> str:
     return full_name
 
 
+_CHECKED_SCOPE_NAMES: dict[str, None] = {}  # valid names seen (a forward re-checks the same few)
+
+
 def check_scope_name(name: str, kind: str = "scope") -> str:
     """Returns ``name`` if it is a valid (relative) scope name, else raises ValueError.
 
     >>> check_scope_name("layer_1/conv")
     'layer_1/conv'
     """
+    if type(name) is str and name in _CHECKED_SCOPE_NAMES:
+        return name
     if not isinstance(name, str):
         raise TypeError(f"{kind} name must be a str, got {type(name).__name__}: {name!r}")
     if not _SCOPE_NAME.fullmatch(name):
@@ -87,6 +92,9 @@ def check_scope_name(name: str, kind: str = "scope") -> str:
             "('.' is not allowed: PyTorch reserves it in parameter names)."
         )
     _check_components(kind, name)
+    if len(_CHECKED_SCOPE_NAMES) >= 4096:  # bounded: names made in a loop do not pile up
+        _CHECKED_SCOPE_NAMES.clear()
+    _CHECKED_SCOPE_NAMES[name] = None
     return name
 
 

@@ -366,12 +366,13 @@ class variable_scope(_NameScopeEntry):
             )
         self._name_or_scope = name_or_scope
         self._default_name = default_name
-        self._initializer = _check_initializer(initializer)
-        self._regularizer = check_callable(regularizer, "regularizer")
-        self._dtype = check_dtype(dtype)
-        self._device = check_device(device)
-        self._custom_getter = _check_getter(custom_getter)
-        self._constraint = check_callable(constraint, "constraint")
+        # The defaults are usually all None; check only what was given.
+        self._initializer = initializer if initializer is None else _check_initializer(initializer)
+        self._regularizer = regularizer if regularizer is None else check_callable(regularizer, "regularizer")
+        self._dtype = dtype if dtype is None else check_dtype(dtype)
+        self._device = device if device is None else check_device(device)
+        self._custom_getter = custom_getter if custom_getter is None else _check_getter(custom_getter)
+        self._constraint = constraint if constraint is None else check_callable(constraint, "constraint")
         self._auxiliary = auxiliary_name_scope
         self._saved_scope = None
 
