@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from . import _naming, _state
-from .scopes import AUTO_REUSE, VariableScope, variable_scope
+from .scopes import AUTO_REUSE, VariableScope, _profiling, variable_scope
 from .store import _NAME_ATTR, VariableStore
 
 __all__ = ["ScopedModule", "check_optimizer"]
@@ -87,12 +87,21 @@ class ScopedModule(nn.Module):
         # A data-parallel replica (torch.nn.parallel.replicate) holds its copies of the
         # parameters as plain attributes, listed in _former_parameters: hand out those.
         params = self.__dict__.get("_former_parameters") or self._parameters
-        context = _state.Context(self.store, params, VariableScope(reuse))
+        name = self._scope_name
+        if name is None or _profiling():  # the profiler's range comes from variable_scope
+            context = _state.Context(self.store, params, VariableScope(reuse))
+        else:
+            # Start in the state variable_scope(name) makes at a fresh root (about 2 us
+            # less per call than opening it).
+            scope = VariableScope(reuse, name, name_scope=name + "/")
+            context = _state.Context(self.store, params, scope)
+            context.name_scope = name
+            name = None
         _state.push(context)
         try:
-            if self._scope_name is None:
+            if name is None:
                 return super().__call__(*args, **kwargs)
-            with variable_scope(self._scope_name):
+            with variable_scope(name):
                 return super().__call__(*args, **kwargs)
         finally:
             _state.pop(context)
