@@ -84,13 +84,16 @@ class PlainFilter(nn.Module):
 # -- the MLP -----------------------------------------------------------------------------------
 
 WIDTH, DEPTH, BATCH = 64, 4, 32
+# Made once, as a plain module's bias initializer is used once: building one inside the
+# forward pass would add its constructor's cost (about 0.5 us) to every layer of every call.
+ZEROS = ts.zeros_initializer()
 
 
 def mlp(x: torch.Tensor) -> torch.Tensor:
     for i in range(DEPTH):
         with ts.variable_scope(f"layer{i}"):
             w = ts.get_variable("w", [WIDTH, WIDTH])  # [out, in], as F.linear takes it
-            b = ts.get_variable("b", [WIDTH], initializer=ts.zeros_initializer())
+            b = ts.get_variable("b", [WIDTH], initializer=ZEROS)
             x = F.linear(x, w, b)
             if i < DEPTH - 1:
                 x = F.relu(x)
