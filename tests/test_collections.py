@@ -80,7 +80,7 @@ def test_add_to_global_variables_collection_extends_it():
 
 
 def test_collection_key_must_be_str():
-    with pytest.raises(TypeError, match="collection key must be a str"):
+    with pytest.raises(TypeError, match=r"collection key must be a str"):
         ts.add_to_collection(3, 1)
 
 
@@ -116,7 +116,11 @@ def test_regularization_losses_in_creation_order():
     assert [x.item() for x in ts.regularization_losses("dense")] == [2.5, 3.0, 2.0]
     assert ts.regularization_loss().item() == 7.5
     assert ts.regularization_loss("densely").item() == 2.0
-    assert [x.item() for x in ts.get_collection(ts.GraphKeys.REGULARIZATION_LOSSES)] == [2.5, 3.0, 2.0]
+    assert [x.item() for x in ts.get_collection(ts.GraphKeys.REGULARIZATION_LOSSES)] == [
+        2.5,
+        3.0,
+        2.0,
+    ]
 
 
 def test_regularization_loss_without_regularizers_is_zero():

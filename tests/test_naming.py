@@ -13,7 +13,12 @@ def test_join():
 
 def test_unique_name_sequence():
     counts = {}
-    assert [_naming.unique_name(counts, "foo") for _ in range(4)] == ["foo", "foo_1", "foo_2", "foo_3"]
+    assert [_naming.unique_name(counts, "foo") for _ in range(4)] == [
+        "foo",
+        "foo_1",
+        "foo_2",
+        "foo_3",
+    ]
 
 
 def test_unique_name_skips_names_taken_explicitly():
@@ -81,7 +86,7 @@ def test_invalid_variable_names(name, match):
 
 
 def test_variable_name_must_be_str():
-    with pytest.raises(TypeError, match="variable name must be a str, got int"):
+    with pytest.raises(TypeError, match=r"variable name must be a str, got int"):
         _naming.check_variable_name(3)
 
 
@@ -92,7 +97,12 @@ def test_valid_scope_names(name):
 
 @pytest.mark.parametrize(
     ("name", "match"),
-    [("", "scope name is empty"), ("a.b", "is not valid"), ("a/", "empty path"), ("/a", "empty path")],
+    [
+        ("", "scope name is empty"),
+        ("a.b", "is not valid"),
+        ("a/", "empty path"),
+        ("/a", "empty path"),
+    ],
 )
 def test_invalid_scope_names(name, match):
     with pytest.raises(ValueError, match=match):
@@ -100,7 +110,7 @@ def test_invalid_scope_names(name, match):
 
 
 def test_scope_name_kind_in_message():
-    with pytest.raises(ValueError, match="name_scope name 'a b'"):
+    with pytest.raises(ValueError, match=r"name_scope name 'a b'"):
         _naming.check_scope_name("a b", "name_scope")
-    with pytest.raises(TypeError, match="scope name must be a str"):
+    with pytest.raises(TypeError, match=r"scope name must be a str"):
         _naming.check_scope_name(None)

@@ -60,10 +60,12 @@ def test_no_ranges_when_the_profiler_is_off():
 
 def test_scope_opened_before_profiling_starts_is_closed_cleanly():
     x = torch.randn(2, 8)
-    with ts.variable_scope("outside"):
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
-            with ts.name_scope("inside"):
-                x = x + 1
+    with (
+        ts.variable_scope("outside"),  # opened before the profiler starts
+        profile(activities=[ProfilerActivity.CPU]) as prof,
+        ts.name_scope("inside"),
+    ):
+        x = x + 1
     names = event_names(prof)
     assert "outside/inside" in names
     assert "outside" not in names

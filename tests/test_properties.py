@@ -10,9 +10,7 @@ from hypothesis import strategies as st
 import torchscope as ts
 from torchscope import _naming
 
-SETTINGS = settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # -- the reference model -------------------------------------------------------------------------
 
@@ -148,7 +146,8 @@ def run_program(actions):
                         continue
                     index = action[1] % len(real_captured)
                     scope = frame.enter_context(
-                        ts.variable_scope(real_captured[index], reuse=action[2]))
+                        ts.variable_scope(real_captured[index], reuse=action[2])
+                    )
                     expected = model.open_captured(model.captured[index], action[2])
                 else:
                     ns = frame.enter_context(ts.name_scope(action[1]))
@@ -216,17 +215,34 @@ def test_scope_programs_follow_the_model(actions):
 
 
 def test_model_example():
-    run_program([
-        ("open", "a", None), ("get", "v"), ("close",),
-        ("open", "a", True), ("get", "v"), ("get", "w"), ("close",),
-        ("default", "a"), ("get", "v"), ("reuse_variables",), ("get", "v"), ("close",),
-        ("captured", 0, None), ("name_scope", "n"), ("get", "w"), ("close",), ("close",),
-    ])
+    run_program(
+        [
+            ("open", "a", None),
+            ("get", "v"),
+            ("close",),
+            ("open", "a", True),
+            ("get", "v"),
+            ("get", "w"),
+            ("close",),
+            ("default", "a"),
+            ("get", "v"),
+            ("reuse_variables",),
+            ("get", "v"),
+            ("close",),
+            ("captured", 0, None),
+            ("name_scope", "n"),
+            ("get", "w"),
+            ("close",),
+            ("close",),
+        ]
+    )
 
 
 # -- naming ----------------------------------------------------------------------------------------
 
-SIBLING_NAMES = st.sampled_from(["foo", "Foo", "foo_1", "foo_2", "foo_1_1", "foo_01", "bar", "foo_10"])
+SIBLING_NAMES = st.sampled_from(
+    ["foo", "Foo", "foo_1", "foo_2", "foo_1_1", "foo_01", "bar", "foo_10"]
+)
 
 
 @SETTINGS
@@ -275,7 +291,11 @@ def test_check_variable_name_accepts_exactly_the_rule(name):
 
 
 @SETTINGS
-@given(st.lists(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,4}", fullmatch=True), min_size=1, max_size=4))
+@given(
+    st.lists(
+        st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,4}", fullmatch=True), min_size=1, max_size=4
+    )
+)
 def test_joined_valid_components_are_valid_names(parts):
     full = ""
     for part in parts:

@@ -30,9 +30,8 @@ def test_nesting_and_restoring():
 
 
 def test_scope_restored_after_exception():
-    with pytest.raises(RuntimeError, match="boom"):
-        with ts.variable_scope("a"), ts.name_scope("n"):
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match=r"boom"), ts.variable_scope("a"), ts.name_scope("n"):
+        raise RuntimeError("boom")
     assert ts.get_variable_scope().name == ""
     assert ts.get_name_scope() == ""
 
@@ -59,10 +58,10 @@ def test_captured_scope_reports_its_original_name_scope():
 
 def test_same_variable_scope_object_cannot_be_entered_twice():
     cm = ts.variable_scope("a")
-    with cm, pytest.raises(RuntimeError, match="already open"):
+    with cm, pytest.raises(RuntimeError, match=r"already open"):
         cm.__enter__()
     ns = ts.name_scope("n")
-    with ns, pytest.raises(RuntimeError, match="already open"):
+    with ns, pytest.raises(RuntimeError, match=r"already open"):
         ns.__enter__()
 
 
@@ -102,12 +101,10 @@ def test_default_name_counter_restarts_when_parent_is_reopened():
 
 
 def test_default_name_counters_are_per_parent():
-    with ts.variable_scope("a"):
-        with ts.variable_scope(None, default_name="l") as x:
-            pass
-    with ts.variable_scope("b"):
-        with ts.variable_scope(None, default_name="l") as y:
-            pass
+    with ts.variable_scope("a"), ts.variable_scope(None, default_name="l") as x:
+        pass
+    with ts.variable_scope("b"), ts.variable_scope(None, default_name="l") as y:
+        pass
     assert (x.name, y.name) == ("a/l", "b/l")
 
 
@@ -118,7 +115,7 @@ def test_default_name_ignored_when_a_name_is_given():
 
 @pytest.mark.parametrize("reuse", [True, ts.AUTO_REUSE])
 def test_default_name_with_reuse_is_an_error(reuse):
-    with pytest.raises(ValueError, match="default_name='layer'.*cannot use reuse"):
+    with pytest.raises(ValueError, match=r"default_name='layer'.*cannot use reuse"):
         ts.variable_scope(None, default_name="layer", reuse=reuse)
 
 
@@ -138,9 +135,8 @@ def test_reuse_inherited_from_parent():
             assert c.reuse is ts.AUTO_REUSE
         with ts.variable_scope("d", reuse=True) as d:
             assert d.reuse is True
-    with ts.variable_scope("a", reuse=True):
-        with ts.variable_scope("b", reuse=ts.AUTO_REUSE) as b:
-            assert b.reuse is ts.AUTO_REUSE
+    with ts.variable_scope("a", reuse=True), ts.variable_scope("b", reuse=ts.AUTO_REUSE) as b:
+        assert b.reuse is ts.AUTO_REUSE
 
 
 def test_false_behaves_as_none():
@@ -155,9 +151,8 @@ def test_captured_scope_keeps_its_own_reuse():
         pass
     with ts.variable_scope("sharing", reuse=True) as sharing:
         pass
-    with ts.variable_scope("outer", reuse=True):
-        with ts.variable_scope(plain) as s:
-            assert s.reuse is False  # its own flag, not the parent's
+    with ts.variable_scope("outer", reuse=True), ts.variable_scope(plain) as s:
+        assert s.reuse is False  # its own flag, not the parent's
     with ts.variable_scope("outer2"):
         with ts.variable_scope(sharing) as s:
             assert s.reuse is True
@@ -199,10 +194,18 @@ def test_initializer_regularizer_dtype_device_inherited_and_overridden():
         "a", initializer=init, regularizer=reg, dtype=torch.float64, device="cpu"
     ) as a:
         assert (a.initializer, a.regularizer, a.dtype, a.device) == (
-            init, reg, torch.float64, torch.device("cpu"))
+            init,
+            reg,
+            torch.float64,
+            torch.device("cpu"),
+        )
         with ts.variable_scope("b") as b:
             assert (b.initializer, b.regularizer, b.dtype, b.device) == (
-                init, reg, torch.float64, torch.device("cpu"))
+                init,
+                reg,
+                torch.float64,
+                torch.device("cpu"),
+            )
             v = ts.get_variable("v", [2])
             with ts.variable_scope("c", regularizer=reg2, dtype=torch.float16) as c:
                 assert c.regularizer is reg2 and c.dtype == torch.float16
@@ -244,11 +247,11 @@ def test_setters():
     assert v.dtype == torch.float64 and torch.all(v == 1.0)
     assert torch.all(doubled == 2.0)
     assert ts.regularization_loss().item() == 3.0
-    with pytest.raises(TypeError, match="initializer must be callable"):
+    with pytest.raises(TypeError, match=r"initializer must be callable"):
         s.set_initializer(3)
-    with pytest.raises(TypeError, match="dtype must be a torch.dtype"):
+    with pytest.raises(TypeError, match=r"dtype must be a torch.dtype"):
         s.set_dtype(3)
-    with pytest.raises(ValueError, match="custom_getter must be callable"):
+    with pytest.raises(ValueError, match=r"custom_getter must be callable"):
         s.set_custom_getter(3)
 
 
@@ -256,40 +259,44 @@ def test_setters():
 
 
 def test_wrong_argument_types():
-    with pytest.raises(TypeError, match="name_or_scope must be a str, a VariableScope or None, got int"):
+    with pytest.raises(
+        TypeError, match=r"name_or_scope must be a str, a VariableScope or None, got int"
+    ):
         ts.variable_scope(3)
-    with pytest.raises(ValueError, match=r"reuse must be True, False, None or ts.AUTO_REUSE, got str 'yes'"):
+    with pytest.raises(
+        ValueError, match=r"reuse must be True, False, None or ts.AUTO_REUSE, got str 'yes'"
+    ):
         ts.variable_scope("a", reuse="yes")
-    with pytest.raises(ValueError, match="reuse must be"):
+    with pytest.raises(ValueError, match=r"reuse must be"):
         ts.variable_scope("a", reuse=1)
-    with pytest.raises(ValueError, match="custom_getter must be callable"):
+    with pytest.raises(ValueError, match=r"custom_getter must be callable"):
         ts.variable_scope("a", custom_getter="getter")
-    with pytest.raises(TypeError, match="needs name_or_scope, or default_name"):
+    with pytest.raises(TypeError, match=r"needs name_or_scope, or default_name"):
         ts.variable_scope(None)
-    with pytest.raises(TypeError, match="default_name.*must be a str, got int"):
+    with pytest.raises(TypeError, match=r"default_name.*must be a str, got int"):
         ts.variable_scope(None, default_name=3)
-    with pytest.raises(TypeError, match="regularizer must be callable"):
+    with pytest.raises(TypeError, match=r"regularizer must be callable"):
         ts.variable_scope("a", regularizer=0.1)
-    with pytest.raises(TypeError, match="initializer must be callable"):
+    with pytest.raises(TypeError, match=r"initializer must be callable"):
         ts.variable_scope("a", initializer=0.1)
-    with pytest.raises(TypeError, match="dtype must be a torch.dtype"):
+    with pytest.raises(TypeError, match=r"dtype must be a torch.dtype"):
         ts.variable_scope("a", dtype="nonsense")
-    with pytest.raises(TypeError, match="auxiliary_name_scope must be a bool"):
+    with pytest.raises(TypeError, match=r"auxiliary_name_scope must be a bool"):
         ts.variable_scope("a", auxiliary_name_scope="no")
-    with pytest.raises(TypeError, match="name_scope's name must be a str"):
+    with pytest.raises(TypeError, match=r"name_scope's name must be a str"):
         ts.name_scope(3)
 
 
 @pytest.mark.parametrize("bad", ["a.b", "a b", "", "/a", "a//b", "a/", "é"])
 def test_bad_scope_names(bad):
-    with pytest.raises(ValueError, match="variable_scope name"):
+    with pytest.raises(ValueError, match=r"variable_scope name"):
         ts.variable_scope(bad)
 
 
 def test_bad_name_scope_names():
     with pytest.raises(ValueError, match=r"name_scope name 'a\.b' is not valid"):
         ts.name_scope("a.b")
-    with pytest.raises(ValueError, match="empty path component"):
+    with pytest.raises(ValueError, match=r"empty path component"):
         ts.name_scope("a//")
 
 
@@ -301,7 +308,7 @@ def test_tensorflow_values_argument_is_accepted():
 
 def test_tensorflow_positional_values_list_is_explained():
     x = torch.zeros(1)
-    with pytest.raises(TypeError, match="'values' is not needed"):
+    with pytest.raises(TypeError, match=r"'values' is not needed"):
         ts.variable_scope("a", None, [x])
 
 
@@ -379,20 +386,18 @@ def test_variable_scope_takes_its_name_among_name_scope_siblings():
 
 
 def test_variable_scope_inside_name_scope():
-    with ts.name_scope("ns"):
-        with ts.variable_scope("vs") as vs:
-            assert ts.get_name_scope() == "ns/vs"
-            assert vs.name == "vs"
-            assert vs.original_name_scope == "ns/vs/"
+    with ts.name_scope("ns"), ts.variable_scope("vs") as vs:
+        assert ts.get_name_scope() == "ns/vs"
+        assert vs.name == "vs"
+        assert vs.original_name_scope == "ns/vs/"
 
 
 def test_auxiliary_name_scope_false():
-    with ts.name_scope("outer"):
-        with ts.variable_scope("vs", auxiliary_name_scope=False) as vs:
-            assert vs.name == "vs"
-            assert ts.get_name_scope() == "outer"
-            assert vs.original_name_scope == "outer/"
-            v = ts.get_variable("v", [1])
+    with ts.name_scope("outer"), ts.variable_scope("vs", auxiliary_name_scope=False) as vs:
+        assert vs.name == "vs"
+        assert ts.get_name_scope() == "outer"
+        assert vs.original_name_scope == "outer/"
+        v = ts.get_variable("v", [1])
     assert ts.name_of(v) == "vs/v"
 
 
@@ -402,9 +407,8 @@ def test_auxiliary_name_scope_false_at_root_and_reentering_original():
         assert vs.original_name_scope == ""
     with ts.variable_scope("m") as m:
         pass
-    with ts.variable_scope(m, auxiliary_name_scope=False):
-        with ts.name_scope(m.original_name_scope):
-            assert ts.get_name_scope() == "m"
+    with ts.variable_scope(m, auxiliary_name_scope=False), ts.name_scope(m.original_name_scope):
+        assert ts.get_name_scope() == "m"
 
 
 # -- custom getters ------------------------------------------------------------------------------
@@ -429,7 +433,9 @@ def test_custom_getter_receives_tensorflow_keywords():
     assert seen["regularizer"] is reg
     assert seen["reuse"] is False
     assert seen["trainable"] is False
-    assert {"name", "shape", "dtype", "initializer", "regularizer", "reuse", "trainable"} <= set(seen)
+    assert {"name", "shape", "dtype", "initializer", "regularizer", "reuse", "trainable"} <= set(
+        seen
+    )
 
 
 def test_custom_getter_sees_reuse_flag():
@@ -460,10 +466,12 @@ def test_custom_getters_compose_inner_first():
 
         return getter
 
-    with ts.variable_scope("a", custom_getter=make("outer")):
-        with ts.variable_scope("b"):  # inherits the outer getter
-            with ts.variable_scope("c", custom_getter=make("inner")):
-                v = ts.get_variable("v", [1])
+    with (
+        ts.variable_scope("a", custom_getter=make("outer")),
+        ts.variable_scope("b"),  # inherits the outer getter
+        ts.variable_scope("c", custom_getter=make("inner")),
+    ):
+        v = ts.get_variable("v", [1])
     assert order == ["inner in", "outer in", "outer out", "inner out"]
     assert ts.name_of(v) == "a/b/c/v"
 
@@ -478,9 +486,11 @@ def test_three_getters_compose():
 
         return getter
 
-    with ts.variable_scope("a", custom_getter=make(1)), ts.variable_scope(
-        "b", custom_getter=make(2)
-    ), ts.variable_scope("c", custom_getter=make(3)):
+    with (
+        ts.variable_scope("a", custom_getter=make(1)),
+        ts.variable_scope("b", custom_getter=make(2)),
+        ts.variable_scope("c", custom_getter=make(3)),
+    ):
         ts.get_variable("v", [1])
     assert order == [3, 2, 1]
 

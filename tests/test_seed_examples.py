@@ -71,7 +71,7 @@ def test_my_image_filter_twice_without_reuse_raises(images):
     # First call creates one set of 4 variables.
     my_image_filter(image1)
     # The second call would create the same names: get_variable refuses.
-    with pytest.raises(ValueError, match="conv1/weights already exists"):
+    with pytest.raises(ValueError, match=r"conv1/weights already exists"):
         my_image_filter(image2)
     assert len(ts.global_variables()) == 4
     # The failed call closed its scopes on the way out.
@@ -88,7 +88,7 @@ def test_my_image_filter_shared_with_reuse_variables(images):
         result2 = my_image_filter(image2)
     variables = ts.global_variables()
     assert len(variables) == 4
-    assert all(a is b for a, b in zip(first, variables))
+    assert all(a is b for a, b in zip(first, variables, strict=True))
     assert [name(v) for v in variables] == [
         "image_filters/conv1/weights",
         "image_filters/conv1/biases",
@@ -117,6 +117,8 @@ def test_shared_image_filter_gradients_reach_the_four_variables(images):
 
 def test_case1_create():
     with ts.variable_scope("foo"):
+        # The scope is set for creating new variables.
+        assert ts.get_variable_scope().reuse is False
         v = ts.get_variable("v", [1])
     assert name(v) == "foo/v"
     assert isinstance(v, torch.nn.Parameter)
@@ -126,7 +128,7 @@ def test_case1_create():
 def test_case1_create_existing_name_raises():
     with ts.variable_scope("foo"):
         ts.get_variable("v", [1])
-    with ts.variable_scope("foo"), pytest.raises(ValueError, match="foo/v already exists"):
+    with ts.variable_scope("foo"), pytest.raises(ValueError, match=r"foo/v already exists"):
         ts.get_variable("v", [1])
 
 
@@ -134,12 +136,17 @@ def test_case2_reuse():
     with ts.variable_scope("foo"):
         v = ts.get_variable("v", [1])
     with ts.variable_scope("foo", reuse=True):
+        # The scope is set for reusing variables.
+        assert ts.get_variable_scope().reuse is True
         v1 = ts.get_variable("v", [1])
     assert v1 is v
 
 
 def test_case2_reuse_missing_raises():
-    with ts.variable_scope("foo", reuse=True), pytest.raises(ValueError, match="foo/v does not exist"):
+    with (
+        ts.variable_scope("foo", reuse=True),
+        pytest.raises(ValueError, match=r"foo/v does not exist"),
+    ):
         ts.get_variable("v", [1])
 
 
@@ -147,9 +154,8 @@ def test_case2_reuse_missing_raises():
 
 
 def test_nested_scopes_append_names():
-    with ts.variable_scope("foo"):
-        with ts.variable_scope("bar"):
-            v = ts.get_variable("v", [1])
+    with ts.variable_scope("foo"), ts.variable_scope("bar"):
+        v = ts.get_variable("v", [1])
     assert name(v) == "foo/bar/v"
 
 
@@ -200,13 +206,12 @@ def test_captured_scope_shares_by_object():
 def test_captured_scope_jumps_to_its_absolute_prefix():
     with ts.variable_scope("foo") as foo_scope:
         assert foo_scope.name == "foo"
-    with ts.variable_scope("bar"):
-        with ts.variable_scope("baz") as other_scope:
-            assert other_scope.name == "bar/baz"
-            with ts.variable_scope(foo_scope) as foo_scope2:
-                assert foo_scope2.name == "foo"  # Not changed.
-                v = ts.get_variable("v", [1])
-            assert ts.get_variable_scope().name == "bar/baz"
+    with ts.variable_scope("bar"), ts.variable_scope("baz") as other_scope:
+        assert other_scope.name == "bar/baz"
+        with ts.variable_scope(foo_scope) as foo_scope2:
+            assert foo_scope2.name == "foo"  # Not changed.
+            v = ts.get_variable("v", [1])
+        assert ts.get_variable_scope().name == "bar/baz"
     assert name(v) == "foo/v"
 
 
@@ -252,11 +257,10 @@ def test_variable_scope_opens_a_name_scope():
 
 
 def test_name_scope_names_ops_not_variables():
-    with ts.variable_scope("foo"):
-        with ts.name_scope("bar"):
-            v = ts.get_variable("v", [1])
-            x = 1.0 + v
-            assert ts.get_name_scope() == "foo/bar"  # so the op is foo/bar/add
+    with ts.variable_scope("foo"), ts.name_scope("bar"):
+        v = ts.get_variable("v", [1])
+        x = 1.0 + v
+        assert ts.get_name_scope() == "foo/bar"  # so the op is foo/bar/add
     assert name(v) == "foo/v"
     assert x.shape == (1,)
 
@@ -264,9 +268,8 @@ def test_name_scope_names_ops_not_variables():
 def test_captured_scope_leaves_the_name_scope_alone():
     with ts.variable_scope("foo") as foo_scope:
         pass
-    with ts.variable_scope("bar"):
-        with ts.variable_scope(foo_scope):
-            assert ts.get_variable_scope().name == "foo"
-            assert ts.get_name_scope() == "bar"
-            v = ts.get_variable("v", [1])
+    with ts.variable_scope("bar"), ts.variable_scope(foo_scope):
+        assert ts.get_variable_scope().name == "foo"
+        assert ts.get_name_scope() == "bar"
+        v = ts.get_variable("v", [1])
     assert name(v) == "foo/v"

@@ -40,7 +40,7 @@ def snapshot(store):
 
 def assert_same(a, b):
     assert a[0] == b[0] and a[1] == b[1] and a[3:] == b[3:]
-    for x, y in zip(a[2], b[2]):
+    for x, y in zip(a[2], b[2], strict=True):
         assert torch.equal(x, y)
 
 
@@ -67,7 +67,7 @@ def test_store_is_a_module_and_a_parameter_dict():
 
 
 def test_missing_key():
-    with pytest.raises(KeyError, match="no variable named 'nope' in this store"):
+    with pytest.raises(KeyError, match=r"no variable named 'nope' in this store"):
         ts.get_default_store()["nope"]
 
 
@@ -133,9 +133,9 @@ def test_reset_default_store():
 
 
 def test_reset_default_store_refused_inside_scopes():
-    with ts.variable_scope("a"), pytest.raises(RuntimeError, match="inside variable_scope 'a'"):
+    with ts.variable_scope("a"), pytest.raises(RuntimeError, match=r"inside variable_scope 'a'"):
         ts.reset_default_store()
-    with ts.VariableStore().as_default(), pytest.raises(RuntimeError, match="as_default"):
+    with ts.VariableStore().as_default(), pytest.raises(RuntimeError, match=r"as_default"):
         ts.reset_default_store()
 
 
@@ -147,7 +147,7 @@ def test_as_default_closed_out_of_order():
     a.__enter__()
     b.__enter__()
     try:
-        with pytest.raises(RuntimeError, match="closed out of order"):
+        with pytest.raises(RuntimeError, match=r"closed out of order"):
             a.__exit__(None, None, None)
         assert ts.get_default_store() is store_b
     finally:
@@ -210,7 +210,7 @@ def test_load_state_dict_shape_mismatch():
     store = ts.VariableStore()
     with store.as_default():
         ts.get_variable("w", [2])
-    with pytest.raises(RuntimeError, match="size mismatch for w"):
+    with pytest.raises(RuntimeError, match=r"size mismatch for w"):
         store.load_state_dict({"w": torch.zeros(3)})
 
 
@@ -222,9 +222,9 @@ def test_name_of():
         v = ts.get_variable("v", [1])
     assert ts.name_of(v) == "a/v"
     assert ts.get_default_store().name_of(v) == "a/v"
-    with pytest.raises(KeyError, match="no torchscope store holds this tensor"):
+    with pytest.raises(KeyError, match=r"no torchscope store holds this tensor"):
         ts.name_of(torch.zeros(2))
-    with pytest.raises(KeyError, match="this store holds no variable"):
+    with pytest.raises(KeyError, match=r"this store holds no variable"):
         ts.VariableStore().name_of(v)
     with pytest.raises(KeyError):
         ts.name_of(nn.Parameter(torch.zeros(1)))
@@ -258,11 +258,15 @@ def test_allowed_characters():
 
 
 def test_negative_shape_refused():
-    with pytest.raises(ValueError, match=r"shape of variable 'v' has a negative dimension: \[3, -2\]"):
+    with pytest.raises(
+        ValueError, match=r"shape of variable 'v' has a negative dimension: \[3, -2\]"
+    ):
         ts.get_variable("v", [3, -2])
 
 
-@pytest.mark.parametrize("key", ["training", "forward", "state_dict", "parameters", "to", "keys", "eval"])
+@pytest.mark.parametrize(
+    "key", ["training", "forward", "state_dict", "parameters", "to", "keys", "eval"]
+)
 def test_names_that_are_module_attributes(key):
     store = ts.VariableStore()
     with store.as_default():
@@ -311,9 +315,9 @@ def test_mutation_methods_are_refused():
     ):
         with pytest.raises(TypeError, match=r"filled by ts.get_variable\(\) only"):
             call()
-    with pytest.raises(TypeError, match="filled by"):
+    with pytest.raises(TypeError, match=r"filled by"):
         store["y"] = p
-    with pytest.raises(TypeError, match="filled by"):
+    with pytest.raises(TypeError, match=r"filled by"):
         del store["x"]
     assert list(store) == ["x"] and store["x"] is v
 
@@ -337,7 +341,11 @@ def _check_independent(original, clone):
     assert "new" in clone and "new" not in original
     assert len(clone.regularization_losses()) == 2  # dense/w and dense/step
     assert [ts.name_of(v) for v in clone.trainable_variables()] == [
-        "conv1/weights", "conv1/biases", "dense/w", "new"]
+        "conv1/weights",
+        "conv1/biases",
+        "dense/w",
+        "new",
+    ]
 
 
 def test_deepcopy_is_independent_and_works():
@@ -390,13 +398,27 @@ FAILING_CALLS = {
     "bad shape": (lambda: ts.get_variable("n", [1, -1]), ValueError, "negative"),
     "shape missing": (lambda: ts.get_variable("n"), ValueError, "fully defined"),
     "initializer raises": (
-        lambda: ts.get_variable("n", [2], initializer=_failing_init), RuntimeError,
-        "initializer failed"),
+        lambda: ts.get_variable("n", [2], initializer=_failing_init),
+        RuntimeError,
+        "initializer failed",
+    ),
     "initializer wrong shape": (
-        lambda: ts.get_variable("n", [2], initializer=lambda s, dtype=None, device=None: torch.zeros(5)),
-        ValueError, "returned shape"),
-    "value wrong shape": (lambda: ts.get_variable("n", [2], initializer=[1.0]), ValueError, "shape"),
-    "bad regularizer": (lambda: ts.get_variable("n", [2], regularizer=0.5), TypeError, "regularizer"),
+        lambda: ts.get_variable(
+            "n", [2], initializer=lambda s, dtype=None, device=None: torch.zeros(5)
+        ),
+        ValueError,
+        "returned shape",
+    ),
+    "value wrong shape": (
+        lambda: ts.get_variable("n", [2], initializer=[1.0]),
+        ValueError,
+        "shape",
+    ),
+    "bad regularizer": (
+        lambda: ts.get_variable("n", [2], regularizer=0.5),
+        TypeError,
+        "regularizer",
+    ),
     "bad constraint": (lambda: ts.get_variable("n", [2], constraint="x"), TypeError, "constraint"),
     "bad trainable": (lambda: ts.get_variable("n", [2], trainable=1), TypeError, "trainable"),
     "bad dtype": (lambda: ts.get_variable("n", [2], dtype="nope"), TypeError, "dtype"),
@@ -418,13 +440,26 @@ def _reusing(call):
     return run
 
 
-FAILING_CALLS.update({
-    "dtype mismatch on reuse": (
-        _reusing(lambda: ts.get_variable("w", dtype=torch.float64)), ValueError, "dtype"),
-    "shape mismatch on reuse": (_reusing(lambda: ts.get_variable("w", [2, 4])), ValueError, "shape"),
-    "missing on reuse": (_reusing(lambda: ts.get_variable("zz", [1])), ValueError, "does not exist"),
-    "auto reuse dtype mismatch": (_auto_reuse_half, ValueError, "dtype"),
-})
+FAILING_CALLS.update(
+    {
+        "dtype mismatch on reuse": (
+            _reusing(lambda: ts.get_variable("w", dtype=torch.float64)),
+            ValueError,
+            "dtype",
+        ),
+        "shape mismatch on reuse": (
+            _reusing(lambda: ts.get_variable("w", [2, 4])),
+            ValueError,
+            "shape",
+        ),
+        "missing on reuse": (
+            _reusing(lambda: ts.get_variable("zz", [1])),
+            ValueError,
+            "does not exist",
+        ),
+        "auto reuse dtype mismatch": (_auto_reuse_half, ValueError, "dtype"),
+    }
+)
 
 
 @pytest.mark.parametrize("case", sorted(FAILING_CALLS))

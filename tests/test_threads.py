@@ -27,7 +27,7 @@ def run_threads(target, n):
     def wrapped(i):
         try:
             target(i)
-        except BaseException as error:  # noqa: BLE001 - reported below
+        except BaseException as error:
             errors.append(error)
 
     threads = [threading.Thread(target=wrapped, args=(i,)) for i in range(n)]
@@ -53,7 +53,10 @@ def test_open_scopes_are_invisible_to_other_threads():
     def observer(_):
         barrier.wait()  # 1
         seen["observer"] = (
-            ts.get_variable_scope().name, ts.get_variable_scope().reuse, ts.get_name_scope())
+            ts.get_variable_scope().name,
+            ts.get_variable_scope().reuse,
+            ts.get_name_scope(),
+        )
         with ts.variable_scope("b") as b:
             seen["observer_scope"] = b.name
             v = ts.get_variable("v", [1])
@@ -125,7 +128,9 @@ def test_concurrent_creation_loses_nothing_and_creates_nothing_twice(fast_switch
             barrier.wait()
             for i in order:
                 with ts.variable_scope("shared", reuse=ts.AUTO_REUSE):
-                    shared[i] = ts.get_variable(f"v{i}", [4], initializer=ts.constant_initializer(i))
+                    shared[i] = ts.get_variable(
+                        f"v{i}", [4], initializer=ts.constant_initializer(i)
+                    )
                 with ts.variable_scope(f"t{k}", reuse=ts.AUTO_REUSE):
                     own[i] = ts.get_variable(f"v{i}", [4])
                     assert ts.get_variable(f"v{i}", [4]) is own[i]

@@ -47,8 +47,11 @@ def test_reuse_returns_the_same_object():
 
 
 def test_reuse_of_missing_variable_raises():
-    with ts.variable_scope("foo", reuse=True), pytest.raises(
-        ValueError, match=r"Variable foo/missing does not exist.*reuse=ts\.AUTO_REUSE"
+    with (
+        ts.variable_scope("foo", reuse=True),
+        pytest.raises(
+            ValueError, match=r"Variable foo/missing does not exist.*reuse=ts\.AUTO_REUSE"
+        ),
     ):
         ts.get_variable("missing", [1])
     assert len(ts.get_default_store()) == 0
@@ -75,10 +78,14 @@ def test_shape_mismatch_on_reuse(reuse):
     with ts.variable_scope("foo", reuse=reuse):
         with pytest.raises(
             ValueError,
-            match=re.escape("Trying to share variable foo/v, but specified shape (3, 2) and found shape (2, 3)"),
+            match=re.escape(
+                "Trying to share variable foo/v, but specified shape (3, 2) and found shape (2, 3)"
+            ),
         ):
             ts.get_variable("v", [3, 2])
-        with pytest.raises(ValueError, match=r"specified shape \(2, 3, 1\) and found shape \(2, 3\)"):
+        with pytest.raises(
+            ValueError, match=r"specified shape \(2, 3, 1\) and found shape \(2, 3\)"
+        ):
             ts.get_variable("v", [2, 3, 1])
         with pytest.raises(ValueError, match=r"specified shape \(\?, 4\) and found shape \(2, 3\)"):
             ts.get_variable("v", [None, 4])
@@ -88,11 +95,14 @@ def test_shape_mismatch_on_reuse(reuse):
 def test_dtype_mismatch_on_reuse(reuse):
     with ts.variable_scope("foo"):
         ts.get_variable("v", [2], dtype=torch.float32)
-    with ts.variable_scope("foo", reuse=reuse), pytest.raises(
-        ValueError,
-        match=re.escape(
-            "Trying to share variable foo/v, but specified dtype torch.float64 and found dtype "
-            "torch.float32"
+    with (
+        ts.variable_scope("foo", reuse=reuse),
+        pytest.raises(
+            ValueError,
+            match=re.escape(
+                "Trying to share variable foo/v, but specified dtype torch.float64 and found dtype "
+                "torch.float32"
+            ),
         ),
     ):
         ts.get_variable("v", [2], dtype=torch.float64)
@@ -133,7 +143,10 @@ def test_initializer_regularizer_trainable_ignored_on_reuse():
         v = ts.get_variable("v", [2], initializer=ts.constant_initializer(1.0))
     with ts.variable_scope("foo", reuse=True):
         again = ts.get_variable(
-            "v", [2], initializer=ts.constant_initializer(5.0), regularizer=lambda t: t.sum(),
+            "v",
+            [2],
+            initializer=ts.constant_initializer(5.0),
+            regularizer=lambda t: t.sum(),
             trainable=False,
         )
     assert again is v
@@ -142,25 +155,25 @@ def test_initializer_regularizer_trainable_ignored_on_reuse():
 
 
 def test_get_variable_name_must_be_str():
-    with pytest.raises(TypeError, match="get_variable's name must be a str, got int"):
+    with pytest.raises(TypeError, match=r"get_variable's name must be a str, got int"):
         ts.get_variable(3, [1])
-    with ts.variable_scope("r", reuse=True), pytest.raises(TypeError, match="must be a str"):
+    with ts.variable_scope("r", reuse=True), pytest.raises(TypeError, match=r"must be a str"):
         ts.get_variable(None, [1])
 
 
 def test_bad_shape_arguments():
     with pytest.raises(ValueError, match=r"negative dimension: \[2, -1\]"):
         ts.get_variable("v", [2, -1])
-    with pytest.raises(TypeError, match="dimension that is not an int"):
+    with pytest.raises(TypeError, match=r"dimension that is not an int"):
         ts.get_variable("v", [2.5])
-    with pytest.raises(TypeError, match="must be a list, tuple or torch.Size"):
+    with pytest.raises(TypeError, match=r"must be a list, tuple or torch.Size"):
         ts.get_variable("v", "23")
-    with pytest.raises(TypeError, match="must be a list of ints"):
+    with pytest.raises(TypeError, match=r"must be a list of ints"):
         ts.get_variable("v", True)
 
 
 def test_bad_dtype_argument():
-    with pytest.raises(TypeError, match="dtype of variable 'v' must be a torch.dtype"):
+    with pytest.raises(TypeError, match=r"dtype of variable 'v' must be a torch.dtype"):
         ts.get_variable("v", [1], dtype=3)
     v = ts.get_variable("w", [1], dtype="float64")
     assert v.dtype == torch.float64
@@ -195,7 +208,8 @@ def test_initializer_value_with_matching_shape():
 
 def test_initializer_value_with_wrong_shape():
     with pytest.raises(
-        ValueError, match=r"initializer of variable 'v' is a value of shape \[2, 2\], but shape \[4\]"
+        ValueError,
+        match=r"initializer of variable 'v' is a value of shape \[2, 2\], but shape \[4\]",
     ):
         ts.get_variable("v", [4], initializer=[[1.0, 2.0], [3.0, 4.0]])
     assert "v" not in ts.get_default_store()
@@ -209,7 +223,7 @@ def test_initializer_value_takes_dtype():
 
 
 def test_initializer_not_understood():
-    with pytest.raises(TypeError, match="initializer of variable 'v'"):
+    with pytest.raises(TypeError, match=r"initializer of variable 'v'"):
         ts.get_variable("v", [1], initializer="zeros")
 
 
@@ -272,12 +286,14 @@ def test_tensorflow_style_initializer_without_device_argument():
 
 
 def test_initializer_returning_wrong_shape():
-    with pytest.raises(ValueError, match=r"of variable 'v' returned shape \[3\], but the variable's shape is \[2\]"):
+    with pytest.raises(
+        ValueError, match=r"of variable 'v' returned shape \[3\], but the variable's shape is \[2\]"
+    ):
         ts.get_variable("v", [2], initializer=lambda shape, dtype=None, device=None: torch.zeros(3))
 
 
 def test_initializer_returning_a_number_is_broadcast_or_refused():
-    with pytest.raises(ValueError, match="returned shape"):
+    with pytest.raises(ValueError, match=r"returned shape"):
         ts.get_variable("v", [2], initializer=lambda shape, dtype=None, device=None: 1.0)
     s = ts.get_variable("s", [], initializer=lambda shape, dtype=None, device=None: 1.0)
     assert s.item() == 1.0
@@ -297,7 +313,7 @@ def test_trainable_false():
 
 
 def test_trainable_must_be_bool():
-    with pytest.raises(TypeError, match="trainable of variable 'w' must be a bool"):
+    with pytest.raises(TypeError, match=r"trainable of variable 'w' must be a bool"):
         ts.get_variable("w", [2], trainable="yes")
 
 
@@ -315,9 +331,13 @@ def test_device_from_scope():
 
 
 def test_bad_device():
-    with pytest.raises(ValueError, match="device of variable 'v' 'nonsense' is not a device PyTorch knows"):
+    with pytest.raises(
+        ValueError, match=r"device of variable 'v' 'nonsense' is not a device PyTorch knows"
+    ):
         ts.get_variable("v", [2], device="nonsense")
-    with pytest.raises(TypeError, match="device of variable 'v' must be a str, int or torch.device"):
+    with pytest.raises(
+        TypeError, match=r"device of variable 'v' must be a str, int or torch.device"
+    ):
         ts.get_variable("v", [2], device=1.5)
 
 
@@ -380,11 +400,11 @@ def test_constraint_hook_for_another_store():
 
 
 def test_constraint_must_be_callable():
-    with pytest.raises(TypeError, match="constraint of variable 'w' must be callable"):
+    with pytest.raises(TypeError, match=r"constraint of variable 'w' must be callable"):
         ts.get_variable("w", [1], constraint=3)
-    with pytest.raises(TypeError, match="constraint must be callable"):
+    with pytest.raises(TypeError, match=r"constraint must be callable"):
         ts.variable_scope("s", constraint=3)
-    with pytest.raises(TypeError, match="store must be a ts.VariableStore"):
+    with pytest.raises(TypeError, match=r"store must be a ts.VariableStore"):
         ts.apply_constraints(3)
 
 
@@ -408,16 +428,22 @@ def test_dtype_on_reuse_is_the_argument_else_the_scope_dtype():
         assert ts.get_variable("v", [2]) is v
         assert ts.get_variable("v", [2], dtype=torch.float64) is v
     # The scope set a dtype: that is the requested one.
-    with ts.variable_scope("m", reuse=True, dtype=torch.float16), pytest.raises(
-        ValueError, match="specified dtype torch.float16 and found dtype torch.float64"
+    with (
+        ts.variable_scope("m", reuse=True, dtype=torch.float16),
+        pytest.raises(
+            ValueError, match=r"specified dtype torch.float16 and found dtype torch.float64"
+        ),
     ):
         ts.get_variable("v", [2])
     # The argument wins over the scope's dtype.
     with ts.variable_scope("m", reuse=True, dtype=torch.float16):
         assert ts.get_variable("v", [2], dtype=torch.float64) is v
     # Same under AUTO_REUSE.
-    with ts.variable_scope("m", reuse=ts.AUTO_REUSE, dtype=torch.float32), pytest.raises(
-        ValueError, match="specified dtype torch.float32 and found dtype torch.float64"
+    with (
+        ts.variable_scope("m", reuse=ts.AUTO_REUSE, dtype=torch.float32),
+        pytest.raises(
+            ValueError, match=r"specified dtype torch.float32 and found dtype torch.float64"
+        ),
     ):
         ts.get_variable("v")
 
