@@ -116,6 +116,7 @@ def test_parallel_apply_needs_an_accelerator():
         nn.parallel.parallel_apply([model, model], [torch.ones(1, 4), torch.ones(1, 4)])
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="with GPUs DataParallel replicates")
 def test_data_parallel_without_gpus_calls_the_module():
     model = _built()
     dp = nn.DataParallel(model)

@@ -105,9 +105,10 @@ def _run_ddp(model: ts.ScopedModule, rank: int, optimizer: str) -> dict:
 
 
 def _run_fsdp(model: ts.ScopedModule, rank: int, optimizer: str) -> dict:
+    from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
-    fully_shard(model)
+    fully_shard(model, mesh=init_device_mesh("cpu", (WORLD_SIZE,)))  # CPU even where CUDA is
     opt = _make_optimizer(optimizer, model.parameters())
     losses = _train(model, opt, rank)
     params = dict(model.named_parameters())
