@@ -123,8 +123,15 @@ class PlainMLP(nn.Module):
 
 
 def median_times(fns: dict, rounds: int, calls: int, warmup: int = 3) -> dict[str, float]:
-    """Median seconds per call of each fn; each round times ``calls`` calls of every fn,
-    interleaved, the order rotating from round to round."""
+    """Median seconds per call of each fn (see :func:`sample_times`)."""
+    return {
+        name: statistics.median(s) for name, s in sample_times(fns, rounds, calls, warmup).items()
+    }
+
+
+def sample_times(fns: dict, rounds: int, calls: int, warmup: int = 3) -> dict[str, list[float]]:
+    """Seconds per call of each fn, one sample per round; each round times ``calls`` calls
+    of every fn, interleaved, the order rotating from round to round."""
     names = list(fns)
     for _ in range(warmup):
         for fn in fns.values():
@@ -138,7 +145,7 @@ def median_times(fns: dict, rounds: int, calls: int, warmup: int = 3) -> dict[st
             for _ in range(calls):
                 fn()
             times[name].append((time.perf_counter() - t0) / calls)
-    return {name: statistics.median(samples) for name, samples in times.items()}
+    return times
 
 
 def check_same(a: torch.Tensor, b: torch.Tensor, what: str) -> None:
@@ -149,7 +156,7 @@ def check_same(a: torch.Tensor, b: torch.Tensor, what: str) -> None:
 # -- the figures -------------------------------------------------------------------------------
 
 
-def figure_filter(rounds: int) -> dict[str, float]:
+def figure_filter(rounds: int) -> dict[str, list[float]]:
     torch.manual_seed(0)
     scoped = ts.ScopedModule(my_image_filter)
     x = torch.randn(8, 64, 64, 32)
@@ -157,7 +164,7 @@ def figure_filter(rounds: int) -> dict[str, float]:
         scoped(x)
         plain = PlainFilter(scoped)
         check_same(scoped(x), plain(x), "image filter")
-        return median_times({"scoped": lambda: scoped(x), "plain": lambda: plain(x)}, rounds, 1)
+        return sample_times({"scoped": lambda: scoped(x), "plain": lambda: plain(x)}, rounds, 1)
 
 
 def built_mlp() -> tuple[ts.ScopedModule, PlainMLP, torch.Tensor]:
@@ -170,24 +177,24 @@ def built_mlp() -> tuple[ts.ScopedModule, PlainMLP, torch.Tensor]:
     return scoped, plain, x
 
 
-def figure_mlp(rounds: int, calls: int) -> dict[str, float]:
+def figure_mlp(rounds: int, calls: int) -> dict[str, list[float]]:
     scoped, plain, x = built_mlp()
     with torch.no_grad():
-        return median_times({"scoped": lambda: scoped(x), "plain": lambda: plain(x)}, rounds, calls)
+        return sample_times({"scoped": lambda: scoped(x), "plain": lambda: plain(x)}, rounds, calls)
 
 
-def figure_compiled(rounds: int, calls: int) -> dict[str, float]:
+def figure_compiled(rounds: int, calls: int) -> dict[str, list[float]]:
     scoped, plain, x = built_mlp()
     scoped_c = torch.compile(scoped, fullgraph=True)
     plain_c = torch.compile(plain, fullgraph=True)
     with torch.no_grad():
         check_same(scoped_c(x), plain_c(x), "compiled MLP")
-        return median_times(
+        return sample_times(
             {"scoped": lambda: scoped_c(x), "plain": lambda: plain_c(x)}, rounds, calls
         )
 
 
-def figure_train(rounds: int, calls: int) -> dict[str, float]:
+def figure_train(rounds: int, calls: int) -> dict[str, list[float]]:
     scoped, plain, x = built_mlp()
     y = torch.randn(BATCH, WIDTH)
 
@@ -202,7 +209,7 @@ def figure_train(rounds: int, calls: int) -> dict[str, float]:
 
         return step
 
-    return median_times({"scoped": step_of(scoped), "plain": step_of(plain)}, rounds, calls)
+    return sample_times({"scoped": step_of(scoped), "plain": step_of(plain)}, rounds, calls)
 
 
 def breakdown(calls: int) -> list[tuple[str, float]]:
@@ -261,7 +268,7 @@ def main() -> None:
     if args.quick:
         rounds, calls, filter_rounds = 5, 20, 3
     else:
-        rounds, calls, filter_rounds = 41, 200, 21
+        rounds, calls, filter_rounds = 61, 200, 31
 
     load_before = os.getloadavg()
     print(f"malloc: GLIBC_TUNABLES={os.environ['GLIBC_TUNABLES']} (set before the process started)")
@@ -275,24 +282,28 @@ def main() -> None:
     )
 
     figures = [
-        ("(1) eager forward, image filter 8x64x64x32, 2x conv 5x5 32->32", "<= 1.0", 1.0,
+        ("(1) eager forward, image filter 8x64x64x32, 2x conv 5x5 32->32", "<= 1.0",
          lambda: figure_filter(filter_rounds)),
-        ("(2) eager forward, MLP 4x64, batch 32", "<= 1.0", 1.0,
-         lambda: figure_mlp(rounds, calls)),
-        ("(3) torch.compile forward, MLP 4x64, batch 32", "1.00 within noise", None,
+        ("(2) eager forward, MLP 4x64, batch 32", "<= 1.0", lambda: figure_mlp(rounds, calls)),
+        ("(3) torch.compile forward, MLP 4x64, batch 32", "1.00 within noise",
          lambda: figure_compiled(rounds, calls)),
-        ("(4) training step (fwd+bwd+Adam), MLP 4x64, batch 32", "<= 1.0", 1.0,
+        ("(4) training step (fwd+bwd+Adam), MLP 4x64, batch 32", "<= 1.0",
          lambda: figure_train(rounds, max(1, calls // 4))),
     ]  # fmt: skip
     print()
-    print(f"{'figure':<58}{'scoped us':>12}{'plain us':>12}{'ratio':>8}")
-    print("-" * 90)
+    print(f"{'figure':<64}{'scoped us':>11}{'plain us':>10}{'ratio':>8}  {'round ratios IQR':>16}")
+    print("-" * 111)
     summary = []
-    for title, goal, _, run in figures:
-        t = run()
-        ratio = t["scoped"] / t["plain"]
+    for title, goal, run in figures:
+        samples = run()
+        scoped, plain = (statistics.median(samples[k]) for k in ("scoped", "plain"))
+        ratio = scoped / plain
+        # The spread of the paired per-round ratios: how far noise moves a ratio here.
+        paired = [a / b for a, b in zip(samples["scoped"], samples["plain"], strict=True)]
+        q1, _, q3 = statistics.quantiles(paired, n=4)
         print(
-            f"{title:<58}{t['scoped'] * 1e6:>12.1f}{t['plain'] * 1e6:>12.1f}{ratio:>8.3f}",
+            f"{title:<64}{scoped * 1e6:>11.1f}{plain * 1e6:>10.1f}{ratio:>8.3f}"
+            f"  {q1:>7.3f} - {q3:.3f}",
             flush=True,
         )
         summary.append(f"SUMMARY {title.split(' ', 1)[1]}: {ratio:.3f} (goal {goal})")
