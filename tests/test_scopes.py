@@ -623,3 +623,168 @@ def test_reentering_scopes_does_not_grow_memory():
     finally:
         tracemalloc.stop()
     assert after - before < 16 * 1024, f"grew by {after - before} bytes over 20,000 steps"
+
+
+# -- the re-entry cache ----------------------------------------------------------------------------
+# Re-entering a scope by name with no overrides hands out the parent's cached VariableScope. The
+# cache must never make a later entry differ from a freshly built scope.
+
+
+def test_reentered_scope_is_reused_and_equal_to_a_fresh_one():
+    with ts.variable_scope("model", reuse=ts.AUTO_REUSE):
+        with ts.variable_scope("layer") as first:
+            pass
+        with ts.variable_scope("layer") as second:
+            assert ts.get_name_scope() == "model/layer"
+    assert second is first  # the cache hit
+    assert (second.name, second.reuse, second.original_name_scope) == (
+        "model/layer",
+        ts.AUTO_REUSE,
+        "model/layer/",
+    )
+
+
+def test_reentered_scope_follows_the_reuse_flag_of_each_entry():
+    with ts.variable_scope("a"), ts.variable_scope("b") as b:
+        assert b.reuse is False
+    with ts.variable_scope("a", reuse=True), ts.variable_scope("b") as b:
+        assert b.reuse is True
+    with ts.variable_scope("a"):
+        with ts.variable_scope("b", reuse=ts.AUTO_REUSE) as b:
+            assert b.reuse is ts.AUTO_REUSE
+        with ts.variable_scope("b") as b:
+            assert b.reuse is False
+
+
+def test_reentered_scope_follows_the_enclosing_name_scope():
+    with ts.variable_scope("net") as net:
+        with ts.variable_scope("head") as head:
+            assert head.original_name_scope == "net/head/"
+        with ts.name_scope("tower"), ts.variable_scope("head") as head:
+            assert head.original_name_scope == "net/tower/head/"
+            assert ts.get_name_scope() == "net/tower/head"
+            assert head.name == "net/head"
+        with ts.variable_scope("head") as head:
+            assert head.original_name_scope == "net/head/"
+            assert ts.get_name_scope() == "net/head"
+    assert net.name == "net"
+
+
+def test_reuse_variables_stays_with_its_entry():
+    # TensorFlow: reuse_variables() changes that scope object; re-entering the name later
+    # builds a fresh scope that inherits reuse from its parent again.
+    with ts.variable_scope("a"), ts.variable_scope("b") as b:
+        ts.get_variable("v", [1])
+        b.reuse_variables()
+        assert ts.get_variable("v", [1]) is ts.get_default_store()["a/b/v"]
+    with ts.variable_scope("a"), ts.variable_scope("b") as again:
+        assert again is not b
+        assert again.reuse is False
+        with pytest.raises(ValueError, match="already exists"):
+            ts.get_variable("v", [1])
+    assert b.reuse is True
+
+
+def test_current_scope_changed_by_get_variable_scope_is_not_cached():
+    with ts.variable_scope("a"):
+        ts.get_variable("v", [1])
+        ts.get_variable_scope().reuse_variables()
+        ts.get_variable("v", [1])
+    with ts.variable_scope("a"), pytest.raises(ValueError, match="already exists"):
+        ts.get_variable("v", [1])
+
+
+@pytest.mark.parametrize(
+    ("setter", "value", "attribute", "expected"),
+    [
+        ("set_initializer", "init", "initializer", "init"),
+        ("set_regularizer", "reg", "regularizer", "reg"),
+        ("set_dtype", torch.float64, "dtype", torch.float64),
+        ("set_device", "cpu", "device", torch.device("cpu")),
+        ("set_constraint", "con", "constraint", "con"),
+    ],
+)
+def test_a_changed_parent_is_seen_by_children_entered_later(setter, value, attribute, expected):
+    functions = {"init": ts.constant_initializer(3.0), "reg": torch.sum, "con": torch.abs}
+    value = functions.get(value, value) if isinstance(value, str) else value
+    expected = functions.get(expected, expected) if isinstance(expected, str) else expected
+    with ts.variable_scope("parent") as parent:
+        with ts.variable_scope("child") as child:
+            before = getattr(child, attribute)
+        getattr(parent, setter)(value)
+        with ts.variable_scope("child") as child:
+            assert getattr(child, attribute) == expected
+            assert getattr(child, attribute) != before
+        with ts.variable_scope("child") as again:
+            assert again is child
+
+
+def test_a_changed_child_does_not_change_its_cached_siblings_or_later_entries():
+    getter_calls = []
+
+    def getter(getter, name, *args, **kwargs):
+        getter_calls.append(name)
+        return getter(name, *args, **kwargs)
+
+    with ts.variable_scope("p"):
+        with ts.variable_scope("c") as c:
+            c.set_custom_getter(getter)
+            ts.get_variable("v", [1])
+        with ts.variable_scope("d"):
+            ts.get_variable("v", [1])
+        with ts.variable_scope("c", reuse=True):
+            ts.get_variable("v", [1])
+    assert getter_calls == ["p/c/v"]
+
+
+def test_failed_setter_leaves_the_cache_and_scope_as_they_were():
+    with ts.variable_scope("p") as p:
+        with ts.variable_scope("c") as c:
+            pass
+        with pytest.raises(TypeError):
+            p.set_initializer(42)
+        with ts.variable_scope("c") as again:
+            assert again is c
+    assert p.initializer is None
+
+
+def test_cache_is_bounded_for_names_made_in_a_loop():
+    with ts.variable_scope("loop") as scope:
+        for i in range(5_000):
+            with ts.variable_scope(f"step{i}") as inner:
+                assert inner.name == f"loop/step{i}"
+        assert len(scope._children) <= 256
+        with ts.variable_scope("step4999") as inner:
+            assert inner.name == "loop/step4999"
+
+
+def test_threads_reentering_the_same_scopes_get_their_own_names():
+    import threading
+
+    errors = []
+
+    def work(tag):
+        try:
+            store = ts.get_default_store()
+            with store.as_default():
+                for _ in range(2_000):
+                    with (
+                        ts.variable_scope("shared", reuse=ts.AUTO_REUSE),
+                        ts.name_scope(tag),
+                        ts.variable_scope("inner") as inner,
+                    ):
+                        if ts.get_name_scope() != f"shared/{tag}/inner":
+                            errors.append(ts.get_name_scope())
+                        if inner.name != "shared/inner":
+                            errors.append(inner.name)
+                        ts.get_variable("w", [2])
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=work, args=(f"t{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert list(ts.get_default_store().keys()) == ["shared/inner/w"]

@@ -57,6 +57,10 @@ def _resolve(
 
 
 def _check_real(name: str, value: Any, minimum: float | None = None) -> float:
+    if type(value) is float or type(value) is int:  # the common case: no ABC check
+        if minimum is not None and not value >= minimum:  # `not >=` also rejects NaN
+            raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+        return float(value)
     if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_complex():
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -67,9 +71,11 @@ def _check_real(name: str, value: Any, minimum: float | None = None) -> float:
 
 
 def _check_seed(seed: Any) -> int | None:
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+    if seed is None or type(seed) is int:
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed must be an int or None, got {seed!r}")
-    return None if seed is None else int(seed)
+    return int(seed)
 
 
 def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
@@ -199,6 +205,9 @@ class Initializer:
         return f"{self._name}({args})"
 
 
+_PLAIN_SCALARS = frozenset((int, float, bool))
+
+
 class Constant(Initializer):
     """Fills with ``value``: a scalar, or as many values as the shape has elements.
 
@@ -216,6 +225,9 @@ class Constant(Initializer):
     _fields = ("value",)
 
     def __init__(self, value: Any = 0) -> None:
+        if type(value) in _PLAIN_SCALARS:  # the common case, built inside a forward
+            self.value = value
+            return
         if isinstance(value, torch.Tensor):
             value = value.detach().cpu().clone()
         elif isinstance(value, (list, tuple)) or hasattr(value, "__array__"):
@@ -231,7 +243,9 @@ class Constant(Initializer):
             try:
                 _exact_tensor(value)
             except (TypeError, ValueError, RuntimeError) as e:
-                raise ValueError(f"constant_initializer value is not a rectangular array: {e}") from e
+                raise ValueError(
+                    f"constant_initializer value is not a rectangular array: {e}"
+                ) from e
         self.value = value
 
     def _generate(self, dims, dtype, device):
@@ -260,7 +274,7 @@ class Zeros(Constant):
     _fields = ()
 
     def __init__(self) -> None:
-        super().__init__(0)
+        self.value = 0
 
 
 class Ones(Constant):

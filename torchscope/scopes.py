@@ -53,6 +53,7 @@ AUTO_REUSE = _ReuseMode.AUTO_REUSE
 """Reuse flag: ``get_variable`` creates a variable if it is missing, else returns it."""
 
 _REUSE_VALUES = "True, False, None or ts.AUTO_REUSE"
+_CACHE_LIMIT = 256  # scopes cached per parent scope
 
 
 def _wrap_getter(getter: Callable, outer: Callable | None) -> Callable:
@@ -94,6 +95,11 @@ class VariableScope:
         "_constraint",
         "_name_scope",
         "_fast",
+        "_children",
+        "_owner",
+        "_outer_ns",
+        "_ns",
+        "_ns_key",
     )
 
     def __init__(
@@ -118,6 +124,8 @@ class VariableScope:
         self._custom_getter = _check_getter(custom_getter)
         self._constraint = check_callable(constraint, "constraint")
         self._name_scope = name_scope
+        self._children: dict[Any, VariableScope] = {}
+        self._owner: dict[Any, VariableScope] | None = None
         self._update_fast()
 
     def _update_fast(self) -> None:
@@ -167,28 +175,75 @@ class VariableScope:
     def reuse_variables(self) -> None:
         """Switches this scope to reuse: later ``get_variable`` calls in it return existing
         variables. Reuse cannot be switched off again."""
+        self._detach()
         self._reuse = True
         self._update_fast()
 
     def set_initializer(self, initializer: Callable | None) -> None:
-        self._initializer = _check_initializer(initializer)
+        initializer = _check_initializer(initializer)
+        self._detach()
+        self._initializer = initializer
 
     def set_regularizer(self, regularizer: Callable | None) -> None:
-        self._regularizer = check_callable(regularizer, "regularizer")
+        regularizer = check_callable(regularizer, "regularizer")
+        self._detach()
+        self._regularizer = regularizer
 
     def set_dtype(self, dtype: torch.dtype | str | None) -> None:
-        self._dtype = check_dtype(dtype)
+        dtype = check_dtype(dtype)
+        self._detach()
+        self._dtype = dtype
         self._update_fast()
 
     def set_device(self, device: torch.device | str | None) -> None:
-        self._device = check_device(device)
+        device = check_device(device)
+        self._detach()
+        self._device = device
 
     def set_constraint(self, constraint: Callable | None) -> None:
-        self._constraint = check_callable(constraint, "constraint")
+        constraint = check_callable(constraint, "constraint")
+        self._detach()
+        self._constraint = constraint
 
     def set_custom_getter(self, custom_getter: Callable | None) -> None:
-        self._custom_getter = _check_getter(custom_getter)
+        custom_getter = _check_getter(custom_getter)
+        self._detach()
+        self._custom_getter = custom_getter
         self._update_fast()
+
+    # -- the re-entry cache --------------------------------------------------------------------
+    #
+    # A forward re-enters the same scopes on every call. Each scope keeps the scopes
+    # opened in it without overrides, by relative name (``_children``), and
+    # ``variable_scope`` hands the same object out again when the reuse flag and the
+    # enclosing name scope match: one dict lookup instead of building a scope. A scope
+    # that is changed (``reuse_variables()``, ``set_*``) leaves its parent's cache, so
+    # the change stays with that object as in TensorFlow (re-entering the name builds
+    # a fresh scope), and drops its own cache (its children inherited the old values).
+
+    def _detach(self) -> None:
+        owner = self._owner
+        if owner is not None:
+            self._owner = None
+            for key, child in list(owner.items()):
+                if child is self:
+                    owner.pop(key, None)
+        self._children = {}
+
+    def _child(self, relative: str, reuse: bool | _ReuseMode, outer_ns: str) -> VariableScope:
+        """The scope ``variable_scope(relative)`` opens in this one with no overrides,
+        made and cached (the cache is bounded: names made in a loop do not pile up)."""
+        ns = f"{outer_ns}/{relative}" if outer_ns else relative
+        scope = self._copy(reuse, self._prefix + relative, ns + "/")
+        scope._outer_ns = outer_ns
+        scope._ns = ns
+        scope._ns_key = relative.lower()
+        children = self._children
+        if len(children) >= _CACHE_LIMIT:
+            children.clear()
+        children[relative] = scope
+        scope._owner = children
+        return scope
 
     def get_variable(self, name: str, shape: Any = None, dtype: Any = None, **kwargs: Any) -> Any:
         """``ts.get_variable`` in this scope (its name, reuse flag and defaults)."""
@@ -221,6 +276,8 @@ class VariableScope:
         scope._custom_getter = self._custom_getter
         scope._constraint = self._constraint
         scope._name_scope = name_scope
+        scope._children = {}
+        scope._owner = None
         scope._update_fast()
         return scope
 
@@ -240,7 +297,9 @@ def _check_getter(getter: Any) -> Callable | None:
 def _check_initializer(initializer: Any) -> Any:
     if initializer is None or callable(initializer):
         return initializer
-    if isinstance(initializer, (list, tuple)) and any(isinstance(v, torch.Tensor) for v in initializer):
+    if isinstance(initializer, (list, tuple)) and any(
+        isinstance(v, torch.Tensor) for v in initializer
+    ):
         raise TypeError(
             "variable_scope's initializer must be callable init(shape, dtype=None, device=None), "
             "got a list of tensors: TensorFlow's third argument 'values' is not needed in "
@@ -264,28 +323,28 @@ def _profiling() -> bool:
     return _autograd_profiler._is_profiler_enabled
 
 
-class _NameScopeEntry:
-    """The save/restore half shared by ``name_scope`` and ``variable_scope``."""
+class _ScopeEntry:
+    """The save/restore half shared by ``name_scope`` and ``variable_scope``: the
+    context's four scope fields are saved in one tuple on entry and put back on exit."""
 
     __slots__ = ("_context", "_saved", "_range")
 
-    def _enter_name(self, context: _state.Context, name_scope: str) -> None:
-        self._saved = (context.name_scope, context.name_counts)
-        context.name_scope = name_scope
-        context.name_counts = {}
-        self._range = None
-        if _profiling() and name_scope:
+    def _open_range(self, name_scope: str) -> None:
+        """A profiler range named after the name scope, while the profiler runs."""
+        if name_scope:
             self._range = torch.profiler.record_function(name_scope)
             self._range.__enter__()
 
-    def _exit_name(self, context: _state.Context) -> None:
-        context.name_scope, context.name_counts = self._saved
+    def __exit__(self, *exc: object) -> None:
+        context = self._context
+        context.scope, context.var_counts, context.name_scope, context.name_counts = self._saved
+        self._saved = None
         if self._range is not None:
             self._range.__exit__(None, None, None)
             self._range = None
 
 
-class variable_scope(_NameScopeEntry):
+class variable_scope(_ScopeEntry):
     """Opens a variable scope (and a name scope of the same name).
 
     Args:
@@ -303,6 +362,10 @@ class variable_scope(_NameScopeEntry):
         auxiliary_name_scope: ``False`` opens no name scope.
         values: accepted for TensorFlow compatibility and ignored.
 
+    Re-entering a scope by name with no overrides (what a forward does on every
+    call) hands out the same ``VariableScope`` object as the last time, from its
+    parent's cache; see ``VariableScope._child``.
+
     >>> with ts.variable_scope("foo"):
     ...     with ts.variable_scope("bar"):
     ...         v = ts.get_variable("v", [1])
@@ -315,16 +378,10 @@ class variable_scope(_NameScopeEntry):
 
     __slots__ = (
         "_name_or_scope",
-        "_default_name",
-        "_initializer",
-        "_regularizer",
         "_reuse",
-        "_dtype",
-        "_device",
-        "_custom_getter",
-        "_constraint",
+        "_overrides",
+        "_default_name",
         "_auxiliary",
-        "_saved_scope",
     )
 
     def __init__(
@@ -342,9 +399,31 @@ class variable_scope(_NameScopeEntry):
         values: Any = None,
         constraint: Callable | None = None,
     ) -> None:
+        self._saved = None
+        self._range = None
+        if (
+            type(name_or_scope) is str
+            and name_or_scope in _naming._CHECKED_SCOPE_NAMES
+            and (reuse is None or reuse is True or reuse is AUTO_REUSE)
+            and initializer is None
+            and regularizer is None
+            and dtype is None
+            and device is None
+            and custom_getter is None
+            and constraint is None
+            and auxiliary_name_scope is True
+            and default_name is None
+        ):
+            # The common call, re-entering a checked name: nothing else to check.
+            self._name_or_scope = name_or_scope
+            self._reuse = reuse
+            self._overrides = None
+            return
         if name_or_scope is None:
             if default_name is None:
-                raise TypeError("variable_scope needs name_or_scope, or default_name when it is None")
+                raise TypeError(
+                    "variable_scope needs name_or_scope, or default_name when it is None"
+                )
             _naming.check_scope_name(default_name, "default_name")
         elif isinstance(name_or_scope, str):
             _naming.check_scope_name(name_or_scope, "variable_scope")
@@ -356,7 +435,9 @@ class variable_scope(_NameScopeEntry):
         if default_name is not None and not isinstance(default_name, str):
             raise TypeError(f"default_name must be a str or None, got {describe(default_name)}")
         if not isinstance(auxiliary_name_scope, bool):
-            raise TypeError(f"auxiliary_name_scope must be a bool, got {describe(auxiliary_name_scope)}")
+            raise TypeError(
+                f"auxiliary_name_scope must be a bool, got {describe(auxiliary_name_scope)}"
+            )
         self._reuse = _check_reuse(reuse)
         if name_or_scope is None and self._reuse:
             raise ValueError(
@@ -366,71 +447,95 @@ class variable_scope(_NameScopeEntry):
             )
         self._name_or_scope = name_or_scope
         self._default_name = default_name
-        # The defaults are usually all None; check only what was given.
-        self._initializer = initializer if initializer is None else _check_initializer(initializer)
-        self._regularizer = regularizer if regularizer is None else check_callable(regularizer, "regularizer")
-        self._dtype = dtype if dtype is None else check_dtype(dtype)
-        self._device = device if device is None else check_device(device)
-        self._custom_getter = custom_getter if custom_getter is None else _check_getter(custom_getter)
-        self._constraint = constraint if constraint is None else check_callable(constraint, "constraint")
         self._auxiliary = auxiliary_name_scope
-        self._saved_scope = None
+        # The defaults are usually all None; check only what was given.
+        overrides = (
+            initializer if initializer is None else _check_initializer(initializer),
+            regularizer if regularizer is None else check_callable(regularizer, "regularizer"),
+            dtype if dtype is None else check_dtype(dtype),
+            device if device is None else check_device(device),
+            constraint if constraint is None else check_callable(constraint, "constraint"),
+            custom_getter if custom_getter is None else _check_getter(custom_getter),
+        )
+        plain = (
+            isinstance(name_or_scope, str) and auxiliary_name_scope and overrides == _NO_OVERRIDES
+        )
+        self._overrides = None if plain else overrides
 
     def __enter__(self) -> VariableScope:
-        if self._saved_scope is not None:
+        if self._saved is not None:
             raise RuntimeError("this variable_scope is already open; create a new one to nest it")
         context = _state.current()
         old = context.scope
-        target = self._name_or_scope
-        if isinstance(target, VariableScope):
-            name = target._name
-            reuse = self._reuse if self._reuse else target._reuse
-            scope = target._copy(reuse, name, target._name_scope)
-            outer_getter = target._custom_getter
-            name_scope = None  # a captured scope leaves the name scope alone
+        outer_ns = context.name_scope
+        counts = context.var_counts
+        name_counts = context.name_counts
+        if self._overrides is None:
+            # A name and no overrides: the cached child of the current scope.
+            relative = self._name_or_scope
+            reuse = self._reuse or old._reuse
+            scope = old._children.get(relative)
+            if scope is None or scope._reuse is not reuse or scope._outer_ns != outer_ns:
+                scope = old._child(relative, reuse, outer_ns)
+            name_scope = scope._ns
+            key = scope._ns_key
+            if key not in name_counts:  # only the first use writes (see _naming.mark_used)
+                name_counts[key] = 1
         else:
-            relative = target if target is not None else _unique_default(context, old, self._default_name)
-            name = old._prefix + relative
-            reuse = self._reuse if self._reuse else old._reuse
-            name_scope = _naming.join(context.name_scope, relative) if self._auxiliary else None
-            current_ns = name_scope if name_scope is not None else context.name_scope
-            scope = old._copy(reuse, name, current_ns + "/" if current_ns else "")
-            outer_getter = old._custom_getter
-        self._apply_overrides(scope, outer_getter)
-        if name not in context.var_counts:  # a set, in effect: default_name asks "was it opened?"
-            context.var_counts[name] = 1
+            scope, name_scope = self._open(context, old, outer_ns)
+        if scope._name not in counts:  # a set, in effect: default_name asks "was it opened?"
+            counts[scope._name] = 1
         self._context = context
-        self._saved_scope = (old, context.var_counts)
+        self._saved = (old, counts, outer_ns, name_counts)
         context.scope = scope
         context.var_counts = {}
         if name_scope is not None:
-            _naming.mark_used(context.name_counts, relative)
-            self._enter_name(context, name_scope)
-        else:
-            self._saved = None
+            context.name_scope = name_scope
+            context.name_counts = {}
+            if _autograd_profiler._is_profiler_enabled:
+                self._open_range(name_scope)
         return scope
 
-    def _apply_overrides(self, scope: VariableScope, outer_getter: Callable | None) -> None:
-        if self._initializer is not None:
-            scope._initializer = self._initializer
-        if self._regularizer is not None:
-            scope._regularizer = self._regularizer
-        if self._dtype is not None:
-            scope._dtype = self._dtype
-        if self._device is not None:
-            scope._device = self._device
-        if self._constraint is not None:
-            scope._constraint = self._constraint
-        if self._custom_getter is not None:
-            scope._custom_getter = _wrap_getter(self._custom_getter, outer_getter)
+    def _open(
+        self, context: _state.Context, old: VariableScope, outer_ns: str
+    ) -> tuple[VariableScope, str | None]:
+        """The general entry: a captured scope, a default name or overrides. Returns the
+        new scope and the name scope to open (None: leave it alone)."""
+        target = self._name_or_scope
+        if isinstance(target, VariableScope):
+            reuse = self._reuse if self._reuse else target._reuse
+            scope = target._copy(reuse, target._name, target._name_scope)
+            outer_getter = target._custom_getter
+            name_scope = None  # a captured scope leaves the name scope alone
+        else:
+            relative = (
+                target if target is not None else _unique_default(context, old, self._default_name)
+            )
+            reuse = self._reuse if self._reuse else old._reuse
+            name_scope = _naming.join(outer_ns, relative) if self._auxiliary else None
+            current_ns = name_scope if name_scope is not None else outer_ns
+            scope = old._copy(reuse, old._prefix + relative, current_ns + "/" if current_ns else "")
+            outer_getter = old._custom_getter
+            if name_scope is not None:
+                _naming.mark_used(context.name_counts, relative)
+        initializer, regularizer, dtype, device, constraint, getter = self._overrides
+        if initializer is not None:
+            scope._initializer = initializer
+        if regularizer is not None:
+            scope._regularizer = regularizer
+        if dtype is not None:
+            scope._dtype = dtype
+        if device is not None:
+            scope._device = device
+        if constraint is not None:
+            scope._constraint = constraint
+        if getter is not None:
+            scope._custom_getter = _wrap_getter(getter, outer_getter)
         scope._update_fast()
+        return scope, name_scope
 
-    def __exit__(self, *exc: object) -> None:
-        context = self._context
-        if self._saved is not None:
-            self._exit_name(context)
-        context.scope, context.var_counts = self._saved_scope
-        self._saved_scope = None
+
+_NO_OVERRIDES = (None,) * 6
 
 
 def _unique_default(context: _state.Context, old: VariableScope, default_name: str) -> str:
@@ -445,7 +550,7 @@ def _unique_default(context: _state.Context, old: VariableScope, default_name: s
     return f"{default_name}_{index}"
 
 
-class name_scope(_NameScopeEntry):
+class name_scope(_ScopeEntry):
     """Opens a name scope for operations (not variables).
 
     ``name`` is made unique among the name scopes opened in the current one
@@ -465,7 +570,14 @@ class name_scope(_NameScopeEntry):
 
     __slots__ = ("_name",)
 
-    def __init__(self, name: str | None, default_name: str | None = None, values: Any = None) -> None:
+    def __init__(
+        self, name: str | None, default_name: str | None = None, values: Any = None
+    ) -> None:
+        self._saved = None
+        self._range = None
+        if type(name) is str and name in _naming._CHECKED_SCOPE_NAMES:
+            self._name = name  # a checked name: the common call
+            return
         if name is None:
             name = default_name
         if name is not None and not isinstance(name, str):
@@ -475,26 +587,32 @@ class name_scope(_NameScopeEntry):
         elif name:
             _naming.check_scope_name(name[:-1], "name_scope")
         self._name = name
-        self._saved = None
 
     def __enter__(self) -> str:
         if self._saved is not None:
             raise RuntimeError("this name_scope is already open; create a new one to nest it")
         context = _state.current()
         name = self._name
+        outer_ns = context.name_scope
+        name_counts = context.name_counts
         if not name:
             full = ""
-        elif name.endswith("/"):
+        elif name[-1] == "/":
             full = name[:-1]
         else:
-            full = _naming.join(context.name_scope, _naming.unique_name(context.name_counts, name))
+            key = name.lower()
+            if key not in name_counts and "_" not in key:
+                name_counts[key] = 1  # a first use (what unique_name does, without its search)
+            else:
+                name = _naming.unique_name(name_counts, name)
+            full = f"{outer_ns}/{name}" if outer_ns else name
         self._context = context
-        self._enter_name(context, full)
+        self._saved = (context.scope, context.var_counts, outer_ns, name_counts)
+        context.name_scope = full
+        context.name_counts = {}
+        if _autograd_profiler._is_profiler_enabled:
+            self._open_range(full)
         return full + "/" if full else ""
-
-    def __exit__(self, *exc: object) -> None:
-        self._exit_name(self._context)
-        self._saved = None
 
 
 def get_variable_scope() -> VariableScope:
