@@ -3,10 +3,11 @@
 ``torch.ops.torchscope.conv2d_bias_relu`` is declared in C++ (``csrc/``), with a
 CPU kernel (oneDNN's convolution with a fused bias+relu post-op, or
 ``at::convolution`` followed by a one-pass epilogue) and a CUDA kernel (cuDNN's
-convolution followed by the same epilogue). This module adds what PyTorch needs
-in Python: the fake kernels (shapes, strides and argument checks, for
-``torch.compile`` and ``torch.export``) and the autograd formula, whose backward
-is the op ``torch.ops.torchscope.conv2d_bias_relu_backward``.
+convolution followed by the same epilogue), and its autograd formula is
+registered in C++ too (its backward is the op
+``torch.ops.torchscope.conv2d_bias_relu_backward``). This module adds what
+PyTorch needs in Python: the fake kernels (shapes, strides and argument checks,
+for ``torch.compile`` and ``torch.export``).
 
 Without the compiled library (see :func:`native_available`), the same function
 computes ``relu(conv2d(...))`` with plain PyTorch and warns once.
@@ -371,32 +372,6 @@ def _fake_backward(
     return grad_input, grad_weight, grad_bias
 
 
-def _setup_context(ctx, inputs, output):
-    input, weight, bias, stride, padding, dilation, groups = inputs
-    ctx.save_for_backward(input, weight, output)
-    ctx.conv_args = (stride, padding, dilation, groups)
-    ctx.has_bias = bias is not None
-
-
-def _backward(ctx, grad_output):
-    input, weight, output = ctx.saved_tensors
-    stride, padding, dilation, groups = ctx.conv_args
-    need = ctx.needs_input_grad
-    grad_input, grad_weight, grad_bias = torch.ops.torchscope.conv2d_bias_relu_backward(
-        grad_output,
-        output,
-        input,
-        weight,
-        stride,
-        padding,
-        dilation,
-        groups,
-        [need[0], need[1], ctx.has_bias and need[2]],
-    )
-    return grad_input, grad_weight, grad_bias, None, None, None, None
-
-
 if _native.LOADED:
     torch.library.register_fake(_OP)(_fake_forward)
     torch.library.register_fake(_BACKWARD_OP)(_fake_backward)
-    torch.library.register_autograd(_OP, _backward, setup_context=_setup_context)
