@@ -788,3 +788,26 @@ def test_threads_reentering_the_same_scopes_get_their_own_names():
         t.join()
     assert errors == []
     assert list(ts.get_default_store().keys()) == ["shared/inner/w"]
+
+
+def test_captured_scope_reentry_is_cached_per_reuse_flag_and_follows_changes():
+    with ts.variable_scope("tower") as tower:
+        ts.get_variable("w", [1])
+    with ts.variable_scope(tower, reuse=True) as first:
+        assert ts.get_variable("w", [1]) is ts.get_default_store()["tower/w"]
+    with ts.variable_scope(tower, reuse=True) as second:
+        pass
+    assert second is first
+    with ts.variable_scope(tower) as plain:
+        assert plain.reuse is False
+    # A change of the captured scope reaches the copies opened after it.
+    tower.set_initializer(ts.constant_initializer(2.0))
+    with ts.variable_scope(tower) as changed:
+        assert changed is not plain
+        assert torch.equal(ts.get_variable("u", [2]), torch.full((2,), 2.0))
+    # A change of an opened copy stays with it.
+    with ts.variable_scope(tower) as copy:
+        copy.reuse_variables()
+    with ts.variable_scope(tower) as fresh:
+        assert fresh.reuse is False
+    assert tower.reuse is False

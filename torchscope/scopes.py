@@ -230,6 +230,14 @@ class VariableScope:
                     owner.pop(key, None)
         self._children = {}
 
+    def _recopy(self, reuse: bool | _ReuseMode) -> VariableScope:
+        """The scope ``variable_scope(self, reuse=...)`` opens (no overrides), made and
+        cached in this scope under the reuse flag (names are never such keys)."""
+        scope = self._copy(reuse, self._name, self._name_scope)
+        self._children[reuse] = scope
+        scope._owner = self._children
+        return scope
+
     def _child(self, relative: str, reuse: bool | _ReuseMode, outer_ns: str) -> VariableScope:
         """The scope ``variable_scope(relative)`` opens in this one with no overrides,
         made and cached (the cache is bounded: names made in a loop do not pile up)."""
@@ -283,6 +291,30 @@ class VariableScope:
 
     def __repr__(self) -> str:
         return f"VariableScope(name={self._name!r}, reuse={self._reuse!r})"
+
+
+_ROOTS: dict[tuple[Any, str | None], VariableScope] = {}
+
+
+def _root_scope(reuse: bool | _ReuseMode | None, name: str | None = None) -> VariableScope:
+    """A root scope for a fresh context (a module's call), shared by the calls that ask
+    for the same one so that the scopes entered under it come from its cache. With
+    ``name``: the scope ``variable_scope(name)`` opens at a fresh root."""
+    key = (reuse, name)
+    scope = _ROOTS.get(key)
+    if scope is None:
+        if name is None:
+            scope = VariableScope(reuse)
+        else:
+            scope = VariableScope(reuse, name, name_scope=name + "/")
+            scope._outer_ns = ""
+            scope._ns = name
+            scope._ns_key = name.lower()
+        if len(_ROOTS) >= _CACHE_LIMIT:
+            _ROOTS.clear()
+        _ROOTS[key] = scope
+        scope._owner = _ROOTS
+    return scope
 
 
 def _check_getter(getter: Any) -> Callable | None:
@@ -402,9 +434,7 @@ class variable_scope(_ScopeEntry):
         self._saved = None
         self._range = None
         if (
-            type(name_or_scope) is str
-            and name_or_scope in _naming._CHECKED_SCOPE_NAMES
-            and (reuse is None or reuse is True or reuse is AUTO_REUSE)
+            (reuse is None or reuse is True or reuse is AUTO_REUSE)
             and initializer is None
             and regularizer is None
             and dtype is None
@@ -414,11 +444,19 @@ class variable_scope(_ScopeEntry):
             and auxiliary_name_scope is True
             and default_name is None
         ):
-            # The common call, re-entering a checked name: nothing else to check.
-            self._name_or_scope = name_or_scope
-            self._reuse = reuse
-            self._overrides = None
-            return
+            # The common calls: re-entering a checked name, or a captured scope, with no
+            # overrides. Nothing else to check.
+            kind = type(name_or_scope)
+            if kind is str and name_or_scope in _naming._CHECKED_SCOPE_NAMES:
+                self._name_or_scope = name_or_scope
+                self._reuse = reuse
+                self._overrides = None
+                return
+            if kind is VariableScope:
+                self._name_or_scope = name_or_scope
+                self._reuse = reuse
+                self._overrides = _CAPTURED
+                return
         if name_or_scope is None:
             if default_name is None:
                 raise TypeError(
@@ -457,10 +495,14 @@ class variable_scope(_ScopeEntry):
             constraint if constraint is None else check_callable(constraint, "constraint"),
             custom_getter if custom_getter is None else _check_getter(custom_getter),
         )
-        plain = (
-            isinstance(name_or_scope, str) and auxiliary_name_scope and overrides == _NO_OVERRIDES
-        )
-        self._overrides = None if plain else overrides
+        if overrides != _NO_OVERRIDES:
+            self._overrides = overrides
+        elif isinstance(name_or_scope, VariableScope):
+            self._overrides = _CAPTURED
+        elif name_or_scope is not None and auxiliary_name_scope:
+            self._overrides = None
+        else:
+            self._overrides = overrides
 
     def __enter__(self) -> VariableScope:
         if self._saved is not None:
@@ -481,6 +523,14 @@ class variable_scope(_ScopeEntry):
             key = scope._ns_key
             if key not in name_counts:  # only the first use writes (see _naming.mark_used)
                 name_counts[key] = 1
+        elif self._overrides is _CAPTURED:
+            # A captured scope and no overrides: its cached copy for this reuse flag.
+            target = self._name_or_scope
+            reuse = self._reuse or target._reuse
+            scope = target._children.get(reuse)
+            if scope is None:
+                scope = target._recopy(reuse)
+            name_scope = None  # a captured scope leaves the name scope alone
         else:
             scope, name_scope = self._open(context, old, outer_ns)
         if scope._name not in counts:  # a set, in effect: default_name asks "was it opened?"
@@ -536,6 +586,7 @@ class variable_scope(_ScopeEntry):
 
 
 _NO_OVERRIDES = (None,) * 6
+_CAPTURED = ("captured",)  # variable_scope._overrides of a captured scope without overrides
 
 
 def _unique_default(context: _state.Context, old: VariableScope, default_name: str) -> str:
