@@ -1,14 +1,13 @@
-"""Variable scopes and name scopes.
+"""Variable scopes: ``variable_scope`` and ``get_variable_scope``.
 
 ``variable_scope`` carries the prefix of variable names, the reuse flag and the
 defaults ``get_variable`` inherits (initializer, regularizer, dtype, device,
 constraint, custom getter). ``name_scope`` names operations; a variable scope
 opens one too. Both are thread-local and per store (see ``_state.py``).
 
-Name-scope bookkeeping is bounded: every scope entry owns the counter table of
-the names opened directly inside it and drops it when it closes, so a training
-loop that re-enters the same scopes every step keeps the same names and the same
-memory. Uniqueness ("foo", then "foo_1") holds among the siblings of one entry.
+The ``VariableScope`` object and its re-entry cache live in ``_variable_scope.py``,
+name scopes in ``name_scopes.py``; this module re-exports both.
+
 A variable scope's name scope is its own name, never made unique: re-entering
 ``variable_scope("model", reuse=True)`` puts operations under ``model/`` again
 (TensorFlow would say ``model_1/``), so a re-entered model names its operations
@@ -18,19 +17,28 @@ as TensorFlow does.
 
 from __future__ import annotations
 
-import enum
-import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.autograd.profiler as _autograd_profiler
 
 from . import _naming, _state
 from ._checks import check_callable, check_device, check_dtype, describe
-
-if TYPE_CHECKING:
-    from .initializers import Initializer
+from ._variable_scope import (
+    AUTO_REUSE,
+    VariableScope,
+    _check_getter,
+    _check_initializer,
+    _check_reuse,
+    _ReuseMode,
+    _wrap_getter,
+)
+from ._variable_scope import (
+    _root_scope as _root_scope,  # re-exported for module.py
+)
+from .name_scopes import _profiling as _profiling  # re-exported for module.py
+from .name_scopes import _ScopeEntry, get_name_scope, name_scope
 
 __all__ = [
     "AUTO_REUSE",
@@ -40,340 +48,6 @@ __all__ = [
     "name_scope",
     "variable_scope",
 ]
-
-
-class _ReuseMode(enum.Enum):
-    AUTO_REUSE = 1
-
-    def __repr__(self) -> str:
-        return "ts.AUTO_REUSE"
-
-
-AUTO_REUSE = _ReuseMode.AUTO_REUSE
-"""Reuse flag: ``get_variable`` creates a variable if it is missing, else returns it."""
-
-_REUSE_VALUES = "True, False, None or ts.AUTO_REUSE"
-_CACHE_LIMIT = 256  # scopes cached per parent scope
-
-
-def _wrap_getter(getter: Callable, outer: Callable | None) -> Callable:
-    """Composes custom getters as TensorFlow does: ``getter`` runs first, and its
-    ``getter`` argument runs ``outer``, which runs the real one."""
-    if outer is None:
-        return getter
-
-    def wrapped(getter_: Callable | None = None, *args: Any, **kwargs: Any) -> Any:
-        if getter_ is None:
-            getter_ = kwargs.pop("getter")
-        return getter(functools.partial(outer, getter_), *args, **kwargs)
-
-    wrapped.__wrapped__ = getter  # type: ignore[attr-defined]
-    return wrapped
-
-
-class VariableScope:
-    """A variable scope: a name prefix, a reuse flag and defaults for ``get_variable``.
-
-    Obtained from ``with ts.variable_scope(...) as scope`` or
-    ``ts.get_variable_scope()``. Passing it back to ``variable_scope`` re-opens
-    it ("captures" it) wherever that happens.
-
-    >>> with ts.variable_scope("foo") as scope:
-    ...     scope.name, scope.reuse, scope.original_name_scope
-    ('foo', False, 'foo/')
-    """
-
-    __slots__ = (
-        "_name",
-        "_prefix",
-        "_reuse",
-        "_initializer",
-        "_regularizer",
-        "_dtype",
-        "_device",
-        "_custom_getter",
-        "_constraint",
-        "_name_scope",
-        "_fast",
-        "_children",
-        "_owner",
-        "_outer_ns",
-        "_ns",
-        "_ns_key",
-    )
-
-    def __init__(
-        self,
-        reuse: bool | _ReuseMode | None,
-        name: str = "",
-        initializer: Initializer | Callable | None = None,
-        regularizer: Callable | None = None,
-        dtype: torch.dtype | None = None,
-        device: torch.device | str | None = None,
-        custom_getter: Callable | None = None,
-        constraint: Callable | None = None,
-        name_scope: str = "",
-    ) -> None:
-        self._name = name
-        self._prefix = name + "/" if name else ""
-        self._reuse = reuse if reuse else False
-        self._initializer = _check_initializer(initializer)
-        self._regularizer = check_callable(regularizer, "regularizer")
-        self._dtype = check_dtype(dtype)
-        self._device = check_device(device)
-        self._custom_getter = _check_getter(custom_getter)
-        self._constraint = check_callable(constraint, "constraint")
-        self._name_scope = name_scope
-        self._children: dict[Any, VariableScope] = {}
-        self._owner: dict[Any, VariableScope] | None = None
-        self._update_fast()
-
-    def _update_fast(self) -> None:
-        # get_variable's reuse path: reusing, and nothing to apply on the way.
-        self._fast = bool(self._reuse) and self._custom_getter is None and self._dtype is None
-
-    @property
-    def name(self) -> str:
-        """The full name, ``""`` for the root scope."""
-        return self._name
-
-    @property
-    def reuse(self) -> bool | _ReuseMode:
-        """``False``, ``True`` or ``ts.AUTO_REUSE``."""
-        return self._reuse
-
-    @property
-    def initializer(self) -> Callable | None:
-        return self._initializer
-
-    @property
-    def regularizer(self) -> Callable | None:
-        return self._regularizer
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """The scope's dtype, or ``torch.get_default_dtype()`` when none was set."""
-        return self._dtype if self._dtype is not None else torch.get_default_dtype()
-
-    @property
-    def device(self) -> torch.device | None:
-        return self._device
-
-    @property
-    def custom_getter(self) -> Callable | None:
-        return self._custom_getter
-
-    @property
-    def constraint(self) -> Callable | None:
-        return self._constraint
-
-    @property
-    def original_name_scope(self) -> str:
-        """The name scope this scope opened when it was first entered, with a trailing ``/``."""
-        return self._name_scope
-
-    def reuse_variables(self) -> None:
-        """Switches this scope to reuse: later ``get_variable`` calls in it return existing
-        variables. Reuse cannot be switched off again."""
-        self._detach()
-        self._reuse = True
-        self._update_fast()
-
-    def set_initializer(self, initializer: Callable | None) -> None:
-        initializer = _check_initializer(initializer)
-        self._detach()
-        self._initializer = initializer
-
-    def set_regularizer(self, regularizer: Callable | None) -> None:
-        regularizer = check_callable(regularizer, "regularizer")
-        self._detach()
-        self._regularizer = regularizer
-
-    def set_dtype(self, dtype: torch.dtype | str | None) -> None:
-        dtype = check_dtype(dtype)
-        self._detach()
-        self._dtype = dtype
-        self._update_fast()
-
-    def set_device(self, device: torch.device | str | None) -> None:
-        device = check_device(device)
-        self._detach()
-        self._device = device
-
-    def set_constraint(self, constraint: Callable | None) -> None:
-        constraint = check_callable(constraint, "constraint")
-        self._detach()
-        self._constraint = constraint
-
-    def set_custom_getter(self, custom_getter: Callable | None) -> None:
-        custom_getter = _check_getter(custom_getter)
-        self._detach()
-        self._custom_getter = custom_getter
-        self._update_fast()
-
-    # -- the re-entry cache --------------------------------------------------------------------
-    #
-    # A forward re-enters the same scopes on every call. Each scope keeps the scopes
-    # opened in it without overrides, by relative name (``_children``), and
-    # ``variable_scope`` hands the same object out again when the reuse flag and the
-    # enclosing name scope match: one dict lookup instead of building a scope. A scope
-    # that is changed (``reuse_variables()``, ``set_*``) leaves its parent's cache, so
-    # the change stays with that object as in TensorFlow (re-entering the name builds
-    # a fresh scope), and drops its own cache (its children inherited the old values).
-
-    def _detach(self) -> None:
-        owner = self._owner
-        if owner is not None:
-            self._owner = None
-            for key, child in list(owner.items()):
-                if child is self:
-                    owner.pop(key, None)
-        self._children = {}
-
-    def _recopy(self, reuse: bool | _ReuseMode) -> VariableScope:
-        """The scope ``variable_scope(self, reuse=...)`` opens (no overrides), made and
-        cached in this scope under the reuse flag (names are never such keys)."""
-        scope = self._copy(reuse, self._name, self._name_scope)
-        self._children[reuse] = scope
-        scope._owner = self._children
-        return scope
-
-    def _child(self, relative: str, reuse: bool | _ReuseMode, outer_ns: str) -> VariableScope:
-        """The scope ``variable_scope(relative)`` opens in this one with no overrides,
-        made and cached (the cache is bounded: names made in a loop do not pile up)."""
-        ns = f"{outer_ns}/{relative}" if outer_ns else relative
-        scope = self._copy(reuse, self._prefix + relative, ns + "/")
-        scope._outer_ns = outer_ns
-        scope._ns = ns
-        scope._ns_key = relative.lower()
-        children = self._children
-        if len(children) >= _CACHE_LIMIT:
-            children.clear()
-        children[relative] = scope
-        scope._owner = children
-        return scope
-
-    def get_variable(self, name: str, shape: Any = None, dtype: Any = None, **kwargs: Any) -> Any:
-        """``ts.get_variable`` in this scope (its name, reuse flag and defaults)."""
-        from .variables import _get_variable
-
-        return _get_variable(_state.current(), self, name, shape, dtype, **kwargs)
-
-    def global_variables(self) -> list[torch.nn.Parameter]:
-        """The variables whose full names start with this scope's name."""
-        return self.get_collection("variables")
-
-    def trainable_variables(self) -> list[torch.nn.Parameter]:
-        """The trainable variables whose full names start with this scope's name."""
-        return self.get_collection("trainable_variables")
-
-    def get_collection(self, key: str) -> list[Any]:
-        """The items of collection ``key`` under this scope."""
-        context = _state.current()
-        return context.store.get_collection(key, self._prefix or None, context.params)
-
-    def _copy(self, reuse: bool | _ReuseMode, name: str, name_scope: str) -> VariableScope:
-        scope = VariableScope.__new__(VariableScope)
-        scope._name = name
-        scope._prefix = name + "/" if name else ""
-        scope._reuse = reuse if reuse else False
-        scope._initializer = self._initializer
-        scope._regularizer = self._regularizer
-        scope._dtype = self._dtype
-        scope._device = self._device
-        scope._custom_getter = self._custom_getter
-        scope._constraint = self._constraint
-        scope._name_scope = name_scope
-        scope._children = {}
-        scope._owner = None
-        scope._update_fast()
-        return scope
-
-    def __repr__(self) -> str:
-        return f"VariableScope(name={self._name!r}, reuse={self._reuse!r})"
-
-
-_ROOTS: dict[tuple[Any, str | None], VariableScope] = {}
-
-
-def _root_scope(reuse: bool | _ReuseMode | None, name: str | None = None) -> VariableScope:
-    """A root scope for a fresh context (a module's call), shared by the calls that ask
-    for the same one so that the scopes entered under it come from its cache. With
-    ``name``: the scope ``variable_scope(name)`` opens at a fresh root."""
-    key = (reuse, name)
-    scope = _ROOTS.get(key)
-    if scope is None:
-        if name is None:
-            scope = VariableScope(reuse)
-        else:
-            scope = VariableScope(reuse, name, name_scope=name + "/")
-            scope._outer_ns = ""
-            scope._ns = name
-            scope._ns_key = name.lower()
-        if len(_ROOTS) >= _CACHE_LIMIT:
-            _ROOTS.clear()
-        _ROOTS[key] = scope
-        scope._owner = _ROOTS
-    return scope
-
-
-def _check_getter(getter: Any) -> Callable | None:
-    if getter is not None and not callable(getter):
-        raise ValueError(
-            f"custom_getter must be callable (getter, name, *args, **kwargs) -> variable, got "
-            f"{describe(getter)}"
-        )
-    return getter
-
-
-def _check_initializer(initializer: Any) -> Any:
-    if initializer is None or callable(initializer):
-        return initializer
-    if isinstance(initializer, (list, tuple)) and any(
-        isinstance(v, torch.Tensor) for v in initializer
-    ):
-        raise TypeError(
-            "variable_scope's initializer must be callable init(shape, dtype=None, device=None), "
-            "got a list of tensors: TensorFlow's third argument 'values' is not needed in "
-            "torchscope; pass the initializer by keyword (initializer=...)."
-        )
-    raise TypeError(
-        "a scope's initializer must be callable init(shape, dtype=None, device=None) -> Tensor "
-        f"(for example ts.constant_initializer(0.1)), got {describe(initializer)}"
-    )
-
-
-def _check_reuse(reuse: Any) -> bool | _ReuseMode | None:
-    if reuse is None or reuse is True or reuse is AUTO_REUSE:
-        return reuse
-    if reuse is False:
-        return None  # False behaves as None: reuse is inherited, never switched off.
-    raise ValueError(f"reuse must be {_REUSE_VALUES}, got {describe(reuse)}")
-
-
-def _profiling() -> bool:
-    return _autograd_profiler._is_profiler_enabled
-
-
-class _ScopeEntry:
-    """The save/restore half shared by ``name_scope`` and ``variable_scope``: the
-    context's four scope fields are saved in one tuple on entry and put back on exit."""
-
-    __slots__ = ("_context", "_saved", "_range")
-
-    def _open_range(self, name_scope: str) -> None:
-        """A profiler range named after the name scope, while the profiler runs."""
-        if name_scope:
-            self._range = torch.profiler.record_function(name_scope)
-            self._range.__enter__()
-
-    def __exit__(self, *exc: object) -> None:
-        context = self._context
-        context.scope, context.var_counts, context.name_scope, context.name_counts = self._saved
-        self._saved = None
-        if self._range is not None:
-            self._range.__exit__(None, None, None)
-            self._range = None
 
 
 class variable_scope(_ScopeEntry):
@@ -601,71 +275,6 @@ def _unique_default(context: _state.Context, old: VariableScope, default_name: s
     return f"{default_name}_{index}"
 
 
-class name_scope(_ScopeEntry):
-    """Opens a name scope for operations (not variables).
-
-    ``name`` is made unique among the name scopes opened in the current one
-    (``foo``, then ``foo_1``); a name ending in ``/`` re-enters that absolute scope;
-    ``None`` or ``""`` goes back to the root. The ``with`` value is the scope's
-    name with a trailing ``/``. While it is open, ``torch.profiler`` shows a range
-    of that name.
-
-    >>> with ts.name_scope("foo") as a:
-    ...     pass
-    >>> with ts.name_scope("foo") as b:
-    ...     ts.get_name_scope()
-    'foo_1'
-    >>> a, b
-    ('foo/', 'foo_1/')
-    """
-
-    __slots__ = ("_name",)
-
-    def __init__(
-        self, name: str | None, default_name: str | None = None, values: Any = None
-    ) -> None:
-        self._saved = None
-        self._range = None
-        if type(name) is str and name in _naming._CHECKED_SCOPE_NAMES:
-            self._name = name  # a checked name: the common call
-            return
-        if name is None:
-            name = default_name
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"name_scope's name must be a str or None, got {describe(name)}")
-        if name and not name.endswith("/"):
-            _naming.check_scope_name(name, "name_scope")
-        elif name:
-            _naming.check_scope_name(name[:-1], "name_scope")
-        self._name = name
-
-    def __enter__(self) -> str:
-        if self._saved is not None:
-            raise RuntimeError("this name_scope is already open; create a new one to nest it")
-        context = _state.current()
-        name = self._name
-        outer_ns = context.name_scope
-        name_counts = context.name_counts
-        if not name:
-            full = ""
-        elif name[-1] == "/":
-            full = name[:-1]
-        else:
-            key = name.lower()
-            if key not in name_counts and "_" not in key:
-                name_counts[key] = 1  # a first use (what unique_name does, without its search)
-            else:
-                name = _naming.unique_name(name_counts, name)
-            full = f"{outer_ns}/{name}" if outer_ns else name
-        self._context = context
-        self._saved = (context.scope, context.var_counts, outer_ns, name_counts)
-        context.name_scope = full
-        context.name_counts = {}
-        if _autograd_profiler._is_profiler_enabled:
-            self._open_range(full)
-        return full + "/" if full else ""
-
-
 def get_variable_scope() -> VariableScope:
     """The current variable scope of this thread in the default store.
 
@@ -673,14 +282,3 @@ def get_variable_scope() -> VariableScope:
     ''
     """
     return _state.current().scope
-
-
-def get_name_scope() -> str:
-    """The current name scope, without a trailing ``/`` (``""`` at the root).
-
-    >>> with ts.variable_scope("foo"):
-    ...     with ts.name_scope("bar"):
-    ...         ts.get_name_scope()
-    'foo/bar'
-    """
-    return _state.current().name_scope

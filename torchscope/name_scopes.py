@@ -1,0 +1,122 @@
+"""Name scopes: the names of operations, shown as ranges in ``torch.profiler``.
+
+Name-scope bookkeeping is bounded: every scope entry owns the counter table of
+the names opened directly inside it and drops it when it closes, so a training
+loop that re-enters the same scopes every step keeps the same names and the same
+memory. Uniqueness ("foo", then "foo_1") holds among the siblings of one entry,
+case-insensitively, as in TensorFlow. ``variable_scope`` opens a name scope too,
+through the same save/restore half (:class:`_ScopeEntry`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.autograd.profiler as _autograd_profiler
+
+from . import _naming, _state
+from ._checks import describe
+
+__all__ = ["get_name_scope", "name_scope"]
+
+
+def _profiling() -> bool:
+    return _autograd_profiler._is_profiler_enabled
+
+
+class _ScopeEntry:
+    """The save/restore half shared by ``name_scope`` and ``variable_scope``: the
+    context's four scope fields are saved in one tuple on entry and put back on exit."""
+
+    __slots__ = ("_context", "_saved", "_range")
+
+    def _open_range(self, name_scope: str) -> None:
+        """A profiler range named after the name scope, while the profiler runs."""
+        if name_scope:
+            self._range = torch.profiler.record_function(name_scope)
+            self._range.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        context = self._context
+        context.scope, context.var_counts, context.name_scope, context.name_counts = self._saved
+        self._saved = None
+        if self._range is not None:
+            self._range.__exit__(None, None, None)
+            self._range = None
+
+
+class name_scope(_ScopeEntry):
+    """Opens a name scope for operations (not variables).
+
+    ``name`` is made unique among the name scopes opened in the current one
+    (``foo``, then ``foo_1``); a name ending in ``/`` re-enters that absolute scope;
+    ``None`` or ``""`` goes back to the root. The ``with`` value is the scope's
+    name with a trailing ``/``. While it is open, ``torch.profiler`` shows a range
+    of that name.
+
+    >>> with ts.name_scope("foo") as a:
+    ...     pass
+    >>> with ts.name_scope("foo") as b:
+    ...     ts.get_name_scope()
+    'foo_1'
+    >>> a, b
+    ('foo/', 'foo_1/')
+    """
+
+    __slots__ = ("_name",)
+
+    def __init__(
+        self, name: str | None, default_name: str | None = None, values: Any = None
+    ) -> None:
+        self._saved = None
+        self._range = None
+        if type(name) is str and name in _naming._CHECKED_SCOPE_NAMES:
+            self._name = name  # a checked name: the common call
+            return
+        if name is None:
+            name = default_name
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name_scope's name must be a str or None, got {describe(name)}")
+        if name and not name.endswith("/"):
+            _naming.check_scope_name(name, "name_scope")
+        elif name:
+            _naming.check_scope_name(name[:-1], "name_scope")
+        self._name = name
+
+    def __enter__(self) -> str:
+        if self._saved is not None:
+            raise RuntimeError("this name_scope is already open; create a new one to nest it")
+        context = _state.current()
+        name = self._name
+        outer_ns = context.name_scope
+        name_counts = context.name_counts
+        if not name:
+            full = ""
+        elif name[-1] == "/":
+            full = name[:-1]
+        else:
+            key = name.lower()
+            if key not in name_counts and "_" not in key:
+                name_counts[key] = 1  # a first use (what unique_name does, without its search)
+            else:
+                name = _naming.unique_name(name_counts, name)
+            full = f"{outer_ns}/{name}" if outer_ns else name
+        self._context = context
+        self._saved = (context.scope, context.var_counts, outer_ns, name_counts)
+        context.name_scope = full
+        context.name_counts = {}
+        if _autograd_profiler._is_profiler_enabled:
+            self._open_range(full)
+        return full + "/" if full else ""
+
+
+def get_name_scope() -> str:
+    """The current name scope, without a trailing ``/`` (``""`` at the root).
+
+    >>> with ts.variable_scope("foo"):
+    ...     with ts.name_scope("bar"):
+    ...         ts.get_name_scope()
+    'foo/bar'
+    """
+    return _state.current().name_scope
