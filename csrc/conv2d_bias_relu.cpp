@@ -1,6 +1,7 @@
 // Argument checks and layout rules shared by the CPU and CUDA kernels.
 // Keep every message in step with torchscope/ops.py (_check_args).
 #include "conv2d_bias_relu.h"
+#include "epilogue.h"
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
@@ -126,7 +127,7 @@ void check_conv2d_bias_relu_args(
 
 void check_conv2d_bias_relu_backward_args(
     const at::Tensor& grad_output,
-    const at::Tensor& output,
+    const at::Tensor& mask,
     const at::Tensor& input,
     const at::Tensor& weight,
     c10::IntArrayRef stride,
@@ -136,7 +137,14 @@ void check_conv2d_bias_relu_backward_args(
   check_common(kBackwardOp, input, weight, stride, padding, dilation, groups);
   const auto shape = conv2d_output_size(input, weight, stride, padding, dilation);
   check_same_shape(kBackwardOp, "grad_output", grad_output, shape, input);
-  check_same_shape(kBackwardOp, "output", output, shape, input);
+  const int64_t bytes = epilogue::relu_mask_bytes(shape[0] * shape[1] * shape[2] * shape[3]);
+  TORCH_CHECK(
+      mask.dim() == 1 && mask.size(0) == bytes && mask.scalar_type() == at::kByte, kBackwardOp,
+      ": expected argument 'mask' to be the relu mask of the output (1-D, torch.uint8, ", bytes,
+      " bytes), but got a ", dtype_name(mask.scalar_type()), " tensor of shape ", mask.sizes());
+  TORCH_CHECK(
+      mask.device() == input.device(), kBackwardOp, ": expected argument 'mask' to be on the device of 'input' (",
+      input.device(), "), but got ", mask.device());
 }
 
 std::array<int64_t, 4> conv2d_output_size(

@@ -23,10 +23,11 @@ void check_conv2d_bias_relu_args(
     c10::IntArrayRef dilation,
     int64_t groups);
 
-// Checks the backward arguments (the forward's, plus grad_output and output).
+// Checks the backward arguments (the forward's, plus grad_output and the
+// relu mask).
 void check_conv2d_bias_relu_backward_args(
     const at::Tensor& grad_output,
-    const at::Tensor& output,
+    const at::Tensor& mask,
     const at::Tensor& input,
     const at::Tensor& weight,
     c10::IntArrayRef stride,

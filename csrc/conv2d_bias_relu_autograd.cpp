@@ -4,9 +4,10 @@
 // setup_context and its backward cost tens of microseconds per training step,
 // which is measurable on small convolutions (bench/conv.py, shape (c)).
 //
-// The forward redispatches below autograd to the backend kernel; the backward
-// is the op torchscope::conv2d_bias_relu_backward, called through the
-// dispatcher, so that torch.compile and torch.export record both ops.
+// The forward redispatches below autograd to the backend kernel (when a graph
+// is recorded: conv2d_bias_relu_with_mask, which also gives the relu mask);
+// the backward is the op torchscope::conv2d_bias_relu_backward, called through
+// the dispatcher, so that torch.compile and torch.export record the ops.
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/custom_function.h>
@@ -25,6 +26,9 @@ using torch::autograd::variable_list;
 using ForwardFn = at::Tensor(
     const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&, c10::IntArrayRef, c10::IntArrayRef,
     c10::IntArrayRef, int64_t);
+using WithMaskFn = std::tuple<at::Tensor, at::Tensor>(
+    const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&, c10::IntArrayRef, c10::IntArrayRef,
+    c10::IntArrayRef, int64_t);
 using BackwardFn = std::tuple<at::Tensor, at::Tensor, at::Tensor>(
     const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, c10::IntArrayRef, c10::IntArrayRef,
     c10::IntArrayRef, int64_t, std::array<bool, 3>);
@@ -32,6 +36,12 @@ using BackwardFn = std::tuple<at::Tensor, at::Tensor, at::Tensor>(
 const c10::TypedOperatorHandle<ForwardFn>& forward_op() {
   static const auto op =
       c10::Dispatcher::singleton().findSchemaOrThrow("torchscope::conv2d_bias_relu", "").typed<ForwardFn>();
+  return op;
+}
+
+const c10::TypedOperatorHandle<WithMaskFn>& with_mask_op() {
+  static const auto op =
+      c10::Dispatcher::singleton().findSchemaOrThrow("torchscope::conv2d_bias_relu_with_mask", "").typed<WithMaskFn>();
   return op;
 }
 
@@ -57,7 +67,8 @@ at::Tensor forward_below_autograd(
 class Conv2dBiasRelu : public torch::autograd::Function<Conv2dBiasRelu> {
  public:
   // Saved for backward: input and weight (for the convolution's gradients)
-  // and the output (the relu mask). The bias is not needed.
+  // and the 1-bit relu mask (epilogue.h), not the output: 1/32 of its bytes
+  // in float32. The bias is not needed.
   static at::Tensor forward(
       AutogradContext* ctx,
       const at::Tensor& input,
@@ -67,8 +78,12 @@ class Conv2dBiasRelu : public torch::autograd::Function<Conv2dBiasRelu> {
       c10::IntArrayRef padding,
       c10::IntArrayRef dilation,
       int64_t groups) {
-    at::Tensor output = forward_below_autograd(input, weight, bias, stride, padding, dilation, groups);
-    ctx->save_for_backward({input, weight, output});
+    at::Tensor output, mask;
+    {
+      at::AutoDispatchBelowADInplaceOrView below;
+      std::tie(output, mask) = with_mask_op().call(input, weight, bias, stride, padding, dilation, groups);
+    }
+    ctx->save_for_backward({input, weight, mask});
     ctx->saved_data["stride"] = stride;
     ctx->saved_data["padding"] = padding;
     ctx->saved_data["dilation"] = dilation;

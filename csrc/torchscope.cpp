@@ -24,11 +24,17 @@ TORCH_LIBRARY(torchscope, m) {
   m.def(
       "conv2d_bias_relu(Tensor input, Tensor weight, Tensor? bias, int[2] stride, "
       "int[2] padding, int[2] dilation, int groups) -> Tensor");
-  // Its backward: relu mask from the saved output fused with the bias
+  // The forward for training: the output, and the relu mask its backward
+  // takes (csrc/epilogue.h: 1 bit per output element, in the output's memory
+  // order; uint8, (numel + 7) / 8 bytes).
+  m.def(
+      "conv2d_bias_relu_with_mask(Tensor input, Tensor weight, Tensor? bias, int[2] stride, "
+      "int[2] padding, int[2] dilation, int groups) -> (Tensor, Tensor)");
+  // Its backward: the relu mask applied to grad_output fused with the bias
   // gradient, then the convolution's backward for the requested gradients.
   // Gradients not asked for by output_mask come back undefined (None).
   m.def(
-      "conv2d_bias_relu_backward(Tensor grad_output, Tensor output, Tensor input, "
+      "conv2d_bias_relu_backward(Tensor grad_output, Tensor mask, Tensor input, "
       "Tensor weight, int[2] stride, int[2] padding, int[2] dilation, int groups, "
       "bool[3] output_mask) -> (Tensor, Tensor, Tensor)");
   // Private switch for bench/conv.py and the tests: whether the CPU kernel may

@@ -133,17 +133,50 @@ def test_float16_runs_on_the_generic_path():
     )
 
 
+def relu_mask(output):
+    """The relu mask of a dense ``output``, as csrc/epilogue.h defines it.
+
+    Bit i % 8 of byte i // 8 is set when element i (in memory order) is > 0 or NaN.
+    """
+    flat = ~(output.as_strided((output.numel(),), (1,)) <= 0)
+    padded = torch.zeros((flat.numel() + 7) // 8 * 8, dtype=torch.uint8)
+    padded[: flat.numel()] = flat
+    return (padded.view(-1, 8).int() << torch.arange(8)).sum(1).to(torch.uint8)
+
+
+@native
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=str)
+@pytest.mark.parametrize(
+    "shape", [(2, 3, 9, 7), (1, 2, 3, 3), (3, 16, 4, 4), (2, 3, 130, 129)], ids=str
+)
+def test_with_mask_returns_the_output_and_its_bits(layout, dtype, shape, cpu_path):
+    x = make(shape, dtype, layout, seed=30)
+    w = make((5, shape[1], 3, 3), dtype, layout, seed=31)
+    b = make((5,), dtype, "contiguous", seed=32)
+    args = ([1, 1], [1, 1], [1, 1], 1)
+    out, mask = torch.ops.torchscope.conv2d_bias_relu_with_mask(x, w, b, *args)
+    torch.testing.assert_close(out, torch.ops.torchscope.conv2d_bias_relu(x, w, b, *args))
+    assert out.stride() == torch.ops.torchscope.conv2d_bias_relu(x, w, b, *args).stride()
+    assert mask.dtype == torch.uint8 and mask.shape == ((out.numel() + 7) // 8,)
+    assert torch.equal(mask, relu_mask(out))
+
+
 @native
 def test_gradients_needed_are_the_only_ones_computed():
     x = torch.randn(1, 2, 5, 5, dtype=torch.float64)
     w = torch.randn(3, 2, 3, 3, dtype=torch.float64)
-    out = torch.ops.torchscope.conv2d_bias_relu(x, w, None, [1, 1], [1, 1], [1, 1], 1)
+    out, mask = torch.ops.torchscope.conv2d_bias_relu_with_mask(
+        x, w, None, [1, 1], [1, 1], [1, 1], 1
+    )
+    assert torch.equal(mask, relu_mask(out))
     grad = torch.randn_like(out)
     backward = torch.ops.torchscope.conv2d_bias_relu_backward
-    for mask in ([True, False, False], [False, True, False], [False, False, True], [False] * 3):
-        results = backward(grad, out, x, w, [1, 1], [1, 1], [1, 1], 1, mask)
-        assert [r is not None for r in results] == mask
-    gi, gw, gb = backward(grad, out, x, w, [1, 1], [1, 1], [1, 1], 1, [True, True, True])
+    for output_mask in ([True, False, False], [False, True, False], [False, False, True]):
+        results = backward(grad, mask, x, w, [1, 1], [1, 1], [1, 1], 1, output_mask)
+        assert [r is not None for r in results] == output_mask
+    assert backward(grad, mask, x, w, [1, 1], [1, 1], [1, 1], 1, [False] * 3) == (None,) * 3
+    gi, gw, gb = backward(grad, mask, x, w, [1, 1], [1, 1], [1, 1], 1, [True, True, True])
     masked = grad * (out > 0)
     torch.testing.assert_close(gb, masked.sum((0, 2, 3)))
     ref_gi, ref_gw, _ = torch.ops.aten.convolution_backward(
@@ -205,12 +238,14 @@ def test_opcheck_forward(layout, dtype):
 def test_opcheck_backward(layout):
     x = make((2, 4, 7, 6), torch.float32, layout, seed=11)
     w = make((6, 4, 3, 3), torch.float32, layout, seed=12)
-    out = torch.ops.torchscope.conv2d_bias_relu(x, w, None, [1, 1], [1, 1], [1, 1], 1)
+    args = ([1, 1], [1, 1], [1, 1], 1)
+    torch.library.opcheck(torch.ops.torchscope.conv2d_bias_relu_with_mask.default, (x, w, None, *args))
+    out, mask = torch.ops.torchscope.conv2d_bias_relu_with_mask(x, w, None, *args)
     grad = torch.randn_like(out)
-    for mask in ([True, True, True], [False, True, False]):
+    for output_mask in ([True, True, True], [False, True, False]):
         torch.library.opcheck(
             torch.ops.torchscope.conv2d_bias_relu_backward.default,
-            (grad, out, x, w, [1, 1], [1, 1], [1, 1], 1, mask),
+            (grad, mask, x, w, *args, output_mask),
         )
 
 
@@ -293,6 +328,8 @@ def test_saved_for_backward_is_no_more_than_eager():
     fused = saved(lambda: ts.ops.conv2d_bias_relu(x, w, b, 1, 1))
     eager = saved(lambda: reference(x, w, b, 1, 1))
     assert fused <= eager
+    if ts.ops.native_available():  # input, weight and a 1-bit relu mask; not the output
+        assert fused == x.nbytes + w.nbytes + (2 * 8 * 16 * 16) // 8
 
 
 # -------------------------------------------------------- padding arguments
@@ -470,21 +507,40 @@ def test_bad_arguments_raise_value_error(kwargs, message):
 
 
 @native
-def test_backward_op_checks_shapes():
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+@pytest.mark.parametrize(
+    "which, bad, message",
+    [
+        (
+            0,
+            torch.ones(1, 4, 3, 4),
+            r"argument 'grad_output' to have the output's shape \[1, 4, 3, 3\], but got \[1, 4, 3, 4\]",
+        ),
+        (
+            1,
+            torch.ones(1, 4, 3, 3),
+            r"argument 'mask' to be the relu mask of the output \(1-D, torch.uint8, 5 bytes\), "
+            r"but got a torch.float32 tensor of shape \[1, 4, 3, 3\]",
+        ),
+        (
+            1,
+            torch.ones(4, dtype=torch.uint8),
+            r"argument 'mask' to be the relu mask of the output \(1-D, torch.uint8, 5 bytes\), "
+            r"but got a torch.uint8 tensor of shape \[4\]",
+        ),
+    ],
+    ids=["grad_output-shape", "mask-is-the-output", "mask-length"],
+)
+def test_backward_op_checks_its_arguments(device, which, bad, message):
     x = torch.ones(1, 3, 5, 5)
     w = torch.ones(4, 3, 3, 3)
-    good = torch.ones(1, 4, 3, 3)
-    for device in ("cpu", "meta"):
-        args = [t.to(device) for t in (good, good, x, w)]
-        args[0] = torch.ones(1, 4, 3, 4, device=device)
-        with pytest.raises(
-            RuntimeError,
-            match=r"torchscope::conv2d_bias_relu_backward: expected argument 'grad_output' to have "
-            r"the output's shape \[1, 4, 3, 3\], but got \[1, 4, 3, 4\]",
-        ):
-            torch.ops.torchscope.conv2d_bias_relu_backward(
-                *args, [1, 1], [0, 0], [1, 1], 1, [True] * 3
-            )
+    args = [torch.ones(1, 4, 3, 3), torch.ones(5, dtype=torch.uint8), x, w]
+    args[which] = bad
+    args = [t.to(device) for t in args]
+    with pytest.raises(
+        RuntimeError, match=rf"torchscope::conv2d_bias_relu_backward: expected {message}"
+    ):
+        torch.ops.torchscope.conv2d_bias_relu_backward(*args, [1, 1], [0, 0], [1, 1], 1, [True] * 3)
 
 
 # ------------------------------------------------------------ fallback path

@@ -4,10 +4,12 @@
 CPU kernel (oneDNN's convolution with a fused bias+relu post-op, or
 ``at::convolution`` followed by a one-pass epilogue) and a CUDA kernel (cuDNN's
 convolution followed by the same epilogue), and its autograd formula is
-registered in C++ too (its backward is the op
-``torch.ops.torchscope.conv2d_bias_relu_backward``). This module adds what
-PyTorch needs in Python: the fake kernels (shapes, strides and argument checks,
-for ``torch.compile`` and ``torch.export``).
+registered in C++ too: when a graph is recorded, the forward is
+``torch.ops.torchscope.conv2d_bias_relu_with_mask``, which also returns the
+1-bit relu mask that is saved for backward instead of the output, and the
+backward is ``torch.ops.torchscope.conv2d_bias_relu_backward``. This module adds
+what PyTorch needs in Python: the fake kernels (shapes, strides and argument
+checks, for ``torch.compile`` and ``torch.export``).
 
 Without the compiled library (see :func:`native_available`), the same function
 computes ``relu(conv2d(...))`` with plain PyTorch and warns once.
@@ -27,6 +29,7 @@ from ._native import NativeExtensionWarning
 __all__ = ["NativeExtensionWarning", "conv2d_bias_relu", "native_available"]
 
 _OP = "torchscope::conv2d_bias_relu"
+_WITH_MASK_OP = "torchscope::conv2d_bias_relu_with_mask"
 _BACKWARD_OP = "torchscope::conv2d_bias_relu_backward"
 
 IntPair = int | Sequence[int]
@@ -336,33 +339,61 @@ def _fake_forward(input, weight, bias, stride, padding, dilation, groups):
     return _empty(shape, input, _output_memory_format(input, weight))
 
 
+def _fake_forward_with_mask(input, weight, bias, stride, padding, dilation, groups):
+    output = _fake_forward(input, weight, bias, stride, padding, dilation, groups)
+    mask = torch.empty(
+        [_mask_bytes(output.numel())], dtype=torch.uint8, device=output.device
+    )
+    return output, mask
+
+
+def _mask_bytes(numel: Any) -> Any:
+    """Bytes of the 1-bit relu mask of ``numel`` elements (csrc/epilogue.h)."""
+    return (numel + 7) // 8
+
+
 def _fake_backward(
-    grad_output, output, input, weight, stride, padding, dilation, groups, output_mask
+    grad_output, mask, input, weight, stride, padding, dilation, groups, output_mask
 ):
     _check_args(_BACKWARD_OP, input, weight, stride, padding, dilation, groups)
     shape = _output_shape(input, weight, stride, padding, dilation)
-    for name, t in (("grad_output", grad_output), ("output", output)):
-        torch._check(
-            list(t.shape) == shape,
-            lambda name=name, t=t: (
-                f"{_BACKWARD_OP}: expected argument '{name}' to have the "
-                f"output's shape {shape}, but got {list(t.shape)}"
-            ),
-        )
-        torch._check(
-            t.dtype == input.dtype,
-            lambda name=name, t=t: (
-                f"{_BACKWARD_OP}: expected argument '{name}' to have the "
-                f"dtype of 'input' ({_dtype_name(input.dtype)}), but got {_dtype_name(t.dtype)}"
-            ),
-        )
-        torch._check(
-            t.device == input.device,
-            lambda name=name, t=t: (
-                f"{_BACKWARD_OP}: expected argument '{name}' to be on the "
-                f"device of 'input' ({input.device}), but got {t.device}"
-            ),
-        )
+    torch._check(
+        list(grad_output.shape) == shape,
+        lambda: (
+            f"{_BACKWARD_OP}: expected argument 'grad_output' to have the "
+            f"output's shape {shape}, but got {list(grad_output.shape)}"
+        ),
+    )
+    torch._check(
+        grad_output.dtype == input.dtype,
+        lambda: (
+            f"{_BACKWARD_OP}: expected argument 'grad_output' to have the dtype of 'input' "
+            f"({_dtype_name(input.dtype)}), but got {_dtype_name(grad_output.dtype)}"
+        ),
+    )
+    torch._check(
+        grad_output.device == input.device,
+        lambda: (
+            f"{_BACKWARD_OP}: expected argument 'grad_output' to be on the device of 'input' "
+            f"({input.device}), but got {grad_output.device}"
+        ),
+    )
+    numel = shape[0] * shape[1] * shape[2] * shape[3]
+    torch._check(
+        mask.dim() == 1 and mask.shape[0] == _mask_bytes(numel) and mask.dtype == torch.uint8,
+        lambda: (
+            f"{_BACKWARD_OP}: expected argument 'mask' to be the relu mask of the output "
+            f"(1-D, torch.uint8, {_mask_bytes(numel)} bytes), but got a "
+            f"{_dtype_name(mask.dtype)} tensor of shape {list(mask.shape)}"
+        ),
+    )
+    torch._check(
+        mask.device == input.device,
+        lambda: (
+            f"{_BACKWARD_OP}: expected argument 'mask' to be on the device of 'input' "
+            f"({input.device}), but got {mask.device}"
+        ),
+    )
     suggest = torch._prims_common.suggest_memory_format
     grad_input = _empty(input.shape, input, suggest(input)) if output_mask[0] else None
     grad_weight = _empty(weight.shape, weight, suggest(weight)) if output_mask[1] else None
@@ -374,4 +405,5 @@ def _fake_backward(
 
 if _native.LOADED:
     torch.library.register_fake(_OP)(_fake_forward)
+    torch.library.register_fake(_WITH_MASK_OP)(_fake_forward_with_mask)
     torch.library.register_fake(_BACKWARD_OP)(_fake_backward)

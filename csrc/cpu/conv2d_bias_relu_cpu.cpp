@@ -14,6 +14,9 @@
 // memory-bound (c) 1x3->32 3x3 224x224. A separate pass over the output can
 // never be free; a post-op nearly is. oneDNN's relu turns NaN into 0, though
 // (torch.relu keeps NaN); ops.py documents it.
+// Training forward: the same output, plus one parallel pass that packs its
+// 1-bit relu mask (the backward's only need from the forward besides input and
+// weight: 1/32 of a float32 output).
 // Backward: one parallel pass computes the relu-masked gradient and the bias
 // gradient together, then at::convolution_backward computes only the input and
 // weight gradients that were asked for.
@@ -29,6 +32,7 @@
 
 #include "conv2d_bias_relu.h"
 #include "epilogue.h"
+#include "relu_mask.h"
 
 namespace torchscope {
 namespace {
@@ -38,8 +42,10 @@ namespace {
 constexpr int64_t kGrain = 32768;
 
 // ------------------------------------------------- element-wise loops
-// Restrict-qualified, `omp simd` loops over one row (channels_last: the c
-// channels of a pixel) or one plane (contiguous: the h*w pixels of a channel).
+// The forward's epilogue: restrict-qualified, `omp simd` loops over one row
+// (channels_last: the c channels of a pixel) or one plane (contiguous: the h*w
+// pixels of a channel). The backward's loops over the relu mask are in
+// relu_mask.h.
 // The *_impl templates are the loops; the float overloads below are compiled
 // for AVX2 and for the baseline, and the loader picks one for this CPU
 // (GCC target_clones), since the extension is built for the baseline ISA.
@@ -60,47 +66,6 @@ inline void bias_relu_plane_impl(scalar_t* __restrict y, opmath_t b, int64_t len
   }
 }
 
-// gm = relu_grad(g, o); acc += gm (when acc is not null).
-template <typename scalar_t, typename opmath_t>
-inline void relu_grad_row_impl(
-    const scalar_t* __restrict g,
-    const scalar_t* __restrict o,
-    scalar_t* __restrict gm,
-    opmath_t* __restrict acc,
-    int64_t len) {
-  if (acc == nullptr) {
-#pragma omp simd
-    for (int64_t i = 0; i < len; ++i) {
-      gm[i] = static_cast<scalar_t>(
-          epilogue::relu_grad<opmath_t>(static_cast<opmath_t>(g[i]), static_cast<opmath_t>(o[i])));
-    }
-    return;
-  }
-#pragma omp simd
-  for (int64_t i = 0; i < len; ++i) {
-    const opmath_t v = epilogue::relu_grad<opmath_t>(static_cast<opmath_t>(g[i]), static_cast<opmath_t>(o[i]));
-    gm[i] = static_cast<scalar_t>(v);
-    acc[i] += v;
-  }
-}
-
-// gm = relu_grad(g, o); returns the sum of gm.
-template <typename scalar_t, typename opmath_t>
-inline opmath_t relu_grad_plane_impl(
-    const scalar_t* __restrict g,
-    const scalar_t* __restrict o,
-    scalar_t* __restrict gm,
-    int64_t len) {
-  opmath_t sum = 0;
-#pragma omp simd reduction(+ : sum)
-  for (int64_t i = 0; i < len; ++i) {
-    const opmath_t v = epilogue::relu_grad<opmath_t>(static_cast<opmath_t>(g[i]), static_cast<opmath_t>(o[i]));
-    gm[i] = static_cast<scalar_t>(v);
-    sum += v;
-  }
-  return sum;
-}
-
 // Whole blocks of rows / planes per call, so that the AVX2-or-baseline choice
 // (an indirect call) is made once per parallel task, not once per row.
 
@@ -115,35 +80,12 @@ inline void bias_relu_planes_impl(scalar_t* y, const opmath_t* b, int64_t p0, in
   for (int64_t p = p0; p < p1; ++p) bias_relu_plane_impl(y + p * hw, b[p % c], hw);
 }
 template <typename scalar_t, typename opmath_t>
-inline void relu_grad_rows_impl(
-    const scalar_t* g, const scalar_t* o, scalar_t* gm, opmath_t* acc, int64_t rows, int64_t c) {
-  for (int64_t r = 0; r < rows; ++r) relu_grad_row_impl(g + r * c, o + r * c, gm + r * c, acc, c);
-}
-// Planes [p0, p1); sums[p] = the sum of plane p's masked gradient.
-template <typename scalar_t, typename opmath_t>
-inline void relu_grad_planes_impl(
-    const scalar_t* g, const scalar_t* o, scalar_t* gm, opmath_t* sums, int64_t p0, int64_t p1, int64_t hw) {
-  for (int64_t p = p0; p < p1; ++p) {
-    sums[p] = relu_grad_plane_impl<scalar_t, opmath_t>(g + p * hw, o + p * hw, gm + p * hw, hw);
-  }
-}
-
-template <typename scalar_t, typename opmath_t>
 void bias_relu_rows(scalar_t* y, const opmath_t* b, int64_t rows, int64_t c) {
   bias_relu_rows_impl(y, b, rows, c);
 }
 template <typename scalar_t, typename opmath_t>
 void bias_relu_planes(scalar_t* y, const opmath_t* b, int64_t p0, int64_t p1, int64_t hw, int64_t c) {
   bias_relu_planes_impl(y, b, p0, p1, hw, c);
-}
-template <typename scalar_t, typename opmath_t>
-void relu_grad_rows(const scalar_t* g, const scalar_t* o, scalar_t* gm, opmath_t* acc, int64_t rows, int64_t c) {
-  relu_grad_rows_impl(g, o, gm, acc, rows, c);
-}
-template <typename scalar_t, typename opmath_t>
-void relu_grad_planes(
-    const scalar_t* g, const scalar_t* o, scalar_t* gm, opmath_t* sums, int64_t p0, int64_t p1, int64_t hw) {
-  relu_grad_planes_impl(g, o, gm, sums, p0, p1, hw);
 }
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
@@ -157,13 +99,6 @@ TS_CPU_CLONES void bias_relu_rows(float* y, const float* b, int64_t rows, int64_
 }
 TS_CPU_CLONES void bias_relu_planes(float* y, const float* b, int64_t p0, int64_t p1, int64_t hw, int64_t c) {
   bias_relu_planes_impl(y, b, p0, p1, hw, c);
-}
-TS_CPU_CLONES void relu_grad_rows(const float* g, const float* o, float* gm, float* acc, int64_t rows, int64_t c) {
-  relu_grad_rows_impl(g, o, gm, acc, rows, c);
-}
-TS_CPU_CLONES void relu_grad_planes(
-    const float* g, const float* o, float* gm, float* sums, int64_t p0, int64_t p1, int64_t hw) {
-  relu_grad_planes_impl(g, o, gm, sums, p0, p1, hw);
 }
 
 // ---------------------------------------------------------------- forward
@@ -279,23 +214,47 @@ at::Tensor conv2d_bias_relu_cpu(
   return generic_forward(input, weight, bias, stride, padding, dilation, groups, format);
 }
 
+// The output and its relu mask (epilogue.h), for the autograd forward.
+std::tuple<at::Tensor, at::Tensor> conv2d_bias_relu_with_mask_cpu(
+    const at::Tensor& input,
+    const at::Tensor& weight,
+    const std::optional<at::Tensor>& bias,
+    c10::IntArrayRef stride,
+    c10::IntArrayRef padding,
+    c10::IntArrayRef dilation,
+    int64_t groups) {
+  at::Tensor out = conv2d_bias_relu_cpu(input, weight, bias, stride, padding, dilation, groups);
+  const int64_t numel = out.numel();
+  const int64_t bytes = epilogue::relu_mask_bytes(numel);
+  at::Tensor mask = at::empty({bytes}, out.options().dtype(at::kByte));
+  uint8_t* bits = mask.data_ptr<uint8_t>();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, out.scalar_type(), "conv2d_bias_relu_mask_cpu", [&] {
+    const scalar_t* y = out.const_data_ptr<scalar_t>();
+    // Whole bytes per task; the output is dense, so memory order is index order.
+    at::parallel_for(0, bytes, kGrain / 8, [&](int64_t b0, int64_t b1) {
+      relu_mask::pack(y + 8 * b0, bits + b0, std::min(numel, 8 * b1) - 8 * b0);
+    });
+  });
+  return {out, mask};
+}
+
 // --------------------------------------------------------------- backward
 
-// grad_masked = relu_grad(grad, out); if want_bias, grad_bias[k] = sum of
+// grad_masked = relu_grad(grad, mask); if want_bias, grad_bias[k] = sum of
 // grad_masked over batch and space (accumulated in opmath, in a fixed order,
 // so the result does not depend on the number of threads).
 template <typename scalar_t>
 void relu_grad_and_bias_grad(
     const at::Tensor& grad,
-    const at::Tensor& out,
+    const at::Tensor& mask,
     at::Tensor& grad_masked,
     at::Tensor& grad_bias,
     at::MemoryFormat format) {
   using opmath_t = at::opmath_type<scalar_t>;
   const bool want_bias = grad_bias.defined();
-  const int64_t n = out.size(0), c = out.size(1), hw = out.size(2) * out.size(3);
+  const int64_t n = grad.size(0), c = grad.size(1), hw = grad.size(2) * grad.size(3);
   const scalar_t* g = grad.const_data_ptr<scalar_t>();
-  const scalar_t* o = out.const_data_ptr<scalar_t>();
+  const uint8_t* bits = mask.const_data_ptr<uint8_t>();
   scalar_t* gm = grad_masked.data_ptr<scalar_t>();
 
   if (format == at::MemoryFormat::ChannelsLast) {
@@ -307,7 +266,7 @@ void relu_grad_and_bias_grad(
       for (int64_t ch = cb; ch < ce; ++ch) {
         opmath_t* acc = want_bias ? partial.data() + ch * c : nullptr;
         const int64_t r0 = ch * chunk, r1 = std::min(rows, r0 + chunk);
-        relu_grad_rows(g + r0 * c, o + r0 * c, gm + r0 * c, acc, r1 - r0, c);
+        relu_mask::masked_grad_rows(g, bits, gm, acc, r0, r1, c);
       }
     });
     if (want_bias) {
@@ -324,7 +283,7 @@ void relu_grad_and_bias_grad(
   // Contiguous: planes of hw elements; each plane's sum goes to its own slot.
   std::vector<opmath_t> plane_sum(n * c, opmath_t(0));
   at::parallel_for(0, n * c, std::max<int64_t>(1, kGrain / std::max<int64_t>(hw, 1)), [&](int64_t begin, int64_t end) {
-    relu_grad_planes(g, o, gm, plane_sum.data(), begin, end, hw);
+    relu_mask::masked_grad_planes(g, bits, gm, plane_sum.data(), begin, end, hw);
   });
   if (want_bias) {
     scalar_t* gb = grad_bias.data_ptr<scalar_t>();
@@ -338,7 +297,7 @@ void relu_grad_and_bias_grad(
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_bias_relu_backward_cpu(
     const at::Tensor& grad_output,
-    const at::Tensor& output,
+    const at::Tensor& mask,
     const at::Tensor& input,
     const at::Tensor& weight,
     c10::IntArrayRef stride,
@@ -346,15 +305,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_bias_relu_backward_cpu(
     c10::IntArrayRef dilation,
     int64_t groups,
     std::array<bool, 3> output_mask) {
-  check_conv2d_bias_relu_backward_args(grad_output, output, input, weight, stride, padding, dilation, groups);
+  check_conv2d_bias_relu_backward_args(grad_output, mask, input, weight, stride, padding, dilation, groups);
   const at::MemoryFormat format = conv2d_output_memory_format(input, weight);
   const at::Tensor grad = dense_in_format(grad_output, format);
-  const at::Tensor out = dense_in_format(output, format);
-  at::Tensor grad_masked = at::empty(out.sizes(), out.options().memory_format(format));
+  const at::Tensor bits = mask.contiguous();
+  at::Tensor grad_masked = at::empty(grad.sizes(), grad.options().memory_format(format));
   at::Tensor grad_bias;
-  if (output_mask[2]) grad_bias = at::empty({out.size(1)}, out.options());
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, out.scalar_type(), "conv2d_bias_relu_backward_cpu", [&] {
-    relu_grad_and_bias_grad<scalar_t>(grad, out, grad_masked, grad_bias, format);
+  if (output_mask[2]) grad_bias = at::empty({grad.size(1)}, grad.options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, grad.scalar_type(), "conv2d_bias_relu_backward_cpu", [&] {
+    relu_grad_and_bias_grad<scalar_t>(grad, bits, grad_masked, grad_bias, format);
   });
   at::Tensor grad_input, grad_weight;
   if (output_mask[0] || output_mask[1]) {
@@ -375,6 +334,7 @@ bool set_cpu_onednn_enabled(bool enabled) {
 
 TORCH_LIBRARY_IMPL(torchscope, CPU, m) {
   m.impl("conv2d_bias_relu", &conv2d_bias_relu_cpu);
+  m.impl("conv2d_bias_relu_with_mask", &conv2d_bias_relu_with_mask_cpu);
   m.impl("conv2d_bias_relu_backward", &conv2d_bias_relu_backward_cpu);
 }
 
