@@ -1,6 +1,7 @@
 """ScopedModule under torch.compile, torch.export and torch.func."""
 
 import copy
+import threading
 
 import pytest
 import torch
@@ -48,6 +49,96 @@ def test_fullgraph_compile_matches_eager_and_does_not_recompile():
         x = torch.randn(4, 8)
         torch.testing.assert_close(compiled(x), module(x))
     assert counter.frame_count == 1
+
+
+def test_compiled_module_does_not_recompile_for_the_callers_contexts():
+    """What is open around a call (as_default blocks, scopes, another module's call) is
+    not the module's business: one compilation serves every caller."""
+    module = built()
+    counter = CompileCounter()
+    compiled = torch.compile(module, backend=counter, fullgraph=True)
+    x = torch.randn(4, 8)
+    expected = module(x)
+    a, b = ts.VariableStore(), ts.VariableStore()
+    outer = ts.ScopedModule(lambda x: compiled(x) * ts.get_variable("scale", [1]), name="outer")
+    outer(x)
+    ns_outer = ts.ScopedModule(lambda x: compiled(x), name="ns_outer")
+
+    def callers():
+        yield "top level", lambda: compiled(x)
+        with a.as_default():
+            yield "as_default", lambda: compiled(x)
+            with b.as_default(), ts.variable_scope("deep"), ts.name_scope("ops"):
+                yield "two as_default blocks and scopes", lambda: compiled(x)
+        yield "another ScopedModule's call", lambda: outer(x) / outer.store["outer/scale"]
+        with a.as_default():
+            yield "a module call inside as_default", lambda: ns_outer(x)
+
+    for where, call in callers():
+        torch.testing.assert_close(call(), expected, msg=where)
+        assert counter.frame_count == 1, f"recompiled for a call from {where}"
+    assert ts.get_default_store() is not a and ts.get_variable_scope().name == ""
+    assert len(a) == len(b) == 0 and list(outer.store) == ["outer/scale"]
+
+
+def test_compiled_module_puts_back_the_callers_context():
+    module = built()
+    compiled = torch.compile(module, backend=CompileCounter(), fullgraph=True)
+    store = ts.VariableStore()
+    with store.as_default(), ts.variable_scope("s"):
+        compiled(torch.randn(4, 8))
+        assert ts.get_default_store() is store
+        assert ts.get_variable_scope().name == "s"
+        v = ts.get_variable("v", [1])
+    assert ts.name_of(v) == "s/v" and list(store) == ["s/v"]
+    compiled(torch.randn(4, 8))
+    assert ts.get_default_store() is not store
+
+
+def test_compiled_module_in_another_thread_leaves_this_threads_context_alone():
+    module = built()
+    compiled = torch.compile(module, backend=CompileCounter(), fullgraph=True)
+    compiled(torch.randn(4, 8))
+    store = ts.VariableStore()
+    seen = []
+
+    def worker():
+        seen.append(ts.get_default_store() is not store)
+        compiled(torch.randn(4, 8))
+        seen.append(ts.get_default_store() is not store)
+
+    with store.as_default():
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join(timeout=60)
+        assert ts.get_default_store() is store
+    assert seen == [True, True]
+
+
+def test_nested_scoped_modules_name_reuse_and_compile_once():
+    class Block(ts.ScopedModule):
+        def __init__(self):
+            super().__init__(name="block")
+            self.inner = ts.ScopedModule(mlp, name="mlp")
+
+        def forward(self, x):
+            with ts.variable_scope("proj"):
+                w = ts.get_variable("w", [8, 8])
+            return self.inner(x @ w)
+
+    block = Block()
+    x = torch.randn(4, 8)
+    first = block(x)
+    params = dict(block.named_parameters())
+    inner = [f"mlp/layer{i}/{v}" for i in range(3) for v in "wb"]
+    assert list(params) == ["block/proj/w"] + [f"inner.{n}" for n in inner]
+    assert list(block.store) == ["block/proj/w"] and list(block.inner.store) == inner
+    counter = CompileCounter()
+    compiled = torch.compile(block, backend=counter, fullgraph=True)
+    for _ in range(3):
+        torch.testing.assert_close(compiled(x), first)
+    assert counter.frame_count == 1
+    assert all(p is q for p, q in zip(params.values(), block.parameters(), strict=True))
 
 
 def test_inductor_compile_matches_eager():

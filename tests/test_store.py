@@ -142,6 +142,7 @@ def test_reset_default_store_refused_inside_scopes():
 def test_as_default_closed_out_of_order():
     from torchscope import _state
 
+    default = ts.get_default_store()
     store_a, store_b = ts.VariableStore(), ts.VariableStore()
     a, b = store_a.as_default(), store_b.as_default()
     a.__enter__()
@@ -149,11 +150,27 @@ def test_as_default_closed_out_of_order():
     try:
         with pytest.raises(RuntimeError, match=r"closed out of order"):
             a.__exit__(None, None, None)
-        assert ts.get_default_store() is store_b
+        assert ts.get_default_store() is store_b  # the refused exit changed nothing
     finally:
         b.__exit__(None, None, None)
-        _state.pop(store_a._local.context)
-    assert _state.stack_depth() == 0
+        assert ts.get_default_store() is store_a
+        a.__exit__(None, None, None)  # in order now
+    assert ts.get_default_store() is default
+    assert not _state.is_open()
+
+
+def test_as_default_object_is_entered_once_at_a_time():
+    store = ts.VariableStore()
+    block = store.as_default()
+    with block:
+        with pytest.raises(RuntimeError, match=r"already open; call store.as_default\(\) again"):
+            block.__enter__()
+        with store.as_default():  # nesting the same store is fine
+            assert ts.get_default_store() is store
+        assert ts.get_default_store() is store
+    with block:  # and it can be entered again once closed
+        assert ts.get_default_store() is store
+    assert ts.get_default_store() is not store
 
 
 # -- checkpoints ---------------------------------------------------------------------------------

@@ -173,3 +173,23 @@ def test_racing_creation_without_reuse_one_wins(fast_switching):
         assert wins[0][2] is store[f"v{i}"]
     assert len(store) == 20
     assert len(results) == 160
+
+
+def test_module_calls_in_many_threads_each_put_back_their_threads_context(fast_switching):
+    module = ts.ScopedModule(lambda x: x * ts.get_variable("g", [1]), name="m")
+    module(torch.ones(1))
+    stores = [ts.VariableStore() for _ in range(4)]
+    barrier = threading.Barrier(4, timeout=10)
+
+    def work(i):
+        with stores[i].as_default(), ts.variable_scope(f"t{i}"):
+            barrier.wait()
+            for _ in range(50):
+                module(torch.ones(1))
+                assert ts.get_default_store() is stores[i]
+                assert ts.get_variable_scope().name == f"t{i}"
+            ts.get_variable("mine", [1])
+
+    run_threads(work, 4)
+    assert [list(s) for s in stores] == [[f"t{i}/mine"] for i in range(4)]
+    assert list(module.store) == ["m/g"]

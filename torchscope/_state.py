@@ -6,9 +6,11 @@ store (the current ``VariableScope``, the current name scope and the counter
 tables of both). Each (thread, store) pair has its own context, so threads never
 see each other's open scopes; the variables themselves are shared.
 
-Contexts are pushed and popped only by context managers (``store.as_default()``
-and the module adapter's call), each restoring in ``finally`` exactly what it
-replaced. :func:`current` is the one accessor.
+This thread's current context is one thread-local slot, not a stack: entering a
+context (``store.as_default()``, a module call) saves the slot's value and
+restores it in ``finally``. Code that runs inside therefore reads the same thing
+however deeply the caller is nested, which is what lets ``torch.compile`` trace a
+module call once for every caller. :func:`current` is the one accessor.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
     from .scopes import VariableScope
     from .store import VariableStore
 
-__all__ = ["Context", "current", "push", "pop", "stack_depth"]
+__all__ = ["Context", "current", "push", "pop", "is_open"]
 
 
 class Context:
@@ -48,12 +50,23 @@ class Context:
         self.name_counts: dict[str, int] = {}
 
 
-class _ThreadStack(threading.local):
+# The slot's value while no context is entered (then :func:`current` gives the process
+# default store's context for this thread). A plain ``Context``, told apart by its
+# ``store`` being None: the slot then holds one type whether or not a context is open,
+# and ``torch.compile``, which guards on that type, does not recompile for it.
+ROOT = Context(None, {}, None)  # type: ignore[arg-type]
+
+
+class _Slot(threading.local):
+    # A one-element list rather than an attribute: torch.compile replays what a compiled
+    # call changed, and it replays a list's contents through the thread-local's own
+    # attribute lookup, whereas an attribute set on a threading.local is replayed into a
+    # dict that no thread reads (torch 2.13).
     def __init__(self) -> None:
-        self.stack: list[Context] = []
+        self.slot: list[Context] = [ROOT]
 
 
-_THREAD = _ThreadStack()
+_THREAD = _Slot()
 
 # The process-wide default store, set by ``store.py`` (one slot, so resetting it
 # is one assignment that every thread sees).
@@ -62,26 +75,36 @@ DEFAULT: list[Any] = [None]
 
 def current() -> Context:
     """The context ``get_variable`` works in on this thread."""
-    stack = _THREAD.stack
-    if stack:
-        return stack[-1]
-    return DEFAULT[0]._local.context
+    context = _THREAD.slot[0]
+    if context.store is None:  # ROOT (not `is ROOT`: torch.compile would guard on that alias)
+        return DEFAULT[0]._local.context
+    return context
 
 
-def push(context: Context) -> None:
-    _THREAD.stack.append(context)
+def push(context: Context) -> Context:
+    """Makes ``context`` current on this thread; returns what it replaced, which the
+    caller hands to :func:`pop` in ``finally``."""
+    slot = _THREAD.slot
+    previous = slot[0]
+    slot[0] = context
+    return previous
 
 
-def pop(context: Context) -> None:
-    stack = _THREAD.stack
-    if not stack or stack[-1] is not context:
+def pop(context: Context, previous: Context) -> None:
+    """Undoes ``push(context)``, which returned ``previous``.
+
+    Raises RuntimeError, changing nothing, if ``context`` is not current: a context
+    entered inside it is still open (contexts must close in the reverse order).
+    """
+    slot = _THREAD.slot
+    if slot[0] is not context:
         raise RuntimeError(
             "torchscope: scope contexts were closed out of order (a store's as_default() "
             "or a ScopedModule call was exited while a context opened inside it was open)."
         )
-    stack.pop()
+    slot[0] = previous
 
 
-def stack_depth() -> int:
-    """How many contexts (``as_default()`` blocks, module calls) this thread has open."""
-    return len(_THREAD.stack)
+def is_open() -> bool:
+    """Whether this thread is inside an ``as_default()`` block or a module call."""
+    return _THREAD.slot[0].store is not None

@@ -97,14 +97,14 @@ class ScopedModule(nn.Module):
             context = _state.Context(self.store, params, scope)
             context.name_scope = name
             name = None
-        _state.push(context)
+        previous = _state.push(context)
         try:
             if name is None:
                 return super().__call__(*args, **kwargs)
             with variable_scope(name):
                 return super().__call__(*args, **kwargs)
         finally:
-            _state.pop(context)
+            _state.pop(context, previous)
 
     def _first_call(self, args: tuple, kwargs: dict) -> Any:
         store = self.store

@@ -22,7 +22,7 @@ from .store import VariableStore
 @pytest.fixture
 def ts_store() -> Iterator[VariableStore]:
     """A fresh default ``VariableStore`` with an empty scope stack, for one test."""
-    if _state.stack_depth():
+    if _state.is_open():
         raise RuntimeError(
             "ts_store: a store's as_default() block or a ScopedModule call is still open on "
             "this thread from earlier code; close it before the test starts."

@@ -368,22 +368,32 @@ def _caller() -> str:
 
 
 class _AsDefault:
-    """``store.as_default()``: pushes this thread's context of the store."""
+    """``store.as_default()``: makes this thread's context of the store current, and
+    puts back what it replaced on exit. Entered once at a time (``tf.Graph``'s
+    ``as_default()`` object is single-use too); nest by calling ``as_default()`` again."""
 
-    __slots__ = ("_store", "_context")
+    __slots__ = ("_store", "_context", "_previous")
 
     def __init__(self, store: VariableStore) -> None:
         self._store = store
         self._context: _state.Context | None = None
+        self._previous: _state.Context | None = None
 
     def __enter__(self) -> VariableStore:
-        self._context = self._store._local.context
-        _state.push(self._context)
+        if self._context is not None:
+            raise RuntimeError(
+                "this as_default() block is already open; call store.as_default() again to "
+                "nest (each call gives a new context manager)."
+            )
+        context = self._store._local.context
+        self._previous = _state.push(context)
+        self._context = context
         return self._store
 
     def __exit__(self, *exc: object) -> None:
-        context, self._context = self._context, None
-        _state.pop(context)
+        context, previous = self._context, self._previous
+        _state.pop(context, previous)  # raises, changing nothing, if closed out of order
+        self._context = self._previous = None
 
 
 _state.DEFAULT[0] = VariableStore()
@@ -405,7 +415,7 @@ def reset_default_store() -> VariableStore:
     Like ``tf.reset_default_graph()``, it refuses to run inside an
     ``as_default()`` block or a module call on this thread.
     """
-    if _state.stack_depth():
+    if _state.is_open():
         raise RuntimeError(
             "ts.reset_default_store() was called inside a store's as_default() block or a "
             "ScopedModule call; call it outside them (it replaces the process default store)."
