@@ -246,6 +246,73 @@ def test_torch_save_module_and_deepcopy_give_independent_copies():
         copied(x, layers=5)
 
 
+# -- variables named like module attributes ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key", ["training", "forward", "store", "built", "eval", "state_dict", "parameters", "to"]
+)
+def test_variables_named_like_module_attributes(key):
+    def fn(x):
+        return x * ts.get_variable(key, initializer=[1.0, 2.0])
+
+    module = ts.ScopedModule(fn)
+    x = torch.ones(2)
+    module(x)
+    v = module.store[key]
+    module.eval()
+    assert module.training is False
+    torch.testing.assert_close(module(x), torch.tensor([1.0, 2.0]))
+    module.train()
+    assert module.training is True
+    assert isinstance(module.store, ts.VariableStore) and module.built is True
+    assert callable(module.forward) and callable(module.state_dict) and callable(module.to)
+    assert [n for n, _ in module.named_parameters()] == [key]
+    assert list(module.state_dict()) == [key] and list(module.store) == [key]
+    assert module.store[key] is v and next(module.parameters()) is v
+    fresh = ts.ScopedModule(fn)
+    fresh(x)
+    fresh.load_state_dict(module.state_dict())
+    torch.testing.assert_close(fresh(x), torch.tensor([1.0, 2.0]))
+    copied = copy.deepcopy(module).eval()
+    assert copied.training is False and list(copied.state_dict()) == [key]
+
+
+def test_eval_propagates_to_a_child_with_a_training_variable():
+    class Outer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = ts.ScopedModule(lambda x: x * ts.get_variable("training", [1]))
+
+        def forward(self, x):
+            return self.body(x)
+
+    outer = Outer()
+    outer(torch.ones(1))
+    outer.eval()
+    assert outer.body.training is False
+    assert list(outer.state_dict()) == ["body.training"]
+
+
+def test_an_attribute_beside_a_variable_of_the_same_name():
+    module = built(fn=lambda x: x * ts.get_variable("scale", [1]), name=None, x=torch.ones(1))
+    v = module.store["scale"]
+    module.scale = 3  # an attribute: the variable is untouched
+    assert module.scale == 3 and module.store["scale"] is v
+    assert module(torch.ones(1)) == v
+    del module.scale  # removes the attribute, not the variable
+    assert module.scale is v and list(module.store) == ["scale"]  # nn.Module's lookup again
+
+
+def test_a_compiled_module_with_a_training_variable_switches_to_eval():
+    module = built(fn=lambda x: x * ts.get_variable("training", [1]), name=None, x=torch.ones(1))
+    compiled = torch.compile(module, backend="eager", fullgraph=True)
+    compiled(torch.ones(1))
+    module.eval()
+    assert module.training is False
+    assert compiled(torch.ones(1)) == module.store["training"]
+
+
 @pytest.mark.parametrize("convert, dtype", [
     (lambda m: m.double(), torch.float64),
     (lambda m: m.to(torch.bfloat16), torch.bfloat16),

@@ -12,7 +12,8 @@ before building the optimizer (the optimizer must see the parameters);
 The module's own ``_parameters`` *is* the store's dict, so ``named_parameters()``
 and ``state_dict()`` give the full names (``"conv1/weights"``), ``.to()`` moves
 the store's variables, and ``torch.func.functional_call`` substitutions are what
-``get_variable`` hands out during the call.
+``get_variable`` hands out during the call. Variables and attributes are kept
+apart: a variable may be named ``"training"`` or ``"forward"`` and ``eval()`` still works.
 """
 
 from __future__ import annotations
@@ -26,12 +27,12 @@ from torch import nn
 
 from . import _naming, _state
 from .scopes import AUTO_REUSE, VariableScope, _profiling, variable_scope
-from .store import _NAME_ATTR, VariableStore
+from .store import _NAME_ATTR, VariableStore, _AttributesApart
 
 __all__ = ["ScopedModule", "check_optimizer"]
 
 
-class ScopedModule(nn.Module):
+class ScopedModule(_AttributesApart):
     """An ``nn.Module`` whose parameters are made by ``get_variable`` on its first call.
 
     Args:
