@@ -27,12 +27,17 @@ from torch import nn
 
 from . import _naming, _state
 from .scopes import AUTO_REUSE, VariableScope, _profiling, variable_scope
-from .store import _NAME_ATTR, VariableStore, _AttributesApart
+from .store import (
+    _NAME_ATTR,
+    VariableStore,
+    _delattr_beside_variables,
+    _setattr_beside_variables,
+)
 
 __all__ = ["ScopedModule", "check_optimizer"]
 
 
-class ScopedModule(_AttributesApart):
+class ScopedModule(nn.Module):
     """An ``nn.Module`` whose parameters are made by ``get_variable`` on its first call.
 
     Args:
@@ -65,6 +70,10 @@ class ScopedModule(_AttributesApart):
         self._scope_name = name
         self._built = False
         self._loaded: set[str] | None = None
+
+    # A variable may be named "training": see store.py.
+    __setattr__ = _setattr_beside_variables
+    __delattr__ = _delattr_beside_variables
 
     @property
     def built(self) -> bool:

@@ -52,33 +52,32 @@ class _ThreadContext(threading.local):
         self.context = _state.Context(store, store._parameters, VariableScope(False))
 
 
-class _AttributesApart(nn.Module):
-    """For the modules whose ``_parameters`` are variables (``VariableStore``, ``ScopedModule``).
-
-    Variables are keyed by full name and never enter through attributes, so one may
-    be named like a module attribute (``"training"``, ``"forward"``, ``"store"``).
-    nn.Module would then refuse to set that attribute (``train()``/``eval()`` set
-    ``self.training``), and ``del`` would remove the variable; here a value that is not
-    a Parameter is a plain attribute beside the variable of the same name, and ``del``
-    removes that attribute.
-    """
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        params = self.__dict__.get("_parameters")
-        if params is not None and name in params and not isinstance(value, nn.Parameter):
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
-
-    def __delattr__(self, name: str) -> None:
-        params = self.__dict__.get("_parameters")
-        if params is not None and name in params and name in self.__dict__:
-            object.__delattr__(self, name)
-        else:
-            super().__delattr__(name)
+# For the modules whose ``_parameters`` are variables (``VariableStore``, ``ScopedModule``).
+# Variables are keyed by full name and never enter through attributes, so one may be named
+# like a module attribute ("training", "forward", "store"). nn.Module would then refuse to
+# set that attribute (train()/eval() set self.training), and ``del`` would remove the
+# variable; with these, a value that is not a Parameter is a plain attribute beside the
+# variable of the same name, and ``del`` removes that attribute. (Plain functions, not a
+# base class: one more class in the MRO costs a compiled module two more guards.)
 
 
-class VariableStore(_AttributesApart, nn.ParameterDict):
+def _setattr_beside_variables(self: nn.Module, name: str, value: Any) -> None:
+    params = self.__dict__.get("_parameters")
+    if params is not None and name in params and not isinstance(value, nn.Parameter):
+        object.__setattr__(self, name, value)
+    else:
+        nn.Module.__setattr__(self, name, value)
+
+
+def _delattr_beside_variables(self: nn.Module, name: str) -> None:
+    params = self.__dict__.get("_parameters")
+    if params is not None and name in params and name in self.__dict__:
+        object.__delattr__(self, name)
+    else:
+        nn.Module.__delattr__(self, name)
+
+
+class VariableStore(nn.ParameterDict):
     """Holds variables by full name; an ``nn.Module`` (an ``nn.ParameterDict``).
 
     Fill it with ``ts.get_variable`` while it is the default store. Reading is a
@@ -175,6 +174,8 @@ class VariableStore(_AttributesApart, nn.ParameterDict):
         )
 
     __setitem__ = __delitem__ = update = setdefault = pop = popitem = clear = _refuse  # type: ignore[assignment]
+    __setattr__ = _setattr_beside_variables
+    __delattr__ = _delattr_beside_variables
 
     def extra_repr(self) -> str:
         return f"{len(self)} variables"
