@@ -10,7 +10,9 @@ round, medians over the rounds), on 2 threads:
       path (at::convolution + the one-pass bias+relu epilogue);
   training step (forward + backward with a dense upstream gradient): conv alone,
       eager, fused;
-  bytes saved for backward (saved_tensors_hooks, unique storages): eager, fused.
+  bytes saved for backward (saved_tensors_hooks, unique storages): eager, fused
+      (eager keeps input, weight and the relu output; the fused op input,
+      weight and a 1-bit relu mask).
 
 glibc's malloc makes conv timings depend on the process's history, so the
 script pins it before the process starts: without GLIBC_TUNABLES it re-executes
@@ -153,7 +155,7 @@ def main() -> None:
     parser.add_argument("--cases", default="abc", help="which shapes to run, e.g. 'c'")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    rounds_fwd, rounds_train = (3, 3) if args.quick else (41, 21)
+    rounds_fwd, rounds_train = (3, 3) if args.quick else (41, 41)
     if not ts.ops.native_available():
         sys.exit("bench/conv.py: the compiled extension is not loaded; build it first")
 

@@ -63,7 +63,9 @@ def conv2d_bias_relu(
 
     The arguments mean what they mean for :func:`torch.nn.functional.conv2d`.
     Gradients flow to ``input``, ``weight`` and ``bias``; the op works under
-    ``torch.compile(fullgraph=True)`` and ``torch.export``.
+    ``torch.compile(fullgraph=True)`` and ``torch.export``. For the backward it
+    keeps ``input``, ``weight`` and a 1-bit mask of where the output is
+    positive (eager ``relu(conv2d(...))`` keeps the whole output).
 
     Args:
         input: ``(N, C_in, H, W)``, or ``(C_in, H, W)`` unbatched; NCHW or
