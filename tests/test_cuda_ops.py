@@ -68,6 +68,29 @@ def test_large_channels_last_bias_gradient():
     torch.testing.assert_close(gb, (grad * (out > 0)).sum((0, 2, 3)), atol=1e-2, rtol=1e-4)
 
 
+def relu_mask(output):
+    """The relu mask of a dense ``output`` as csrc/epilogue.h defines it (as in test_ops.py)."""
+    flat = ~(output.as_strided((output.numel(),), (1,)) <= 0)
+    padded = torch.zeros((flat.numel() + 7) // 8 * 8, dtype=torch.uint8, device=output.device)
+    padded[: flat.numel()] = flat
+    shifts = torch.arange(8, device=output.device)
+    return (padded.view(-1, 8).int() << shifts).sum(1).to(torch.uint8)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last], ids=str)
+@pytest.mark.parametrize("shape", [(2, 3, 13, 11, 5), (4, 8, 64, 64, 96)], ids=str)
+def test_with_mask_bits_match_the_output(layout, shape):
+    n, c_in, h, w_, c_out = shape
+    x = torch.randn(n, c_in, h, w_, device="cuda").to(memory_format=layout)
+    w = torch.randn(c_out, c_in, 3, 3, device="cuda").to(memory_format=layout)
+    b = torch.randn(c_out, device="cuda")
+    args = ([1, 1], [1, 1], [1, 1], 1)
+    out, mask = torch.ops.torchscope.conv2d_bias_relu_with_mask(x, w, b, *args)
+    assert torch.equal(out, torch.ops.torchscope.conv2d_bias_relu(x, w, b, *args))
+    assert torch.equal(mask, relu_mask(out))
+    torch.library.opcheck(torch.ops.torchscope.conv2d_bias_relu_with_mask.default, (x, w, b, *args))
+
+
 def test_gradcheck_cuda_float64():
     x = torch.randn(1, 2, 5, 5, device="cuda", dtype=torch.float64, requires_grad=True)
     w = torch.randn(3, 2, 3, 3, device="cuda", dtype=torch.float64, requires_grad=True)

@@ -239,7 +239,9 @@ def test_opcheck_backward(layout):
     x = make((2, 4, 7, 6), torch.float32, layout, seed=11)
     w = make((6, 4, 3, 3), torch.float32, layout, seed=12)
     args = ([1, 1], [1, 1], [1, 1], 1)
-    torch.library.opcheck(torch.ops.torchscope.conv2d_bias_relu_with_mask.default, (x, w, None, *args))
+    torch.library.opcheck(
+        torch.ops.torchscope.conv2d_bias_relu_with_mask.default, (x, w, None, *args)
+    )
     out, mask = torch.ops.torchscope.conv2d_bias_relu_with_mask(x, w, None, *args)
     grad = torch.randn_like(out)
     for output_mask in ([True, True, True], [False, True, False]):
@@ -514,7 +516,8 @@ def test_bad_arguments_raise_value_error(kwargs, message):
         (
             0,
             torch.ones(1, 4, 3, 4),
-            r"argument 'grad_output' to have the output's shape \[1, 4, 3, 3\], but got \[1, 4, 3, 4\]",
+            r"argument 'grad_output' to have the output's shape \[1, 4, 3, 3\], "
+            r"but got \[1, 4, 3, 4\]",
         ),
         (
             1,

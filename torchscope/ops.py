@@ -343,9 +343,7 @@ def _fake_forward(input, weight, bias, stride, padding, dilation, groups):
 
 def _fake_forward_with_mask(input, weight, bias, stride, padding, dilation, groups):
     output = _fake_forward(input, weight, bias, stride, padding, dilation, groups)
-    mask = torch.empty(
-        [_mask_bytes(output.numel())], dtype=torch.uint8, device=output.device
-    )
+    mask = torch.empty([_mask_bytes(output.numel())], dtype=torch.uint8, device=output.device)
     return output, mask
 
 
