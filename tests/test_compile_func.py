@@ -81,6 +81,27 @@ def test_compiled_module_does_not_recompile_for_the_callers_contexts():
     assert len(a) == len(b) == 0 and list(outer.store) == ["outer/scale"]
 
 
+def test_eager_calls_between_compiled_calls_do_not_recompile():
+    """Eager calls share cached scopes (and may change them); a compiled call must not
+    depend on them."""
+
+    def changes_its_scope(x):
+        ts.get_variable_scope().set_initializer(ts.zeros_initializer())
+        with ts.variable_scope("layer0"):
+            return x * ts.get_variable("g", [1])
+
+    module = built()
+    counter = CompileCounter()
+    compiled = torch.compile(module, backend=counter, fullgraph=True)
+    x = torch.randn(4, 8)
+    compiled(x)
+    same_name = ts.ScopedModule(changes_its_scope, name="mlp")  # the same root scope name
+    for other in (module, built(), same_name, same_name, ts.ScopedModule(mlp, name="mlp")):
+        other(x)
+        compiled(x)
+    assert counter.frame_count == 1
+
+
 def test_compiled_module_puts_back_the_callers_context():
     module = built()
     compiled = torch.compile(module, backend=CompileCounter(), fullgraph=True)

@@ -24,9 +24,10 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.compiler import is_compiling
 
 from . import _naming, _state
-from .scopes import AUTO_REUSE, VariableScope, _profiling, variable_scope
+from .scopes import AUTO_REUSE, VariableScope, _profiling, _root_scope, variable_scope
 from .store import (
     _NAME_ATTR,
     VariableStore,
@@ -35,6 +36,10 @@ from .store import (
 )
 
 __all__ = ["ScopedModule", "check_optimizer"]
+
+
+# What a call starts from while torch.compile traces it (copied, never handed out).
+_TEMPLATE = VariableScope(None)
 
 
 class ScopedModule(nn.Module):
@@ -98,20 +103,24 @@ class ScopedModule(nn.Module):
         # parameters as plain attributes, listed in _former_parameters: hand out those.
         params = self.__dict__.get("_former_parameters") or self._parameters
         name = self._scope_name
-        if name is None or _profiling():  # the profiler's range comes from variable_scope
-            context = _state.Context(self.store, params, VariableScope(reuse))
+        if name is not None and _profiling():  # the profiler's range comes from variable_scope
+            name, opened = None, name
         else:
-            # Start in the state variable_scope(name) makes at a fresh root (about 2 us
-            # less per call than opening it).
-            scope = VariableScope(reuse, name, name_scope=name + "/")
-            context = _state.Context(self.store, params, scope)
+            opened = None
+        if is_compiling():
+            # A fresh copy: a shared scope's caches would become guards (and recompile
+            # when they change); copying a scope with known-valid defaults skips the checks.
+            scope = _TEMPLATE._copy(reuse, name or "", name + "/" if name else "")
+        else:
+            scope = _root_scope(reuse, name)  # shared, so the scopes entered under it are cached
+        context = _state.Context(self.store, params, scope)
+        if name is not None:  # start in the state variable_scope(name) makes at a fresh root
             context.name_scope = name
-            name = None
         previous = _state.push(context)
         try:
-            if name is None:
+            if opened is None:
                 return super().__call__(*args, **kwargs)
-            with variable_scope(name):
+            with variable_scope(opened):
                 return super().__call__(*args, **kwargs)
         finally:
             _state.pop(context, previous)
