@@ -61,6 +61,7 @@ GEOMETRIES = [
     (1, 2, 3, 6, 7, 1, 1, 2, 0, 1, 1, True),
     (3, 6, 4, 5, 5, 5, 3, 1, (2, 1), (1, 2), 2, True),
     (1, 3, 2, 4, 4, 4, 4, 3, 1, 1, 1, True),  # kernel as large as the input
+    (2, 3, 16, 5, 7, 3, 3, 1, 1, 1, 1, True),  # channels_last rows of whole mask bytes
 ]
 TOLERANCES = {
     torch.float32: dict(atol=1e-4, rtol=1e-4),
@@ -184,6 +185,22 @@ def test_gradients_needed_are_the_only_ones_computed():
     )
     torch.testing.assert_close(gi, ref_gi)
     torch.testing.assert_close(gw, ref_gw)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("c_out", [32, 12])
+def test_large_gradients_match_eager(layout, c_out, cpu_path):
+    """Many parallel tasks in the backward's mask pass, rows of whole mask bytes or not."""
+    x = make((2, 8, 41, 40), torch.float32, layout, seed=40, requires_grad=True)
+    w = make((c_out, 8, 3, 3), torch.float32, layout, seed=41, requires_grad=True, scale=0.2)
+    b = make((c_out,), torch.float32, "contiguous", seed=42, requires_grad=True)
+    out = ts.ops.conv2d_bias_relu(x, w, b, 1, 1)
+    expected = reference(x, w, b, 1, 1)
+    grad = make(out.shape, torch.float32, layout, seed=43)
+    got = torch.autograd.grad(out, (x, w, b), grad)
+    want = torch.autograd.grad(expected, (x, w, b), grad)
+    for g_got, g_want in zip(got, want, strict=True):
+        torch.testing.assert_close(g_got, g_want, atol=1e-3, rtol=1e-4)
 
 
 def test_gradient_flows_only_where_required():
