@@ -23,7 +23,9 @@ mmap/trim thresholds.
 
 After the figures, a breakdown of the adapter's per-call costs (a ScopedModule
 call of an empty function against a plain module's, a variable_scope entry, a
-get_variable on the reuse path) says where the time goes.
+get_variable on the reuse path) says where the time goes, and the number of guards
+dynamo checks before each compiled call of (3) says what the compiled ScopedModule
+pays beyond the plain module (most of its gap there).
 
     python bench/adapter.py           # full run (a few minutes)
     python bench/adapter.py --quick   # a few rounds, to check that it runs
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import sys
 import time
@@ -212,6 +215,31 @@ def figure_train(rounds: int, calls: int) -> dict[str, list[float]]:
     return sample_times({"scoped": step_of(scoped), "plain": step_of(plain)}, rounds, calls)
 
 
+def guard_counts() -> dict[str, int] | None:
+    """How many guards dynamo checks before each call of the compiled MLPs: the guards
+    of the tree that TORCH_LOGS=guards prints. None where torch's private API for
+    reading them is missing."""
+    try:
+        from torch._C._dynamo.eval_frame import _debug_get_cache_entry_list
+    except ImportError:
+        return None
+    scoped, plain, x = built_mlp()
+    torch._dynamo.reset()
+    with torch.no_grad():
+        torch.compile(scoped, fullgraph=True, backend="eager")(x)
+        torch.compile(plain, fullgraph=True, backend="eager")(x)
+    counts = {}
+    # The frames dynamo compiles: ScopedModule.__call__ (it inlines nn.Module's call);
+    # for the plain module, its forward (nn.Module's own call frames run eagerly).
+    for name, code in (("scoped", ts.ScopedModule.__call__.__code__),
+                       ("plain", PlainMLP.forward.__code__)):  # fmt: skip
+        entries = _debug_get_cache_entry_list(code)
+        if len(entries) != 1:
+            return None
+        counts[name] = len(re.findall(r"\+- [A-Z_]+[:(]", str(entries[0].guard_manager)))
+    return counts
+
+
 def breakdown(calls: int) -> list[tuple[str, float]]:
     """Microseconds per operation of the adapter's per-call work."""
 
@@ -312,6 +340,12 @@ def main() -> None:
     print("where the time goes (us per operation, medians):")
     for name, us in breakdown(50 if args.quick else 2000):
         print(f"  {name:<44}{us:>8.2f}")
+    guards = guard_counts()
+    if guards is not None:
+        print(
+            f"  guards checked per compiled call (3): scoped {guards['scoped']}, "
+            f"plain {guards['plain']}"
+        )
     print()
     print(
         "load average before/after: "
