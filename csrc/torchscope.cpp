@@ -14,6 +14,11 @@ PyObject* PyInit__C(void) {
 }
 }
 
+// Changing a schema or the autograd formula: torch.compile's on-disk caches
+// (AOTAutograd, FX graph; $TORCHINDUCTOR_CACHE_DIR, default
+// /tmp/torchinductor_$USER) are keyed on the traced forward graph, which names
+// the forward op only, so graphs compiled with the previous build replay the
+// previous backward. Clear them after such a change.
 TORCH_LIBRARY(torchscope, m) {
   // The fake kernels live in Python: point PyTorch at the module that
   // registers them, so that a missing import is reported clearly. The autograd
