@@ -16,10 +16,14 @@ inside it, and the table is dropped when that entry closes; see
 from __future__ import annotations
 
 import re
+from typing import Any
+
+import torch
 
 __all__ = [
     "check_scope_name",
     "check_variable_name",
+    "is_checked_scope_name",
     "join",
     "mark_used",
     "unique_name",
@@ -72,6 +76,16 @@ def check_variable_name(full_name: str) -> str:
 
 
 _CHECKED_SCOPE_NAMES: dict[str, None] = {}  # valid names seen (a forward re-checks the same few)
+
+
+@torch.compiler.assume_constant_result
+def is_checked_scope_name(name: Any) -> bool:
+    """Whether ``name`` is a scope name already found valid: the scopes' fast path.
+
+    ``torch.compile`` takes the answer as a constant (a valid name stays valid) instead
+    of guarding on the table's contents, which would be two guards per scope name.
+    """
+    return type(name) is str and name in _CHECKED_SCOPE_NAMES
 
 
 def check_scope_name(name: str, kind: str = "scope") -> str:

@@ -18,11 +18,13 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
+import torch.autograd.profiler as _autograd_profiler
+
 if TYPE_CHECKING:
     from .scopes import VariableScope
     from .store import VariableStore
 
-__all__ = ["Context", "current", "push", "pop", "is_open"]
+__all__ = ["Context", "current", "push", "pop", "profiling", "is_open"]
 
 
 class Context:
@@ -103,6 +105,16 @@ def pop(context: Context, previous: Context) -> None:
             "or a ScopedModule call was exited while a context opened inside it was open)."
         )
     slot[0] = previous
+
+
+def profiling() -> bool:
+    """Whether ``torch.profiler`` is recording (scopes then open ranges of their names).
+
+    Every module reads the flag through this one function: ``torch.compile`` guards on
+    each path to a module object, and two modules' globals reaching the same module
+    cost a guard evaluated in Python on every compiled call.
+    """
+    return _autograd_profiler._is_profiler_enabled
 
 
 def is_open() -> bool:

@@ -229,7 +229,7 @@ class VariableScope:
         scope._ns = ns
         scope._ns_key = relative.lower()
         children = self._children
-        if len(children) >= _CACHE_LIMIT:
+        if len(children) >= 256:  # _CACHE_LIMIT, written out: a global read is a compile guard
             children.clear()
         children[relative] = scope
         scope._owner = children
@@ -276,6 +276,27 @@ class VariableScope:
 
 
 _ROOTS: dict[tuple[Any, str | None], VariableScope] = {}
+
+
+def _fresh_root(reuse: bool | _ReuseMode | None, name: str | None = None) -> VariableScope:
+    """A new root scope, as ``_root_scope`` gives, built from constants only: what a call
+    starts from while ``torch.compile`` traces it (a shared scope's caches would become
+    guards, and recompile when they change)."""
+    scope = VariableScope.__new__(VariableScope)
+    scope._name = name or ""
+    scope._prefix = name + "/" if name else ""
+    scope._reuse = reuse if reuse else False
+    scope._initializer = None
+    scope._regularizer = None
+    scope._dtype = None
+    scope._device = None
+    scope._custom_getter = None
+    scope._constraint = None
+    scope._name_scope = name + "/" if name else ""
+    scope._children = {}
+    scope._owner = None
+    scope._fast = bool(reuse)
+    return scope
 
 
 def _root_scope(reuse: bool | _ReuseMode | None, name: str | None = None) -> VariableScope:

@@ -26,8 +26,9 @@ import torch
 from torch import nn
 from torch.compiler import is_compiling
 
-from . import _naming, _state
-from .scopes import AUTO_REUSE, VariableScope, _profiling, _root_scope, variable_scope
+from . import _naming
+from ._state import Context, pop, profiling, push
+from .scopes import AUTO_REUSE, _fresh_root, _root_scope, variable_scope
 from .store import (
     _NAME_ATTR,
     VariableStore,
@@ -36,10 +37,6 @@ from .store import (
 )
 
 __all__ = ["ScopedModule", "check_optimizer"]
-
-
-# What a call starts from while torch.compile traces it (copied, never handed out).
-_TEMPLATE = VariableScope(None)
 
 
 class ScopedModule(nn.Module):
@@ -103,27 +100,24 @@ class ScopedModule(nn.Module):
         # parameters as plain attributes, listed in _former_parameters: hand out those.
         params = self.__dict__.get("_former_parameters") or self._parameters
         name = self._scope_name
-        if name is not None and _profiling():  # the profiler's range comes from variable_scope
+        if name is not None and profiling():  # the profiler's range comes from variable_scope
             name, opened = None, name
         else:
             opened = None
-        if is_compiling():
-            # A fresh copy: a shared scope's caches would become guards (and recompile
-            # when they change); copying a scope with known-valid defaults skips the checks.
-            scope = _TEMPLATE._copy(reuse, name or "", name + "/" if name else "")
-        else:
-            scope = _root_scope(reuse, name)  # shared, so the scopes entered under it are cached
-        context = _state.Context(self.store, params, scope)
+        # Eager calls share a cached root, so the scopes entered under it come from its cache;
+        # a traced call starts from a fresh one (the shared one's caches would become guards).
+        scope = _fresh_root(reuse, name) if is_compiling() else _root_scope(reuse, name)
+        context = Context(self.store, params, scope)
         if name is not None:  # start in the state variable_scope(name) makes at a fresh root
             context.name_scope = name
-        previous = _state.push(context)
+        previous = push(context)
         try:
             if opened is None:
                 return super().__call__(*args, **kwargs)
             with variable_scope(opened):
                 return super().__call__(*args, **kwargs)
         finally:
-            _state.pop(context, previous)
+            pop(context, previous)
 
     def _first_call(self, args: tuple, kwargs: dict) -> Any:
         store = self.store

@@ -13,16 +13,16 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.autograd.profiler as _autograd_profiler
 
-from . import _naming, _state
+from . import _naming
 from ._checks import describe
+from ._naming import is_checked_scope_name
+from ._state import current, profiling
 
 __all__ = ["get_name_scope", "name_scope"]
 
 
-def _profiling() -> bool:
-    return _autograd_profiler._is_profiler_enabled
+_profiling = profiling  # the name the tests and module.py use
 
 
 class _ScopeEntry:
@@ -71,7 +71,7 @@ class name_scope(_ScopeEntry):
     ) -> None:
         self._saved = None
         self._range = None
-        if type(name) is str and name in _naming._CHECKED_SCOPE_NAMES:
+        if is_checked_scope_name(name):
             self._name = name  # a checked name: the common call
             return
         if name is None:
@@ -87,7 +87,7 @@ class name_scope(_ScopeEntry):
     def __enter__(self) -> str:
         if self._saved is not None:
             raise RuntimeError("this name_scope is already open; create a new one to nest it")
-        context = _state.current()
+        context = current()
         name = self._name
         outer_ns = context.name_scope
         name_counts = context.name_counts
@@ -106,7 +106,7 @@ class name_scope(_ScopeEntry):
         self._saved = (context.scope, context.var_counts, outer_ns, name_counts)
         context.name_scope = full
         context.name_counts = {}
-        if _autograd_profiler._is_profiler_enabled:
+        if profiling():
             self._open_range(full)
         return full + "/" if full else ""
 
@@ -119,4 +119,4 @@ def get_name_scope() -> str:
     ...         ts.get_name_scope()
     'foo/bar'
     """
-    return _state.current().name_scope
+    return current().name_scope

@@ -21,10 +21,11 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.autograd.profiler as _autograd_profiler
 
 from . import _naming, _state
 from ._checks import check_callable, check_device, check_dtype, describe
+from ._naming import is_checked_scope_name
+from ._state import current, profiling
 from ._variable_scope import (
     AUTO_REUSE,
     VariableScope,
@@ -33,6 +34,9 @@ from ._variable_scope import (
     _check_reuse,
     _ReuseMode,
     _wrap_getter,
+)
+from ._variable_scope import (
+    _fresh_root as _fresh_root,  # re-exported for module.py
 )
 from ._variable_scope import (
     _root_scope as _root_scope,  # re-exported for module.py
@@ -121,7 +125,7 @@ class variable_scope(_ScopeEntry):
             # The common calls: re-entering a checked name, or a captured scope, with no
             # overrides. Nothing else to check.
             kind = type(name_or_scope)
-            if kind is str and name_or_scope in _naming._CHECKED_SCOPE_NAMES:
+            if kind is str and is_checked_scope_name(name_or_scope):
                 self._name_or_scope = name_or_scope
                 self._reuse = reuse
                 self._overrides = None
@@ -181,7 +185,7 @@ class variable_scope(_ScopeEntry):
     def __enter__(self) -> VariableScope:
         if self._saved is not None:
             raise RuntimeError("this variable_scope is already open; create a new one to nest it")
-        context = _state.current()
+        context = current()
         old = context.scope
         outer_ns = context.name_scope
         counts = context.var_counts
@@ -216,7 +220,7 @@ class variable_scope(_ScopeEntry):
         if name_scope is not None:
             context.name_scope = name_scope
             context.name_counts = {}
-            if _autograd_profiler._is_profiler_enabled:
+            if profiling():
                 self._open_range(name_scope)
         return scope
 
@@ -281,4 +285,4 @@ def get_variable_scope() -> VariableScope:
     >>> ts.get_variable_scope().name
     ''
     """
-    return _state.current().scope
+    return current().scope

@@ -15,11 +15,11 @@ from typing import Any
 import torch
 
 from . import _state
+from ._state import current
 from .scopes import VariableScope
 
 __all__ = ["get_variable"]
 
-_SEQUENCES = (list, tuple)
 
 
 def get_variable(
@@ -60,7 +60,7 @@ def get_variable(
     >>> v1 is v, ts.name_of(v)
     (True, 'foo/v')
     """
-    context = _state.current()
+    context = current()
     scope = context.scope
     if scope._fast and dtype is None:
         try:
@@ -70,7 +70,7 @@ def get_variable(
                 f"get_variable's name must be a str, got {type(name).__name__}: {name!r}"
             ) from None
         if found is not None and (
-            shape is None or (type(shape) in _SEQUENCES and found.shape == tuple(shape))
+            shape is None or (type(shape) in (list, tuple) and found.shape == tuple(shape))
         ):
             return found
     return _get_variable(
