@@ -198,6 +198,41 @@ def test_compile_of_a_plain_function_using_the_default_store(ts_store):
     assert counter.frame_count == 1
 
 
+def test_module_compiled_in_place_compiles_once():
+    """module.compile() compiles nn.Module's call inside ScopedModule's own call (which runs
+    eagerly): the scopes it re-enters must not become guards that the next call fails."""
+    module = built()
+    x = torch.randn(4, 8)
+    expected = module(x)
+    counter = CompileCounter()
+    module.compile(backend=counter, fullgraph=True)
+    for _ in range(4):
+        torch.testing.assert_close(module(x), expected)
+    assert counter.frame_count == 1
+
+
+def test_compiled_function_entering_scopes_for_the_first_time_compiles_once(ts_store):
+    """A traced scope entry does not fill the re-entry cache (the next call would find the
+    entry the trace added, fail its guard and recompile)."""
+    with ts.variable_scope("enc"), ts.variable_scope("inner"):
+        ts.get_variable("w", [8, 2])
+
+    def f(x):
+        with ts.variable_scope("enc", reuse=True), ts.variable_scope("inner"):
+            return x @ ts.get_variable("w", [8, 2])
+
+    counter = CompileCounter()
+    compiled = torch.compile(f, backend=counter, fullgraph=True)
+    x = torch.randn(3, 8)
+    for _ in range(3):
+        torch.testing.assert_close(compiled(x), x @ ts_store["enc/inner/w"])
+    assert counter.frame_count == 1
+    assert f(x).shape == (3, 2)  # an eager call fills the cache: one recompile, then none
+    for _ in range(3):
+        compiled(x)
+    assert counter.frame_count == 2
+
+
 def test_export_keeps_full_variable_names():
     module = built()
     x = torch.randn(4, 8)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch.compiler import is_compiling
 
 from . import _state
 from ._checks import check_callable, check_device, check_dtype, describe
@@ -202,6 +203,9 @@ class VariableScope:
     # that is changed (``reuse_variables()``, ``set_*``) leaves its parent's cache, so
     # the change stays with that object as in TensorFlow (re-entering the name builds
     # a fresh scope), and drops its own cache (its children inherited the old values).
+    # While torch.compile traces, nothing is added to a cache (a ScopedModule's traced call
+    # starts from a fresh root anyway); a compiled plain function whose scopes an eager
+    # call enters for the first time later recompiles once, on the cache's new entry.
 
     def _detach(self) -> None:
         owner = self._owner
@@ -216,8 +220,9 @@ class VariableScope:
         """The scope ``variable_scope(self, reuse=...)`` opens (no overrides), made and
         cached in this scope under the reuse flag (names are never such keys)."""
         scope = self._copy(reuse, self._name, self._name_scope)
-        self._children[reuse] = scope
-        scope._owner = self._children
+        if not is_compiling():  # see _child
+            self._children[reuse] = scope
+            scope._owner = self._children
         return scope
 
     def _child(self, relative: str, reuse: bool | _ReuseMode, outer_ns: str) -> VariableScope:
@@ -228,6 +233,10 @@ class VariableScope:
         scope._outer_ns = outer_ns
         scope._ns = ns
         scope._ns_key = relative.lower()
+        if is_compiling():
+            # Not cached while torch.compile traces: the next call would find the entry the
+            # trace added, fail the guard on the cache's contents, and recompile.
+            return scope
         children = self._children
         if len(children) >= 256:  # _CACHE_LIMIT, written out: a global read is a compile guard
             children.clear()

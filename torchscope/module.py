@@ -110,12 +110,15 @@ class ScopedModule(nn.Module):
         context = Context(self.store, params, scope)
         if name is not None:  # start in the state variable_scope(name) makes at a fresh root
             context.name_scope = name
+        # nn.Module's call (hooks, then forward), one layer down: what its __call__ runs
+        # unless the module was compiled in place (module.compile()).
+        call = self._call_impl if self._compiled_call_impl is None else super().__call__
         previous = push(context)
         try:
             if opened is None:
-                return super().__call__(*args, **kwargs)
+                return call(*args, **kwargs)
             with variable_scope(opened):
-                return super().__call__(*args, **kwargs)
+                return call(*args, **kwargs)
         finally:
             pop(context, previous)
 
