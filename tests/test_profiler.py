@@ -53,7 +53,7 @@ def test_no_ranges_when_the_profiler_is_off():
     assert not scopes._profiling()
     ns = ts.name_scope("quiet")
     with ns:
-        assert ns._range is None
+        assert ns._saved[-1] is None  # no range opened
     with ts.variable_scope("v") as _:
         assert ts.get_name_scope() == "v"
 

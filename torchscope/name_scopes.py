@@ -26,24 +26,33 @@ _profiling = profiling  # the name the tests and module.py use
 
 
 class _ScopeEntry:
-    """The save/restore half shared by ``name_scope`` and ``variable_scope``: the
-    context's four scope fields are saved in one tuple on entry and put back on exit."""
+    """The save/restore half shared by ``name_scope`` and ``variable_scope``.
 
-    __slots__ = ("_context", "_saved", "_range")
+    ``_saved`` is None while closed; while open, one tuple: the context, its four scope
+    fields as they were before the entry, and the profiler range the entry opened (None
+    when the profiler is off).
+    """
 
-    def _open_range(self, name_scope: str) -> None:
-        """A profiler range named after the name scope, while the profiler runs."""
-        if name_scope:
-            self._range = torch.profiler.record_function(name_scope)
-            self._range.__enter__()
+    __slots__ = ("_saved",)
 
     def __exit__(self, *exc: object) -> None:
-        context = self._context
-        context.scope, context.var_counts, context.name_scope, context.name_counts = self._saved
+        context, scope, var_counts, name_scope, name_counts, profiler_range = self._saved
+        context.scope = scope
+        context.var_counts = var_counts
+        context.name_scope = name_scope
+        context.name_counts = name_counts
         self._saved = None
-        if self._range is not None:
-            self._range.__exit__(None, None, None)
-            self._range = None
+        if profiler_range is not None:
+            profiler_range.__exit__(None, None, None)
+
+
+def _open_range(name_scope: str) -> Any:
+    """A profiler range named after the name scope (None for the root), entered."""
+    if not name_scope:
+        return None
+    profiler_range = torch.profiler.record_function(name_scope)
+    profiler_range.__enter__()
+    return profiler_range
 
 
 class name_scope(_ScopeEntry):
@@ -70,7 +79,6 @@ class name_scope(_ScopeEntry):
         self, name: str | None, default_name: str | None = None, values: Any = None
     ) -> None:
         self._saved = None
-        self._range = None
         if is_checked_scope_name(name):
             self._name = name  # a checked name: the common call
             return
@@ -102,12 +110,12 @@ class name_scope(_ScopeEntry):
             else:
                 name = _naming.unique_name(name_counts, name)
             full = f"{outer_ns}/{name}" if outer_ns else name
-        self._context = context
-        self._saved = (context.scope, context.var_counts, outer_ns, name_counts)
+        saved = (context, context.scope, context.var_counts, outer_ns, name_counts, None)
         context.name_scope = full
         context.name_counts = {}
         if profiling():
-            self._open_range(full)
+            saved = (*saved[:5], _open_range(full))
+        self._saved = saved
         return full + "/" if full else ""
 
 

@@ -41,8 +41,8 @@ from ._variable_scope import (
 from ._variable_scope import (
     _root_scope as _root_scope,  # re-exported for module.py
 )
+from .name_scopes import _open_range, _ScopeEntry, get_name_scope, name_scope
 from .name_scopes import _profiling as _profiling  # re-exported for module.py
-from .name_scopes import _ScopeEntry, get_name_scope, name_scope
 
 __all__ = [
     "AUTO_REUSE",
@@ -110,7 +110,6 @@ class variable_scope(_ScopeEntry):
         constraint: Callable | None = None,
     ) -> None:
         self._saved = None
-        self._range = None
         if (
             (reuse is None or reuse is True or reuse is AUTO_REUSE)
             and initializer is None
@@ -213,15 +212,17 @@ class variable_scope(_ScopeEntry):
             scope, name_scope = self._open(context, old, outer_ns)
         if scope._name not in counts:  # a set, in effect: default_name asks "was it opened?"
             counts[scope._name] = 1
-        self._context = context
-        self._saved = (old, counts, outer_ns, name_counts)
         context.scope = scope
         context.var_counts = {}
-        if name_scope is not None:
+        if name_scope is None:
+            self._saved = (context, old, counts, outer_ns, name_counts, None)
+        else:
             context.name_scope = name_scope
             context.name_counts = {}
-            if profiling():
-                self._open_range(name_scope)
+            self._saved = (
+                context, old, counts, outer_ns, name_counts,
+                _open_range(name_scope) if profiling() else None,
+            )  # fmt: skip
         return scope
 
     def _open(
