@@ -578,7 +578,7 @@ def _table_sizes():
     from torchscope import _state
 
     context = _state.current()
-    return len(context.name_counts), len(context.var_counts)
+    return len(context.name_counts or ()), len(context.var_counts or ())
 
 
 def test_reentering_scopes_keeps_names_and_tables_bounded():

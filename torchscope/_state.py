@@ -39,6 +39,9 @@ class Context:
             variable-scope entry (TensorFlow's ``default_name`` counters).
         name_scope: the current name scope, ``""`` at the root, no trailing ``/``.
         name_counts: the names used by name scopes opened inside the current one.
+
+    Both tables are None until something is opened inside the current entry (most
+    entries are leaves: not making their tables saves two allocations per entry).
     """
 
     __slots__ = ("store", "params", "scope", "var_counts", "name_scope", "name_counts")
@@ -47,9 +50,9 @@ class Context:
         self.store = store
         self.params = params
         self.scope = scope
-        self.var_counts: dict[str, int] = {}
+        self.var_counts: dict[str, int] | None = None
         self.name_scope = ""
-        self.name_counts: dict[str, int] = {}
+        self.name_counts: dict[str, int] | None = None
 
 
 # The slot's value while no context is entered (then :func:`current` gives the process

@@ -99,6 +99,8 @@ class name_scope(_ScopeEntry):
         name = self._name
         outer_ns = context.name_scope
         name_counts = context.name_counts
+        if name_counts is None:
+            name_counts = context.name_counts = {}
         if not name:
             full = ""
         elif name[-1] == "/":
@@ -110,9 +112,12 @@ class name_scope(_ScopeEntry):
             else:
                 name = _naming.unique_name(name_counts, name)
             full = f"{outer_ns}/{name}" if outer_ns else name
-        saved = (context, context.scope, context.var_counts, outer_ns, name_counts, None)
+        var_counts = context.var_counts  # stays current: made now, so that it is put back
+        if var_counts is None:
+            var_counts = context.var_counts = {}
+        saved = (context, context.scope, var_counts, outer_ns, name_counts, None)
         context.name_scope = full
-        context.name_counts = {}
+        context.name_counts = None
         if profiling():
             saved = (*saved[:5], _open_range(full))
         self._saved = saved

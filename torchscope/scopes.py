@@ -187,7 +187,11 @@ class variable_scope(_ScopeEntry):
         context = current()
         old = context.scope
         outer_ns = context.name_scope
+        # The entry's counter tables are made when something is first opened inside it
+        # (None until then): most entries are leaves and never need theirs.
         counts = context.var_counts
+        if counts is None:
+            counts = context.var_counts = {}
         name_counts = context.name_counts
         if self._overrides is None:
             # A name and no overrides: the cached child of the current scope.
@@ -198,7 +202,9 @@ class variable_scope(_ScopeEntry):
                 scope = old._child(relative, reuse, outer_ns)
             name_scope = scope._ns
             key = scope._ns_key
-            if key not in name_counts:  # only the first use writes (see _naming.mark_used)
+            if name_counts is None:
+                name_counts = context.name_counts = {key: 1}
+            elif key not in name_counts:  # only the first use writes (see _naming.mark_used)
                 name_counts[key] = 1
         elif self._overrides is _CAPTURED:
             # A captured scope and no overrides: its cached copy for this reuse flag.
@@ -210,15 +216,20 @@ class variable_scope(_ScopeEntry):
             name_scope = None  # a captured scope leaves the name scope alone
         else:
             scope, name_scope = self._open(context, old, outer_ns)
+            name_counts = context.name_counts  # _open may have made the table
         if scope._name not in counts:  # a set, in effect: default_name asks "was it opened?"
             counts[scope._name] = 1
         context.scope = scope
-        context.var_counts = {}
+        context.var_counts = None
         if name_scope is None:
+            # The name-scope table stays current: make it now, so that what is opened
+            # inside marks the table this entry puts back on exit.
+            if name_counts is None:
+                name_counts = context.name_counts = {}
             self._saved = (context, old, counts, outer_ns, name_counts, None)
         else:
             context.name_scope = name_scope
-            context.name_counts = {}
+            context.name_counts = None
             self._saved = (
                 context, old, counts, outer_ns, name_counts,
                 _open_range(name_scope) if profiling() else None,
@@ -246,6 +257,8 @@ class variable_scope(_ScopeEntry):
             scope = old._copy(reuse, old._prefix + relative, current_ns + "/" if current_ns else "")
             outer_getter = old._custom_getter
             if name_scope is not None:
+                if context.name_counts is None:
+                    context.name_counts = {}
                 _naming.mark_used(context.name_counts, relative)
         initializer, regularizer, dtype, device, constraint, getter = self._overrides
         if initializer is not None:
@@ -271,7 +284,7 @@ _CAPTURED = ("captured",)  # variable_scope._overrides of a captured scope witho
 def _unique_default(context: _state.Context, old: VariableScope, default_name: str) -> str:
     """TensorFlow's ``default_name`` rule: ``layer`` if no scope of that full name was
     opened in the current scope entry, else the first free ``layer_1``, ``layer_2``..."""
-    counts = context.var_counts
+    counts = context.var_counts or {}
     if not counts.get(old._prefix + default_name):
         return default_name
     index = 1
