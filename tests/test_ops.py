@@ -625,3 +625,39 @@ def test_device_without_a_kernel_falls_back_and_warns_once(monkeypatch):
         "torchscope.ops.conv2d_bias_relu runs as relu(conv2d(...)) in pure PyTorch on cpu"
     ]
     torch.testing.assert_close(out, reference(x, w, None, 1, 1))
+
+
+# -- torch.func ------------------------------------------------------------------------------------
+
+
+def _composite(x, w, b):
+    return F.relu(F.conv2d(x, w, b, 1, 1))
+
+
+def test_torch_func_grad_jacrev_and_vmap_match_the_composition():
+    """The C++ autograd function cannot run under torch.func transforms; the op runs the
+    composition of the same ops there, so grad, jacrev and vmap work and agree."""
+    from torch.func import grad, jacrev, vmap
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
+    w = torch.randn(4, 3, 3, 3, dtype=torch.float64)
+    b = torch.randn(4, dtype=torch.float64)
+
+    def fused_loss(w, b):
+        return ts.ops.conv2d_bias_relu(x, w, b, padding=1).square().sum()
+
+    def eager_loss(w, b):
+        return _composite(x, w, b).square().sum()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback warning: the library is not missing
+        gw, gb = grad(fused_loss, argnums=(0, 1))(w, b)
+        jb = jacrev(lambda b: ts.ops.conv2d_bias_relu(x[:1], w, b, padding=1).sum((0, 2, 3)))(b)
+        batched = vmap(lambda xi: ts.ops.conv2d_bias_relu(xi, w, b, padding=1))(x.unsqueeze(1))
+    ew, eb = grad(eager_loss, argnums=(0, 1))(w, b)
+    torch.testing.assert_close(gw, ew)
+    torch.testing.assert_close(gb, eb)
+    expected_jb = jacrev(lambda b: _composite(x[:1], w, b).sum((0, 2, 3)))(b)
+    torch.testing.assert_close(jb, expected_jb)
+    torch.testing.assert_close(batched.squeeze(1), ts.ops.conv2d_bias_relu(x, w, b, padding=1))

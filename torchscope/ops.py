@@ -111,20 +111,28 @@ def conv2d_bias_relu(
     if unbatched:
         input = input.unsqueeze(0)
     input, padding_ = _resolve_padding(input, weight, padding, stride_, dilation_)
-    if _native.LOADED and input.device.type in _native.KERNEL_DEVICES:
+    native = _native.LOADED and input.device.type in _native.KERNEL_DEVICES
+    if native and not _func_transformed():
         out = torch.ops.torchscope.conv2d_bias_relu(
             input, weight, bias, stride_, padding_, dilation_, groups
         )
     else:
         if not _native.LOADED:
             _native.warn_fallback_once()
-        else:
+        elif not native:
             _native.warn_device_fallback_once(input.device.type)
         _check_args(
             _OP, input, weight, stride_, padding_, dilation_, groups, bias=bias, check=_require
         )
         out = F.relu(F.conv2d(input, weight, bias, stride_, padding_, dilation_, groups))
     return out.squeeze(0) if unbatched else out
+
+
+def _func_transformed() -> bool:
+    """Whether a torch.func transform (grad, vmap, jacrev, ...) is active. The op's C++
+    autograd function cannot run under them, so the composition of the same ops runs
+    instead (the same numbers, without the fusion)."""
+    return not torch.compiler.is_compiling() and torch._C._are_functorch_transforms_active()
 
 
 # ---------------------------------------------------------------- arguments
