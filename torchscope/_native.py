@@ -20,7 +20,17 @@ DISABLE_ENV = "TORCHSCOPE_DISABLE_NATIVE"
 
 
 class NativeExtensionWarning(UserWarning):
-    """The compiled operator library is missing; torchscope.ops runs in pure PyTorch."""
+    """The compiled operator library is missing; torchscope.ops runs in pure PyTorch.
+
+    Warned once per process. To silence it where the fallback is expected:
+
+    >>> import warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore", ts.ops.NativeExtensionWarning)
+    ...     y = ts.ops.conv2d_bias_relu(torch.ones(1, 1, 2, 2), torch.ones(1, 1, 1, 1), None)
+    >>> y.shape
+    torch.Size([1, 1, 2, 2])
+    """
 
 
 def _load() -> tuple[bool, str]:

@@ -26,6 +26,17 @@ __all__ = ["AUTO_REUSE", "VariableScope"]
 
 
 class _ReuseMode(enum.Enum):
+    """The type of ``ts.AUTO_REUSE``: ``get_variable`` creates what is missing and
+    returns what exists.
+
+    >>> def dense(x):
+    ...     with ts.variable_scope("dense", reuse=ts.AUTO_REUSE):
+    ...         return x @ ts.get_variable("w", [2, 2])
+    >>> _ = dense(torch.ones(1, 2)); _ = dense(torch.ones(1, 2))
+    >>> list(ts.get_default_store().keys())
+    ['dense/w']
+    """
+
     AUTO_REUSE = 1
 
     def __repr__(self) -> str:

@@ -39,7 +39,12 @@ def get_collection(key: str, scope: str | None = None) -> list[Any]:
 
 
 def add_to_collection(key: str, value: Any) -> None:
-    """Appends ``value`` to collection ``key`` of the default store."""
+    """Appends ``value`` to collection ``key`` of the default store.
+
+    >>> ts.add_to_collection("activations", "relu1")
+    >>> ts.get_collection("activations")
+    ['relu1']
+    """
     _state.current().store.add_to_collection(key, value)
 
 
@@ -79,7 +84,15 @@ def regularization_losses(scope: str | None = None) -> list[torch.Tensor]:
 
 
 def regularization_loss(scope: str | None = None) -> torch.Tensor:
-    """The sum of :func:`regularization_losses` (a zero tensor when there are none)."""
+    """The sum of :func:`regularization_losses` (a zero tensor when there are none).
+
+    >>> ts.regularization_loss()
+    tensor(0.)
+    >>> with ts.variable_scope("dense", regularizer=lambda v: v.abs().sum()):
+    ...     _ = ts.get_variable("w", initializer=[1.0, -2.0])
+    >>> ts.regularization_loss()
+    tensor(3., grad_fn=<SumBackward0>)
+    """
     losses = regularization_losses(scope)
     if not losses:
         return torch.zeros(())
@@ -109,6 +122,14 @@ def register_constraint_hook(optimizer: torch.optim.Optimizer, store: Any = None
     Returns the hook handle (``handle.remove()`` undoes it). This is how a
     ``constraint=`` given to ``get_variable`` or ``variable_scope`` takes effect,
     as TensorFlow's optimizers apply it after their update.
+
+    >>> w = ts.get_variable("w", initializer=[0.5, -0.5], constraint=lambda v: v.clamp(min=0))
+    >>> opt = torch.optim.SGD([w], lr=1.0)
+    >>> handle = ts.register_constraint_hook(opt)
+    >>> w.sum().backward(); opt.step()
+    >>> w.detach()
+    tensor([0., 0.])
+    >>> handle.remove()
     """
     target = _resolve(store)
 

@@ -9,6 +9,11 @@ total the extra row/column goes at the bottom/right), ``"VALID"`` or an
 explicit list of ``[before, after]`` pairs per dimension. Grouped
 convolutions follow TensorFlow too: ``in_channels`` a multiple of the
 filter's. ``conv2d_bias_relu`` runs the fused op of :mod:`torchscope.ops`.
+
+>>> images = torch.ones(1, 4, 4, 3)                      # NHWC
+>>> kernel = torch.ones(3, 3, 3, 8)                      # HWIO
+>>> ts.nn.conv2d_bias_relu(images, kernel, torch.zeros(8), [1, 2, 2, 1], "SAME").shape
+torch.Size([1, 2, 2, 8])
 """
 
 from __future__ import annotations

@@ -13,6 +13,11 @@ checks, for ``torch.compile`` and ``torch.export``).
 
 Without the compiled library (see :func:`native_available`), the same function
 computes ``relu(conv2d(...))`` with plain PyTorch and warns once.
+
+>>> x, w = torch.randn(1, 2, 5, 5), torch.randn(4, 2, 3, 3)
+>>> torch.allclose(ts.ops.conv2d_bias_relu(x, w, None, padding=1),
+...                torch.relu(torch.nn.functional.conv2d(x, w, padding=1)), atol=1e-5)
+True
 """
 
 from __future__ import annotations

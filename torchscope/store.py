@@ -37,7 +37,14 @@ _LIVE_STORES: weakref.WeakSet[VariableStore] = weakref.WeakSet()
 
 
 class GraphKeys:
-    """Names of the collections a store keeps itself (TensorFlow's values)."""
+    """Names of the collections a store keeps itself (TensorFlow's values).
+
+    >>> _ = ts.get_variable("w", [1]); _ = ts.get_variable("step", [], trainable=False)
+    >>> [ts.name_of(v) for v in ts.get_collection(ts.GraphKeys.TRAINABLE_VARIABLES)]
+    ['w']
+    >>> ts.GraphKeys.GLOBAL_VARIABLES
+    'variables'
+    """
 
     GLOBAL_VARIABLES = "variables"
     TRAINABLE_VARIABLES = "trainable_variables"
@@ -431,6 +438,12 @@ def reset_default_store() -> VariableStore:
 
     Like ``tf.reset_default_graph()``, it refuses to run inside an
     ``as_default()`` block or a module call on this thread.
+
+    >>> _ = ts.get_variable("w", [1])
+    >>> len(ts.reset_default_store())
+    0
+    >>> ts.get_default_store() is ts.reset_default_store()
+    False
     """
     if _state.is_open():
         raise RuntimeError(

@@ -24,6 +24,11 @@ class Template:
     re-enter its original name scope with fresh counters, so every call names its
     operations the same way. A later call that would create a variable raises
     ``ValueError``.
+
+    >>> scale = ts.make_template("scale", lambda x: x * ts.get_variable("s", [1]))
+    >>> _ = scale(torch.ones(1)); _ = scale(torch.ones(1))
+    >>> isinstance(scale, ts.Template), [ts.name_of(v) for v in scale.variables]
+    (True, ['scale/s'])
     """
 
     def __init__(
