@@ -4,7 +4,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 import torchscope as ts
-from torchscope import scopes
+from torchscope import _state
 
 
 def encoder(x):
@@ -50,7 +50,7 @@ def test_profiler_ranges_follow_uniquified_names():
 
 
 def test_no_ranges_when_the_profiler_is_off():
-    assert not scopes._profiling()
+    assert not _state.profiling()
     ns = ts.name_scope("quiet")
     with ns:
         assert ns._saved[-1] is None  # no range opened

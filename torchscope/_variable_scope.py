@@ -330,9 +330,6 @@ def _root_scope(reuse: bool | _ReuseMode | None, name: str | None = None) -> Var
             scope = VariableScope(reuse)
         else:
             scope = VariableScope(reuse, name, name_scope=name + "/")
-            scope._outer_ns = ""
-            scope._ns = name
-            scope._ns_key = name.lower()
         if len(_ROOTS) >= _CACHE_LIMIT:
             _ROOTS.clear()
         _ROOTS[key] = scope

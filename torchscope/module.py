@@ -28,7 +28,8 @@ from torch.compiler import is_compiling
 
 from . import _naming
 from ._state import Context, pop, profiling, push
-from .scopes import AUTO_REUSE, _fresh_root, _root_scope, variable_scope
+from ._variable_scope import AUTO_REUSE, _fresh_root, _root_scope
+from .scopes import variable_scope
 from .store import (
     _NAME_ATTR,
     VariableStore,

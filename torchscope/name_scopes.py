@@ -22,7 +22,6 @@ from ._state import current, profiling
 __all__ = ["get_name_scope", "name_scope"]
 
 
-_profiling = profiling  # the name the tests and module.py use
 
 
 class _ScopeEntry:

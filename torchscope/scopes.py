@@ -35,14 +35,7 @@ from ._variable_scope import (
     _ReuseMode,
     _wrap_getter,
 )
-from ._variable_scope import (
-    _fresh_root as _fresh_root,  # re-exported for module.py
-)
-from ._variable_scope import (
-    _root_scope as _root_scope,  # re-exported for module.py
-)
 from .name_scopes import _open_range, _ScopeEntry, get_name_scope, name_scope
-from .name_scopes import _profiling as _profiling  # re-exported for module.py
 
 __all__ = [
     "AUTO_REUSE",
