@@ -375,3 +375,70 @@ def test_warnings_are_not_emitted_on_normal_use():
         warnings.simplefilter("error")
         module = built()
         module(torch.randn(2, 8))
+
+
+# -- nn.Module's hooks and tracing around a built module's call --------------------------------
+
+
+def test_forward_hooks_run_on_every_call():
+    module = built()
+    x = torch.randn(4, 8)
+    expected = module(x * 2) + 1
+    pre = module.register_forward_pre_hook(lambda m, args: (args[0] * 2,))
+    post = module.register_forward_hook(lambda m, args, out: out + 1)
+    for _ in range(2):
+        torch.testing.assert_close(module(x), expected)
+    pre.remove()
+    post.remove()
+    torch.testing.assert_close(module(x * 2), expected - 1)
+
+
+def test_forward_hooks_with_kwargs():
+    def scaled(x, scale=1.0):
+        return mlp(x) * scale
+
+    module = built(scaled)
+    x = torch.randn(4, 8)
+    expected = module(x, scale=3.0)
+
+    def pre(m, args, kwargs):
+        return args, {"scale": kwargs["scale"] * 3}
+
+    handle = module.register_forward_pre_hook(pre, with_kwargs=True)
+    torch.testing.assert_close(module(x, scale=1.0), expected)
+    handle.remove()
+
+
+def test_global_module_hooks_see_the_call():
+    module = built()
+    x = torch.randn(4, 8)
+    seen = []
+    handle = nn.modules.module.register_module_forward_hook(
+        lambda m, args, out: seen.append(type(m).__name__)
+    )
+    try:
+        module(x)
+    finally:
+        handle.remove()
+    assert seen == ["ScopedModule"]
+    module(x)
+    assert seen == ["ScopedModule"]
+
+
+def test_full_backward_hook_gets_the_gradients():
+    module = built()
+    x = torch.randn(4, 8, requires_grad=True)
+    grads = []
+    handle = module.register_full_backward_hook(lambda m, gin, gout: grads.append(gout[0]))
+    module(x).sum().backward()
+    handle.remove()
+    assert len(grads) == 1 and grads[0].shape == (4, 1)
+    torch.testing.assert_close(grads[0], torch.ones(4, 1))
+
+
+def test_jit_trace_of_a_built_module():
+    module = built()
+    x = torch.randn(4, 8)
+    traced = torch.jit.trace(module, x)
+    torch.testing.assert_close(traced(x), module(x))
+    assert [n for n, _ in traced.named_parameters()] == NAMES

@@ -25,9 +25,10 @@ from typing import Any
 import torch
 from torch import nn
 from torch.compiler import is_compiling
+from torch.nn.modules import module as _nn_module
 
 from . import _naming
-from ._state import Context, pop, profiling, push
+from ._state import _THREAD, Context, pop, profiling, push
 from ._variable_scope import AUTO_REUSE, _fresh_root, _root_scope
 from .scopes import variable_scope
 from .store import (
@@ -94,7 +95,43 @@ class ScopedModule(nn.Module):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not self._built:
             return self._first_call(args, kwargs)
-        return self._run(True, args, kwargs)
+        if (
+            is_compiling()
+            or profiling()
+            or self._compiled_call_impl is not None
+            or "_former_parameters" in self.__dict__
+        ):
+            return self._run(True, args, kwargs)
+        # The eager call of a built module, every training step: _run's work, inlined, and
+        # forward called directly when no hook is registered (nn.Module's _call_impl makes
+        # the same test). In a training loop this code runs with caches that backward and
+        # the optimizer step have just filled with their own work, where every function
+        # and object it touches costs more than in a hot loop.
+        name = self._scope_name
+        context = Context(self.store, self._parameters, _root_scope(True, name))
+        if name is not None:
+            context.name_scope = name
+        slot = _THREAD.slot
+        previous = slot[0]
+        slot[0] = context
+        try:
+            if (
+                self._forward_hooks
+                or self._forward_pre_hooks
+                or self._backward_hooks
+                or self._backward_pre_hooks
+                or _nn_module._global_forward_hooks
+                or _nn_module._global_forward_pre_hooks
+                or _nn_module._global_backward_hooks
+                or _nn_module._global_backward_pre_hooks
+                or torch._C._get_tracing_state()
+            ):
+                return self._call_impl(*args, **kwargs)
+            return self.forward(*args, **kwargs)
+        finally:
+            if slot[0] is not context:
+                pop(context, previous)  # raises: a context opened inside is still open
+            slot[0] = previous
 
     def _run(self, reuse: Any, args: tuple, kwargs: dict) -> Any:
         # A data-parallel replica (torch.nn.parallel.replicate) holds its copies of the
@@ -107,7 +144,10 @@ class ScopedModule(nn.Module):
             opened = None
         # Eager calls share a cached root, so the scopes entered under it come from its cache;
         # a traced call starts from a fresh one (the shared one's caches would become guards).
-        scope = _fresh_root(reuse, name) if is_compiling() else _root_scope(reuse, name)
+        if is_compiling() or self._compiled_call_impl is not None:
+            scope = _fresh_root(reuse, name)
+        else:
+            scope = _root_scope(reuse, name)
         context = Context(self.store, params, scope)
         if name is not None:  # start in the state variable_scope(name) makes at a fresh root
             context.name_scope = name
