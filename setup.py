@@ -58,13 +58,18 @@ def _extensions():
             extra_link_args=link,
             py_limited_api=True,
         )
-    return [ext], {"build_ext": BuildExtension}
+    # Two checks of the per-call paths in C (csrc/python): they read tensors through
+    # torch's Python bindings, so they are built for this Python (not the limited API)
+    # and linked with torch_python.
+    fastpaths = CppExtension(
+        "torchscope._fastpaths",
+        [os.path.join("csrc", "python", "fastpaths.cpp")],
+        extra_compile_args={"cxx": ["-O3", "-std=c++20"]},
+    )
+    return [ext, fastpaths], {"build_ext": BuildExtension}
 
 
 ext_modules, cmdclass = _extensions()
 
-setup(
-    ext_modules=ext_modules,
-    cmdclass=cmdclass,
-    options={"bdist_wheel": {"py_limited_api": "cp310"}} if ext_modules else {},
-)
+# No abi3 wheel tag: torchscope._fastpaths is built for one Python version.
+setup(ext_modules=ext_modules, cmdclass=cmdclass)

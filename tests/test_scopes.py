@@ -289,8 +289,18 @@ def test_wrong_argument_types():
 
 @pytest.mark.parametrize("bad", ["a.b", "a b", "", "/a", "a//b", "a/", "é"])
 def test_bad_scope_names(bad):
+    # A bare name is checked on entry (as TensorFlow's name scope does), when its scope is
+    # made; with overrides, when the variable_scope is built. Either way nothing changes.
+    with pytest.raises(ValueError, match=r"variable_scope name"), ts.variable_scope(bad):
+        pass
+    assert ts.get_variable_scope().name == "" and ts.get_name_scope() == ""
     with pytest.raises(ValueError, match=r"variable_scope name"):
-        ts.variable_scope(bad)
+        ts.variable_scope(bad, initializer=ts.zeros_initializer())
+    with ts.variable_scope("outer"):
+        with pytest.raises(ValueError, match=r"variable_scope name"), ts.variable_scope(bad):
+            pass
+        assert ts.get_variable_scope().name == "outer" and ts.get_name_scope() == "outer"
+        assert bad not in ts.get_variable_scope()._children
 
 
 def test_bad_name_scope_names():
@@ -630,13 +640,23 @@ def test_reentering_scopes_does_not_grow_memory():
 # cache must never make a later entry differ from a freshly built scope.
 
 
+def _current_id():
+    """The current scope's id: a test that kept the object would make the next entry
+    build a new one (an object someone holds is never handed out again)."""
+    return id(ts.get_variable_scope())
+
+
 def test_reentered_scope_is_reused_and_equal_to_a_fresh_one():
     with ts.variable_scope("model", reuse=ts.AUTO_REUSE):
-        with ts.variable_scope("layer") as first:
+        with ts.variable_scope("layer"):
+            first = _current_id()
+        with ts.variable_scope("layer"):
+            assert _current_id() == first  # the cache hit: nothing held the object
+        with ts.variable_scope("layer") as kept:
             pass
         with ts.variable_scope("layer") as second:
             assert ts.get_name_scope() == "model/layer"
-    assert second is first  # the cache hit
+    assert second is not kept  # kept is held: a new object, as TensorFlow makes
     assert (second.name, second.reuse, second.original_name_scope) == (
         "model/layer",
         ts.AUTO_REUSE,
@@ -715,8 +735,11 @@ def test_a_changed_parent_is_seen_by_children_entered_later(setter, value, attri
         with ts.variable_scope("child") as child:
             assert getattr(child, attribute) == expected
             assert getattr(child, attribute) != before
-        with ts.variable_scope("child") as again:
-            assert again is child
+        del child
+        with ts.variable_scope("child"):
+            first = _current_id()
+        with ts.variable_scope("child"):
+            assert _current_id() == first  # cached again
 
 
 def test_a_changed_child_does_not_change_its_cached_siblings_or_later_entries():
@@ -739,12 +762,12 @@ def test_a_changed_child_does_not_change_its_cached_siblings_or_later_entries():
 
 def test_failed_setter_leaves_the_cache_and_scope_as_they_were():
     with ts.variable_scope("p") as p:
-        with ts.variable_scope("c") as c:
-            pass
+        with ts.variable_scope("c"):
+            first = _current_id()
         with pytest.raises(TypeError):
             p.set_initializer(42)
-        with ts.variable_scope("c") as again:
-            assert again is c
+        with ts.variable_scope("c"):
+            assert _current_id() == first
     assert p.initializer is None
 
 
@@ -793,11 +816,11 @@ def test_threads_reentering_the_same_scopes_get_their_own_names():
 def test_captured_scope_reentry_is_cached_per_reuse_flag_and_follows_changes():
     with ts.variable_scope("tower") as tower:
         ts.get_variable("w", [1])
-    with ts.variable_scope(tower, reuse=True) as first:
+    with ts.variable_scope(tower, reuse=True):
         assert ts.get_variable("w", [1]) is ts.get_default_store()["tower/w"]
-    with ts.variable_scope(tower, reuse=True) as second:
-        pass
-    assert second is first
+        first = _current_id()
+    with ts.variable_scope(tower, reuse=True):
+        assert _current_id() == first
     with ts.variable_scope(tower) as plain:
         assert plain.reuse is False
     # A change of the captured scope reaches the copies opened after it.

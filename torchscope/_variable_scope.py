@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.compiler import is_compiling
 
-from . import _state
+from . import _naming, _state
 from ._checks import check_callable, check_device, check_dtype, describe
+from ._fastpath import cached_scope
+from ._naming import is_checked_scope_name
 
 if TYPE_CHECKING:
     from .initializers import Initializer
@@ -210,10 +212,13 @@ class VariableScope:
     # A forward re-enters the same scopes on every call. Each scope keeps the scopes
     # opened in it without overrides, by relative name (``_children``), and
     # ``variable_scope`` hands the same object out again when the reuse flag and the
-    # enclosing name scope match: one dict lookup instead of building a scope. A scope
-    # that is changed (``reuse_variables()``, ``set_*``) leaves its parent's cache, so
-    # the change stays with that object as in TensorFlow (re-entering the name builds
-    # a fresh scope), and drops its own cache (its children inherited the old values).
+    # enclosing name scope match: one dict lookup instead of building a scope. It does so
+    # only while nothing else holds the object (``_fastpath.cached_scope``): TensorFlow
+    # builds a new scope on every entry, so an object a caller kept (``as s``) or that
+    # an open entry uses is never handed out twice; that entry gets a fresh scope of
+    # its own, and the cache keeps the held one. A scope that is changed (``reuse_variables()``,
+    # ``set_*``) leaves its parent's cache, so the change stays with that object as in
+    # TensorFlow, and drops its own cache (its children inherited the old values).
     # While torch.compile traces, nothing is added to a cache (a ScopedModule's traced call
     # starts from a fresh root anyway); a compiled plain function whose scopes an eager
     # call enters for the first time later recompiles once, on the cache's new entry.
@@ -231,14 +236,17 @@ class VariableScope:
         """The scope ``variable_scope(self, reuse=...)`` opens (no overrides), made and
         cached in this scope under the reuse flag (names are never such keys)."""
         scope = self._copy(reuse, self._name, self._name_scope)
-        if not is_compiling():  # see _child
+        if not is_compiling() and reuse not in self._children:  # see _child
             self._children[reuse] = scope
             scope._owner = self._children
         return scope
 
     def _child(self, relative: str, reuse: bool | _ReuseMode, outer_ns: str) -> VariableScope:
         """The scope ``variable_scope(relative)`` opens in this one with no overrides,
-        made and cached (the cache is bounded: names made in a loop do not pile up)."""
+        made and cached (the cache is bounded: names made in a loop do not pile up).
+        Raises ValueError for an invalid name: the cache holds valid names only."""
+        if not is_checked_scope_name(relative):
+            _naming.check_scope_name(relative, "variable_scope")
         ns = f"{outer_ns}/{relative}" if outer_ns else relative
         scope = self._copy(reuse, self._prefix + relative, ns + "/")
         scope._outer_ns = outer_ns
@@ -249,6 +257,13 @@ class VariableScope:
             # trace added, fail the guard on the cache's contents, and recompile.
             return scope
         children = self._children
+        held = children.get(relative)
+        if held is not None and held._reuse is reuse and held._outer_ns == outer_ns:
+            # The cached scope is held elsewhere (see cached_scope): this entry gets its own,
+            # uncached, and the cache keeps the object, whose identity compiled code may
+            # guard on (torch.compile's traces keep references until the garbage collector
+            # runs).
+            return scope
         if len(children) >= 256:  # _CACHE_LIMIT, written out: a global read is a compile guard
             children.clear()
         children[relative] = scope
@@ -324,12 +339,14 @@ def _root_scope(reuse: bool | _ReuseMode | None, name: str | None = None) -> Var
     for the same one so that the scopes entered under it come from its cache. With
     ``name``: the scope ``variable_scope(name)`` opens at a fresh root."""
     key = (reuse, name)
-    scope = _ROOTS.get(key)
+    scope = cached_scope(_ROOTS, key)  # None if missing, or held (by a call still running)
     if scope is None:
         if name is None:
             scope = VariableScope(reuse)
         else:
             scope = VariableScope(reuse, name, name_scope=name + "/")
+        if key in _ROOTS:  # held: this call gets its own (see VariableScope._child)
+            return scope
         if len(_ROOTS) >= _CACHE_LIMIT:
             _ROOTS.clear()
         _ROOTS[key] = scope

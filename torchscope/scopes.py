@@ -24,8 +24,8 @@ import torch
 
 from . import _naming, _state
 from ._checks import check_callable, check_device, check_dtype, describe
-from ._naming import is_checked_scope_name
-from ._state import current, profiling
+from ._fastpath import cached_scope
+from ._state import _THREAD, DEFAULT, current, profiling
 from ._variable_scope import (
     AUTO_REUSE,
     VariableScope,
@@ -114,10 +114,10 @@ class variable_scope(_ScopeEntry):
             and auxiliary_name_scope is True
             and default_name is None
         ):
-            # The common calls: re-entering a checked name, or a captured scope, with no
-            # overrides. Nothing else to check.
+            # The common calls: a name, or a captured scope, with no overrides. Nothing
+            # else to check here; a name is checked on entry, when its scope is made.
             kind = type(name_or_scope)
-            if kind is str and is_checked_scope_name(name_or_scope):
+            if kind is str:
                 self._name_or_scope = name_or_scope
                 self._reuse = reuse
                 self._overrides = None
@@ -177,7 +177,9 @@ class variable_scope(_ScopeEntry):
     def __enter__(self) -> VariableScope:
         if self._saved is not None:
             raise RuntimeError("this variable_scope is already open; create a new one to nest it")
-        context = current()
+        context = _THREAD.slot[0]  # current(), inlined: entered on every forward call
+        if context.store is None:
+            context = DEFAULT[0]._local.context
         old = context.scope
         outer_ns = context.name_scope
         # The entry's counter tables are made when something is first opened inside it
@@ -190,7 +192,7 @@ class variable_scope(_ScopeEntry):
             # A name and no overrides: the cached child of the current scope.
             relative = self._name_or_scope
             reuse = self._reuse or old._reuse
-            scope = old._children.get(relative)
+            scope = cached_scope(old._children, relative)  # None if missing or held
             if scope is None or scope._reuse is not reuse or scope._outer_ns != outer_ns:
                 scope = old._child(relative, reuse, outer_ns)
             name_scope = scope._ns
@@ -203,7 +205,7 @@ class variable_scope(_ScopeEntry):
             # A captured scope and no overrides: its cached copy for this reuse flag.
             target = self._name_or_scope
             reuse = self._reuse or target._reuse
-            scope = target._children.get(reuse)
+            scope = cached_scope(target._children, reuse)
             if scope is None:
                 scope = target._recopy(reuse)
             name_scope = None  # a captured scope leaves the name scope alone

@@ -15,11 +15,11 @@ from typing import Any
 import torch
 
 from . import _state
-from ._state import current
+from ._fastpath import same_shape as _same_shape
+from ._state import _THREAD, DEFAULT
 from .scopes import VariableScope
 
 __all__ = ["get_variable"]
-
 
 
 def get_variable(
@@ -60,7 +60,9 @@ def get_variable(
     >>> v1 is v, ts.name_of(v)
     (True, 'foo/v')
     """
-    context = current()
+    context = _THREAD.slot[0]  # current(), inlined: this runs on every forward call
+    if context.store is None:
+        context = DEFAULT[0]._local.context
     scope = context.scope
     if scope._fast and dtype is None:
         try:
@@ -69,9 +71,7 @@ def get_variable(
             raise TypeError(
                 f"get_variable's name must be a str, got {type(name).__name__}: {name!r}"
             ) from None
-        if found is not None and (
-            shape is None or (type(shape) in (list, tuple) and found.shape == tuple(shape))
-        ):
+        if found is not None and (shape is None or _same_shape(found, shape)):
             return found
     return _get_variable(
         context, scope, name, shape, dtype, initializer, regularizer, trainable, device, constraint

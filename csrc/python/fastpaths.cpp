@@ -1,0 +1,144 @@
+// torchscope._fastpaths: two checks on the paths every forward call takes, in C.
+//
+// Each has a Python twin that says exactly the same (a test compares them) and that
+// torch.compile traces in its place; torchscope/_native.py picks this module when it
+// was built. It reads tensors through torch's Python bindings (THPVariable), so
+// unlike torchscope._C it is not built against the limited API.
+//
+// same_shape (get_variable's reuse path; twin: torchscope._checks.same_shape).
+// When get_variable is given a shape it must check it against the variable's. In
+// Python that is `found.shape == tuple(shape)`: a torch.Size and a tuple built and
+// compared on every call, about 100 ns hot and several times that in a training
+// loop, where backward and the optimizer step have just evicted the caches. Here it
+// reads the tensor's sizes in place and allocates nothing (about 15 ns hot) when the
+// shape is plain ints. A False answer is not an error: get_variable then takes its
+// full path, which raises the error that names the variable.
+//
+// cached_scope (variable_scope's entry; twin: torchscope._variable_scope.cached_scope).
+// Re-entering a scope hands out the VariableScope cached by the last entry, but only
+// when nothing else holds it: TensorFlow makes a new scope object on every entry, so
+// one that a caller kept (`with variable_scope("a") as s`) or that is open must not
+// be handed out again, or `s.reuse_variables()` in one entry would change another.
+// The cache's dict then holds the only reference: the refcount is exactly 1 here,
+// where no interpreter stack or local of the caller holds one yet.
+#include <Python.h>
+
+#include <torch/csrc/autograd/python_variable.h>
+
+namespace {
+
+// The Python expression itself: for tensor subclasses (which may define `shape`
+// their own way), symbolic sizes and dimensions that are not plain ints.
+PyObject* compare_in_python(PyObject* tensor, PyObject* shape) {
+  PyObject* found = PyObject_GetAttrString(tensor, "shape");
+  if (found == nullptr) {
+    return nullptr;
+  }
+  PyObject* wanted = PySequence_Tuple(shape);
+  if (wanted == nullptr) {
+    Py_DECREF(found);
+    return nullptr;
+  }
+  PyObject* result = PyObject_RichCompare(found, wanted, Py_EQ);
+  Py_DECREF(found);
+  Py_DECREF(wanted);
+  return result;
+}
+
+PyObject* same_shape(PyObject* /*module*/, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2) {
+    PyErr_Format(
+        PyExc_TypeError, "same_shape(tensor, shape) takes 2 positional arguments, got %zd",
+        nargs);
+    return nullptr;
+  }
+  PyObject* tensor = args[0];
+  PyObject* shape = args[1];
+  const bool is_list = PyList_CheckExact(shape);
+  if (!is_list && !PyTuple_CheckExact(shape)) {
+    Py_RETURN_FALSE;  // the Python expression: `type(shape) in (list, tuple) and ...`
+  }
+  if (!THPVariable_CheckExact(tensor)) {
+    // Not a Tensor or Parameter (a subclass may define `shape` its own way; anything
+    // else raises as `.shape` would).
+    return compare_in_python(tensor, shape);
+  }
+  try {
+    const at::Tensor& value = THPVariable_Unpack(tensor);
+    const c10::SymIntArrayRef sizes = value.sym_sizes();
+    const auto rank = static_cast<Py_ssize_t>(sizes.size());
+    if (Py_SIZE(shape) != rank) {
+      Py_RETURN_FALSE;
+    }
+    for (Py_ssize_t i = 0; i < rank; ++i) {
+      PyObject* item = is_list ? PyList_GET_ITEM(shape, i) : PyTuple_GET_ITEM(shape, i);
+      const std::optional<int64_t> size = sizes[i].maybe_as_int();
+      if (!size.has_value() || !PyLong_CheckExact(item)) {
+        // A symbolic size, or a dimension that is not a plain int (a numpy integer, a
+        // float, None): Python's comparison decides. Only plain ints are compared here,
+        // so no Python code runs before that and the list cannot change under us.
+        return compare_in_python(tensor, shape);
+      }
+      int overflow = 0;
+      const long long value = PyLong_AsLongLongAndOverflow(item, &overflow);
+      if (overflow != 0 || value != *size) {
+        Py_RETURN_FALSE;
+      }
+    }
+  } catch (const std::exception&) {
+    // A tensor whose sizes C++ cannot give (a nested tensor, say): ask Python.
+    return compare_in_python(tensor, shape);
+  }
+  Py_RETURN_TRUE;
+}
+
+PyObject* cached_scope(PyObject* /*module*/, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2) {
+    PyErr_Format(
+        PyExc_TypeError, "cached_scope(cache, key) takes 2 positional arguments, got %zd",
+        nargs);
+    return nullptr;
+  }
+  PyObject* cache = args[0];
+  if (!PyDict_CheckExact(cache)) {
+    PyErr_Format(
+        PyExc_TypeError, "cached_scope's cache must be a dict, got %s", Py_TYPE(cache)->tp_name);
+    return nullptr;
+  }
+  PyObject* scope = PyDict_GetItemWithError(cache, args[1]);  // borrowed
+  if (scope == nullptr) {
+    if (PyErr_Occurred()) {
+      return nullptr;
+    }
+    Py_RETURN_NONE;
+  }
+  if (Py_REFCNT(scope) != 1) {
+    Py_RETURN_NONE;  // held elsewhere: the caller makes a new one
+  }
+  Py_INCREF(scope);
+  return scope;
+}
+
+PyMethodDef methods[] = {
+    {"same_shape", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(same_shape)),
+     METH_FASTCALL,
+     "same_shape($module, tensor, shape, /)\n--\n\n"
+     "Whether ``type(shape) in (list, tuple) and tensor.shape == tuple(shape)``, without "
+     "building either tuple."},
+    {"cached_scope",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(cached_scope)),
+     METH_FASTCALL,
+     "cached_scope($module, cache, key, /)\n--\n\n"
+     "``cache[key]`` if the dict ``cache`` holds the only reference to it, else None."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "_fastpaths", nullptr, -1, methods,
+};
+
+}  // namespace
+
+PyMODINIT_FUNC PyInit__fastpaths(void) {
+  return PyModule_Create(&module_def);
+}
