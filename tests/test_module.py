@@ -370,6 +370,79 @@ def test_summary_of_the_default_store_counts_non_trainable(ts_store):
         ts.summary(42)
 
 
+def _uses(text):
+    """{leaf name: uses} from a summary table with a uses column."""
+    rows = [line.split() for line in text.splitlines()[1:-1]]
+    return {row[0]: int(row[-1]) for row in rows if len(row) > 1}
+
+
+def test_summary_counts_the_uses_of_each_variable_in_one_call():
+    def net(x, skip_head=False):
+        with ts.variable_scope("tower", reuse=ts.AUTO_REUSE):
+            w = ts.get_variable("w", [4, 4])
+        for _ in range(3):  # the same variable, three times: the reuse path
+            with ts.variable_scope("tower", reuse=True):
+                x = x @ ts.get_variable("w", [4, 4])
+        with ts.variable_scope("tower", reuse=True):
+            x = x @ ts.get_variable("w", [4, None])  # a None dim: the full path, counted once
+            x = x * ts.get_variable("s", [], dtype=torch.float32)  # a dtype: the full path
+        with ts.variable_scope("head"):
+            h = ts.get_variable("h", [4, 1])
+        with ts.variable_scope("unused"):
+            ts.get_variable("u", [1])
+        return x + w.sum() if skip_head else x @ h
+
+    def make_s(getter, name, *args, **kwargs):
+        return getter(name, *args, **kwargs)
+
+    def build(x, skip_head=False):
+        with ts.variable_scope("tower", reuse=ts.AUTO_REUSE, custom_getter=make_s):
+            ts.get_variable("s", [], initializer=ts.ones_initializer())
+        return net(x, skip_head)
+
+    module = ts.ScopedModule(build)
+    x = torch.randn(2, 4)
+    first = _uses(ts.summary(module, inputs=(x,)))  # the first call: creation counts too
+    assert first == {"w": 5, "s": 2, "h": 1, "u": 1}
+    params = module._parameters
+    assert _uses(ts.summary(module, inputs=(x,))) == first
+    assert _uses(ts.summary(module, inputs=(x,), kwargs={"skip_head": True}))["h"] == 1
+    assert module._parameters is params  # the counting dict is gone after the call
+    assert module(x).requires_grad
+
+
+def test_summary_counts_scoped_modules_inside_a_plain_module():
+    class Outer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = ts.ScopedModule(lambda x: x @ ts.get_variable("w", [3, 3]), name="a")
+            self.b = ts.ScopedModule(lambda x: x + ts.get_variable("v", [3]), name="b")
+
+        def forward(self, x):
+            return self.b(self.a(self.a(x)))
+
+    outer = Outer()
+    x = torch.randn(2, 3)
+    outer(x)
+    text = ts.summary(outer, inputs=(x,))
+    assert text.splitlines()[0].split()[-1] == "uses"
+    assert _uses(text) == {"w": 2, "v": 1}
+
+
+def test_summary_inputs_errors():
+    module = built()
+    with pytest.raises(TypeError, match=r"inputs must be a tuple.*inputs=\(x,\)"):
+        ts.summary(module, inputs=torch.randn(4, 8))
+    with pytest.raises(TypeError, match=r"needs a module to call"):
+        ts.summary(ts.VariableStore(), inputs=(1,))
+    with pytest.raises(ValueError, match=r"Linear holds none"):
+        ts.summary(nn.Linear(2, 2), inputs=(torch.ones(1, 2),))
+    params = module._parameters
+    with pytest.raises(ValueError, match=r"mlp/layer0/w.*specified shape \(5, 16\)"):
+        ts.summary(module, inputs=(torch.randn(4, 5),))  # the call fails
+    assert module._parameters is params
+
+
 def test_warnings_are_not_emitted_on_normal_use():
     with warnings.catch_warnings():
         warnings.simplefilter("error")

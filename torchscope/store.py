@@ -220,7 +220,7 @@ class VariableStore(nn.ParameterDict):
 
         shape = check_shape(shape, name)
         dtype = check_dtype_arg(dtype, name)
-        found = params.get(name)
+        found = dict.get(params, name)  # not params.get: ts.summary's dict counts those
         if found is None and params is not self._parameters:
             found = self._parameters.get(name)
         if found is not None:

@@ -1,7 +1,14 @@
-"""``ts.summary``: a table of a store's or a module's variables."""
+"""``ts.summary``: a table of a store's or a module's variables.
+
+Given example inputs, it also says how often each variable was handed out by
+``get_variable`` in one call of the module. That count is taken only then: each
+``ScopedModule`` inside reads its variables, for that one call, from a dict that
+counts (:class:`_Uses`), so the reuse path of ordinary calls does no counting.
+"""
 
 from __future__ import annotations
 
+import collections
 from typing import Any
 
 import torch
@@ -30,9 +37,19 @@ def _dtype(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def summary(store_or_module: Any = None) -> str:
+def summary(
+    store_or_module: Any = None, *, inputs: tuple | None = None, kwargs: dict | None = None
+) -> str:
     """A table of variables: name (indented by scope), shape, dtype, device, trainable,
     parameter count; totals last.
+
+    Args:
+        store_or_module: a ``VariableStore``, an ``nn.Module`` (its ``named_parameters()``),
+            or None for the default store.
+        inputs, kwargs: example arguments for a module: the module is called once with
+            them (under ``torch.no_grad()``) and a ``uses`` column says how many times
+            ``get_variable`` returned each variable of its ``ScopedModule`` s in that call
+            (0: a variable the call did not use).
 
     >>> with ts.variable_scope("conv1"):
     ...     _ = ts.get_variable("weights", [5, 5, 3, 8])
@@ -43,7 +60,25 @@ def summary(store_or_module: Any = None) -> str:
       weights     (5, 5, 3, 8)   float32  cpu     yes           600
       biases      (8,)           float32  cpu     yes             8
     total: 2 variables, 608 parameters (608 trainable, 0 non-trainable)
+
+    A tower applied twice uses its variables twice:
+
+    >>> def towers(a, b):
+    ...     out = []
+    ...     for x in (a, b):
+    ...         with ts.variable_scope("tower", reuse=ts.AUTO_REUSE):
+    ...             out.append(x @ ts.get_variable("w", [2, 2]))
+    ...     return out
+    >>> net = ts.ScopedModule(towers)
+    >>> x = torch.ones(1, 2)
+    >>> print(ts.summary(net, inputs=(x, x)))  # doctest: +NORMALIZE_WHITESPACE
+    name    shape   dtype    device  trainable  params  uses
+    tower/
+      w     (2, 2)  float32  cpu     yes             4     2
+    total: 1 variables, 4 parameters (4 trainable, 0 non-trainable)
     """
+    counted = inputs is not None or kwargs is not None
+    uses = _count_uses(store_or_module, inputs, kwargs) if counted else None
     rows: list[tuple[str, ...]] = []
     shown: list[str] = []
     total = trainable_total = 0
@@ -53,7 +88,7 @@ def summary(store_or_module: Any = None) -> str:
         while common < min(len(parents), len(shown)) and parents[common] == shown[common]:
             common += 1
         for depth in range(common, len(parents)):
-            rows.append(("  " * depth + parents[depth] + "/", "", "", "", "", ""))
+            rows.append(("  " * depth + parents[depth] + "/", "", "", "", "", "", ""))
         shown = parents
         count = param.numel()
         total += count
@@ -65,12 +100,15 @@ def summary(store_or_module: Any = None) -> str:
             str(param.device),
             "yes" if trainable else "no",
             f"{count:,}",
+            "" if uses is None else str(uses.get(id(param), 0)),
         ))
-    header = ("name", "shape", "dtype", "device", "trainable", "params")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(6)]
+    header = ("name", "shape", "dtype", "device", "trainable", "params", "uses")
+    columns = 6 if uses is None else 7
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(columns)]
     lines = []
     for row in [header, *rows]:
-        cells = [row[i].ljust(widths[i]) for i in range(5)] + [row[5].rjust(widths[5])]
+        cells = [row[i].ljust(widths[i]) for i in range(5)]
+        cells += [row[i].rjust(widths[i]) for i in range(5, columns)]
         lines.append("  ".join(cells).rstrip())
     variables = sum(1 for r in rows if r[1])
     lines.append(
@@ -78,3 +116,55 @@ def summary(store_or_module: Any = None) -> str:
         f"{total - trainable_total:,} non-trainable)"
     )
     return "\n".join(lines)
+
+
+class _Uses(dict):
+    """A ``ScopedModule``'s variables for one counted call: ``get`` counts what it returns.
+
+    ``get_variable``'s reuse path reads the context's dict with ``get``; its other path
+    counts the variable it returns itself (``variables._get_variable``), once per call.
+    """
+
+    def __init__(self, params: dict, uses: collections.Counter) -> None:
+        super().__init__(params)
+        self.uses = uses
+
+    def get(self, name: Any, default: Any = None) -> Any:
+        found = dict.get(self, name, default)
+        if found is not None:
+            self.uses[id(found)] += 1
+        return found
+
+
+def _count_uses(target: Any, inputs: tuple | None, kwargs: dict | None) -> collections.Counter:
+    """Calls ``target`` once on the example arguments; the uses of each variable, by id."""
+    from .module import ScopedModule
+    from .store import VariableStore
+
+    if not isinstance(target, nn.Module) or isinstance(target, VariableStore):
+        raise TypeError(
+            "summary's inputs= needs a module to call (a ts.ScopedModule, or an nn.Module "
+            f"holding some), got {type(target).__name__}"
+        )
+    if inputs is not None and not isinstance(inputs, tuple):
+        raise TypeError(
+            f"summary's inputs must be a tuple of positional arguments, got "
+            f"{type(inputs).__name__} (for one argument: inputs=(x,))"
+        )
+    modules = [m for m in target.modules() if isinstance(m, ScopedModule)]
+    if not modules:
+        raise ValueError(
+            "summary(..., inputs=...) counts get_variable calls of ScopedModules; this "
+            f"{type(target).__name__} holds none"
+        )
+    uses: collections.Counter = collections.Counter()
+    saved = [m.__dict__["_parameters"] for m in modules]
+    try:
+        for module, params in zip(modules, saved, strict=True):
+            module.__dict__["_parameters"] = _Uses(params, uses)
+        with torch.no_grad():
+            target(*(inputs or ()), **(kwargs or {}))
+    finally:
+        for module, params in zip(modules, saved, strict=True):
+            module.__dict__["_parameters"] = params
+    return uses

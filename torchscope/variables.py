@@ -18,6 +18,7 @@ from . import _state
 from ._fastpath import same_shape as _same_shape
 from ._state import _THREAD, DEFAULT
 from .scopes import VariableScope
+from .summary import _Uses
 
 __all__ = ["get_variable"]
 
@@ -74,7 +75,8 @@ def get_variable(
         if found is not None and (shape is None or _same_shape(found, shape)):
             return found
     return _get_variable(
-        context, scope, name, shape, dtype, initializer, regularizer, trainable, device, constraint
+        context, scope, name, shape, dtype, initializer, regularizer, trainable, device, constraint,
+        fast_path_tried=True,
     )
 
 
@@ -89,11 +91,16 @@ def _get_variable(
     trainable: bool | None = True,
     device: Any = None,
     constraint: Callable | None = None,
+    *,
+    fast_path_tried: bool = False,
 ) -> Any:
     """``get_variable`` with the scope's defaults applied and its custom getter run."""
     if not isinstance(name, str):
         raise TypeError(f"get_variable's name must be a str, got {type(name).__name__}: {name!r}")
     full_name = scope._prefix + name
+    counted = (  # by ts.summary's counting dict, on get_variable's reuse path
+        fast_path_tried and scope._fast and dtype is None and full_name in context.params
+    )
     if dtype is None:
         dtype = scope._dtype
     if initializer is None:
@@ -107,19 +114,23 @@ def _get_variable(
     real_getter = functools.partial(context.store._get_or_create, context.params)
     getter = scope._custom_getter
     if getter is None:
-        return real_getter(
+        variable = real_getter(
             full_name, shape, dtype, initializer, regularizer, scope._reuse, trainable,
             constraint=constraint, device=device,
         )
-    return getter(
-        getter=real_getter,
-        name=full_name,
-        shape=shape,
-        dtype=dtype,
-        initializer=initializer,
-        regularizer=regularizer,
-        reuse=scope._reuse,
-        trainable=trainable,
-        device=device,
-        constraint=constraint,
-    )
+    else:
+        variable = getter(
+            getter=real_getter,
+            name=full_name,
+            shape=shape,
+            dtype=dtype,
+            initializer=initializer,
+            regularizer=regularizer,
+            reuse=scope._reuse,
+            trainable=trainable,
+            device=device,
+            constraint=constraint,
+        )
+    if not counted and type(context.params) is _Uses:
+        context.params.uses[id(variable)] += 1
+    return variable
