@@ -21,7 +21,10 @@ nothing from more. glibc's malloc makes timings depend on the process's
 history, so without GLIBC_TUNABLES the script re-executes itself with fixed
 mmap/trim thresholds.
 
-After the figures, a breakdown of the adapter's per-call costs (a ScopedModule
+After the figures, the training step (4) by phase (forward, loss + zero_grad,
+backward, Adam step) for both modules: backward and the step run the same code for
+both, so a difference there is what the forward before it left in the caches. Then
+a breakdown of the adapter's per-call costs (a ScopedModule
 call of an empty function against a plain module's, a variable_scope entry, a
 get_variable on the reuse path) says where the time goes, and the number of guards
 dynamo checks before each compiled call of (3) says what the compiled ScopedModule
@@ -39,6 +42,7 @@ import re
 import statistics
 import sys
 import time
+from typing import Any
 
 PINNED_MALLOC = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=17179869184"
 
@@ -240,6 +244,53 @@ def guard_counts() -> dict[str, int] | None:
     return counts
 
 
+def train_phases(rounds: int, calls: int) -> dict[str, list[float]]:
+    """Microseconds per phase of the training step of (4), scoped and plain, medians over
+    interleaved rounds: forward, loss + zero_grad, backward, optimizer step. Backward and
+    the step run the same code for both modules; a phase that differs there pays for what
+    the forward before it left in the caches."""
+    scoped, plain, x = built_mlp()
+    y = torch.randn(BATCH, WIDTH)
+    clock = time.perf_counter
+
+    def phases_of(model: nn.Module) -> tuple[Any, list[list[float]]]:
+        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+        samples: list[list[float]] = []
+
+        def run() -> None:
+            spent = [0.0] * 4
+            for _ in range(calls):
+                t0 = clock()
+                out = model(x)
+                t1 = clock()
+                loss = F.mse_loss(out, y)
+                opt.zero_grad()
+                t2 = clock()
+                loss.backward()
+                t3 = clock()
+                opt.step()
+                t4 = clock()
+                for i, dt in enumerate((t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                    spent[i] += dt
+            samples.append([s / calls * 1e6 for s in spent])
+
+        return run, samples
+
+    runs = {"scoped": phases_of(scoped), "plain": phases_of(plain)}
+    names = list(runs)
+    for _ in range(3):
+        for run, samples in runs.values():
+            run()
+            samples.clear()
+    for r in range(rounds):
+        for name in names[r % 2 :] + names[: r % 2]:
+            runs[name][0]()
+    return {
+        name: [statistics.median(s[i] for s in samples) for i in range(4)]
+        for name, (_, samples) in runs.items()
+    }
+
+
 def breakdown(calls: int) -> list[tuple[str, float]]:
     """Microseconds per operation of the adapter's per-call work."""
 
@@ -336,6 +387,16 @@ def main() -> None:
         )
         summary.append(f"SUMMARY {title.split(' ', 1)[1]}: {ratio:.3f} (goal {goal})")
 
+    print()
+    print("training step (4) by phase (us per step, medians):")
+    phases = train_phases(rounds, max(1, calls // 4))
+    print(f"  {'':<8}{'forward':>10}{'loss+zero_grad':>16}{'backward':>10}{'Adam step':>11}")
+    for name in ("scoped", "plain"):
+        cells = zip(phases[name], (10, 16, 10, 11), strict=True)
+        print(f"  {name:<8}" + "".join(f"{v:>{w}.2f}" for v, w in cells))
+    diff = [a - b for a, b in zip(phases["scoped"], phases["plain"], strict=True)]
+    widths = (10, 16, 10, 11)
+    print(f"  {'diff':<8}" + "".join(f"{v:>+{w}.2f}" for v, w in zip(diff, widths, strict=True)))
     print()
     print("where the time goes (us per operation, medians):")
     for name, us in breakdown(50 if args.quick else 2000):
