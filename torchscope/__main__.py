@@ -14,6 +14,12 @@ def main() -> int:
     print(f"torchscope {ts.__version__} (torch {torch.__version__}, Python {platform.python_version()})")
     native = ts.ops.native_available()
     print(f"native operator library: {'compiled and loaded' if native else 'missing (pure-PyTorch fallback)'}")
+    from torchscope import _fastpath
+
+    print(
+        "per-call checks (torchscope._fastpaths): "
+        f"{'compiled' if _fastpath.compiled else 'Python versions (module not built)'}"
+    )
     print(f"CUDA available: {torch.cuda.is_available()}")
     store = ts.VariableStore()
     with store.as_default():
