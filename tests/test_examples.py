@@ -172,3 +172,19 @@ def _has(module: str) -> bool:
     except ImportError:
         return False
     return True
+
+
+def test_python_dash_m_torchscope_self_check():
+    """`python -m torchscope`, the README's first thing to run when something looks wrong."""
+    result = subprocess.run(
+        [sys.executable, "-m", "torchscope"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("torchscope ") and f"torch {torch.__version__}" in lines[0]
+    assert lines[-1] == "self-check: OK"
+    assert "scope demo: created 'demo/w', reused the same object: True" in lines
+    import torchscope as ts
+
+    native = "compiled and loaded" if ts.ops.native_available() else "missing"
+    assert any(line.startswith("native operator library: " + native) for line in lines)
