@@ -56,4 +56,9 @@ at::Tensor dense_in_format(const at::Tensor& t, at::MemoryFormat format);
 // the previous value. For benchmarks and tests of the generic path.
 bool set_cpu_onednn_enabled(bool enabled);
 
+// The smallest output (in elements) for which the CPU forward takes oneDNN's
+// post-op path (smaller ones: ATen's convolution, then a relu pass). Negative:
+// back to the default, 32768. Returns the previous value. For tests.
+int64_t set_cpu_post_op_min_elements(int64_t elements);
+
 }  // namespace torchscope

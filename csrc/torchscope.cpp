@@ -45,4 +45,7 @@ TORCH_LIBRARY(torchscope, m) {
   // Private switch for bench/conv.py and the tests: whether the CPU kernel may
   // use oneDNN's fused post-op path (default true); returns the previous value.
   m.def("_set_cpu_onednn(bool enabled) -> bool", &torchscope::set_cpu_onednn_enabled);
+  // And the smallest output (elements) that takes that path (default 32768; negative:
+  // the default); returns the previous value.
+  m.def("_set_cpu_post_op_min_elements(int elements) -> int", &torchscope::set_cpu_post_op_min_elements);
 }

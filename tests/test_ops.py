@@ -30,14 +30,19 @@ def reference(x, w, b, stride=1, padding=0, dilation=1, groups=1):
     return F.relu(F.conv2d(x, w, b, stride, padding, dilation, groups))
 
 
-@pytest.fixture(params=["onednn", "generic"])
+@pytest.fixture(params=["onednn", "small", "generic"])
 def cpu_path(request):
-    """Runs a test on each CPU path of the kernel (oneDNN post-op, generic epilogue)."""
+    """Runs a test on each CPU path of the no-grad forward, whatever the test's sizes:
+    oneDNN's post-op convolution ("onednn"), ATen's convolution and a relu pass (what
+    outputs under 32768 elements take, "small"), the generic epilogue ("generic")."""
     if not ts.ops.native_available():
         pytest.skip("compiled extension torchscope._C not built")
-    previous = torch.ops.torchscope._set_cpu_onednn(request.param == "onednn")
+    ops = torch.ops.torchscope
+    previous = ops._set_cpu_onednn(request.param != "generic")
+    previous_min = ops._set_cpu_post_op_min_elements(0 if request.param == "onednn" else 2**62)
     yield request.param
-    torch.ops.torchscope._set_cpu_onednn(previous)
+    ops._set_cpu_onednn(previous)
+    ops._set_cpu_post_op_min_elements(previous_min)
 
 
 def make(shape, dtype, layout, *, seed, requires_grad=False, scale=1.0):
@@ -382,13 +387,32 @@ def test_nan_propagation(cpu_path):
     x[0, 0, 1, 1] = float("nan")
     w = torch.randn(3, 2, 1, 1)
     out = ts.ops.conv2d_bias_relu(x, w, torch.randn(3))
-    # The generic epilogue follows torch.relu (NaN stays NaN); oneDNN's relu
-    # post-op maps NaN to 0, as torch.compile's CPU conv+relu fusion does.
-    if cpu_path == "generic":
-        assert out[0, :, 1, 1].isnan().all()
-    else:
+    # Our relu passes follow torch.relu (NaN stays NaN); oneDNN's relu post-op maps
+    # NaN to 0, as torch.compile's CPU conv+relu fusion does.
+    if cpu_path == "onednn":
         assert (out[0, :, 1, 1] == 0).all()
+    else:
+        assert out[0, :, 1, 1].isnan().all()
     assert not out[0, :, 0, 0].isnan().any()
+    # Training (autograd records the op): the relu runs in the mask pass, NaN stays.
+    trained = ts.ops.conv2d_bias_relu(x, w.requires_grad_(), torch.randn(3))
+    assert trained[0, :, 1, 1].isnan().all()
+
+
+@native
+def test_small_outputs_skip_the_post_op_and_large_ones_take_it():
+    """The default split (32768 output elements): both sides give eager's numbers."""
+    ops = torch.ops.torchscope
+    assert ops._set_cpu_post_op_min_elements(-1) == 32768  # the default, unchanged
+    for hw in (8, 64):  # 8 * 8 * 8 = 512 and 8 * 64 * 64 = 32768 output elements
+        x = torch.randn(1, 3, hw, hw)
+        x[0, 0, 1, 1] = float("nan")
+        w, b = torch.randn(8, 3, 1, 1), torch.randn(8)
+        out = ts.ops.conv2d_bias_relu(x, w, b)
+        # NaN tells the paths apart: kept by the relu pass, zeroed by oneDNN's post-op.
+        assert out[0, :, 1, 1].isnan().all() == (hw == 8)
+        x[0, 0, 1, 1] = 0.0
+        torch.testing.assert_close(ts.ops.conv2d_bias_relu(x, w, b), reference(x, w, b, 1, 0))
 
 
 # ---------------------------------------------------------------- bad inputs

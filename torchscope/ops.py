@@ -89,9 +89,11 @@ def conv2d_bias_relu(
         ``weight`` is channels_last, else contiguous.
 
     Note:
-        On CPU in float32/bfloat16 the relu runs inside oneDNN's convolution,
-        which turns a NaN pre-activation into 0 (as torch.compile's CPU
-        conv+relu fusion does); elsewhere NaN propagates as in ``torch.relu``.
+        On CPU in float32/bfloat16, when autograd does not record the call and
+        the output has 32768 elements or more, the relu runs inside oneDNN's
+        convolution, which turns a NaN pre-activation into 0 (as torch.compile's
+        CPU conv+relu fusion does); elsewhere (training, smaller outputs, other
+        dtypes, CUDA) NaN propagates as in ``torch.relu``.
 
     Raises:
         RuntimeError: when the tensors do not fit together (the message names

@@ -1,9 +1,13 @@
 // CPU kernels of torchscope::conv2d_bias_relu and its backward.
 //
-// Forward, two paths:
-//  * float32 / bfloat16: oneDNN's convolution with the bias and the relu as
-//    post-ops (ATen's mkldnn::_convolution_pointwise): the relu is applied
-//    while the output tile is still in cache, so the epilogue costs ~nothing.
+// Forward (no graph recorded), three paths:
+//  * float32 / bfloat16, outputs of 32768 elements or more: oneDNN's convolution
+//    with the bias and the relu as post-ops (ATen's
+//    mkldnn::_convolution_pointwise): the relu is applied while the output tile
+//    is still in cache, so the epilogue costs ~nothing.
+//  * float32 / bfloat16, smaller outputs: ATen's convolution with its bias, then
+//    one in-place relu pass; the post-op variant has a fixed cost of ~28 us per
+//    call that these sizes do not pay back (kPostOpMinElements).
 //  * everything else (float64, float16, oneDNN unavailable or refusing the
 //    case): at::convolution without bias, then one in-place, parallel pass of
 //    the shared bias+relu epilogue (epilogue.h).
@@ -14,9 +18,11 @@
 // memory-bound (c) 1x3->32 3x3 224x224. A separate pass over the output can
 // never be free; a post-op nearly is. oneDNN's relu turns NaN into 0, though
 // (torch.relu keeps NaN); ops.py documents it.
-// Training forward: the same output, plus one parallel pass that packs its
-// 1-bit relu mask (the backward's only need from the forward besides input and
-// weight: 1/32 of a float32 output).
+// Training forward (conv2d_bias_relu_with_mask): a pass over the output is
+// needed anyway, to pack its 1-bit relu mask (the backward's only need from the
+// forward besides input and weight: 1/32 of a float32 output). For float32 /
+// bfloat16 the relu goes into that pass, after ATen's convolution with its bias;
+// otherwise the generic forward, then the mask pass.
 // Backward: one parallel pass computes the relu-masked gradient and the bias
 // gradient together, then at::convolution_backward computes only the input and
 // weight gradients that were asked for.
@@ -197,6 +203,44 @@ at::Tensor onednn_forward(
   }
 }
 
+// Below this many output elements oneDNN's post-op convolution costs more than it
+// saves: it has a fixed cost of about 28 us per call that ATen's convolution does not
+// (no_grad, 2 threads, 32 channels 3x3: 42.6 us against 14.1 us for ATen's convolution
+// and a relu pass at 512 output elements, 65 against 44 at 4096, even at 32768, the
+// post-op ahead from about 400k; bench/conv.py's shapes are all above).
+constexpr int64_t kPostOpMinElements = 32768;
+std::atomic<int64_t> post_op_min_elements{kPostOpMinElements};  // tests set it
+
+int64_t output_numel(
+    const at::Tensor& input,
+    const at::Tensor& weight,
+    c10::IntArrayRef stride,
+    c10::IntArrayRef padding,
+    c10::IntArrayRef dilation) {
+  const auto size = conv2d_output_size(input, weight, stride, padding, dilation);
+  return size[0] * size[1] * size[2] * size[3];
+}
+
+// ATen's convolution with its bias, then the relu in one in-place pass (the
+// epilogue with a zero bias): the small outputs' forward, and the same numbers
+// as the training forward's (conv2d_bias_relu_with_mask_cpu).
+at::Tensor convolution_then_relu(
+    const at::Tensor& input,
+    const at::Tensor& weight,
+    const std::optional<at::Tensor>& bias,
+    c10::IntArrayRef stride,
+    c10::IntArrayRef padding,
+    c10::IntArrayRef dilation,
+    int64_t groups,
+    at::MemoryFormat format) {
+  at::Tensor out = at::convolution(input, weight, bias, stride, padding, dilation, false, {0, 0}, groups);
+  out = dense_in_format(out, format);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, out.scalar_type(), "conv2d_bias_relu_cpu", [&] {
+    bias_relu_inplace<scalar_t>(out, at::Tensor(), format);
+  });
+  return out;
+}
+
 at::Tensor conv2d_bias_relu_cpu(
     const at::Tensor& input,
     const at::Tensor& weight,
@@ -208,6 +252,10 @@ at::Tensor conv2d_bias_relu_cpu(
   check_conv2d_bias_relu_args(input, weight, bias, stride, padding, dilation, groups);
   const at::MemoryFormat format = conv2d_output_memory_format(input, weight);
   if (onednn_applies(input)) {
+    if (output_numel(input, weight, stride, padding, dilation) <
+        post_op_min_elements.load(std::memory_order_relaxed)) {
+      return convolution_then_relu(input, weight, bias, stride, padding, dilation, groups, format);
+    }
     at::Tensor out = onednn_forward(input, weight, bias, stride, padding, dilation, groups);
     if (out.defined()) return dense_in_format(out, format);
   }
@@ -215,6 +263,12 @@ at::Tensor conv2d_bias_relu_cpu(
 }
 
 // The output and its relu mask (epilogue.h), for the autograd forward.
+//
+// Training needs one pass over the output anyway, for the mask. The relu goes into
+// that pass, so the convolution is ATen's own, bias included, rather than oneDNN's
+// post-op variant: on NCHW that variant ran slower than the plain convolution by more
+// than the relu it saves (bench/conv.py: `generic` and `fused` forward columns), and
+// once a pass is paid for, the relu in it costs a store.
 std::tuple<at::Tensor, at::Tensor> conv2d_bias_relu_with_mask_cpu(
     const at::Tensor& input,
     const at::Tensor& weight,
@@ -223,16 +277,33 @@ std::tuple<at::Tensor, at::Tensor> conv2d_bias_relu_with_mask_cpu(
     c10::IntArrayRef padding,
     c10::IntArrayRef dilation,
     int64_t groups) {
-  at::Tensor out = conv2d_bias_relu_cpu(input, weight, bias, stride, padding, dilation, groups);
+  check_conv2d_bias_relu_args(input, weight, bias, stride, padding, dilation, groups);
+  const at::MemoryFormat format = conv2d_output_memory_format(input, weight);
+  // Where the forward would be oneDNN's (which adds the bias inside the convolution,
+  // as ATen's oneDNN convolution does: the same numbers), the relu goes into the mask
+  // pass; elsewhere the generic forward, then the mask pass.
+  const bool relu_in_pass = onednn_applies(input);
+  at::Tensor out;
+  if (relu_in_pass) {
+    out = at::convolution(input, weight, bias, stride, padding, dilation, false, {0, 0}, groups);
+    out = dense_in_format(out, format);
+  } else {
+    out = generic_forward(input, weight, bias, stride, padding, dilation, groups, format);
+  }
   const int64_t numel = out.numel();
   const int64_t bytes = epilogue::relu_mask_bytes(numel);
   at::Tensor mask = at::empty({bytes}, out.options().dtype(at::kByte));
   uint8_t* bits = mask.data_ptr<uint8_t>();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, out.scalar_type(), "conv2d_bias_relu_mask_cpu", [&] {
-    const scalar_t* y = out.const_data_ptr<scalar_t>();
+    scalar_t* y = out.data_ptr<scalar_t>();
     // Whole bytes per task; the output is dense, so memory order is index order.
     at::parallel_for(0, bytes, kGrain / 8, [&](int64_t b0, int64_t b1) {
-      relu_mask::pack(y + 8 * b0, bits + b0, std::min(numel, 8 * b1) - 8 * b0);
+      const int64_t len = std::min(numel, 8 * b1) - 8 * b0;
+      if (relu_in_pass) {
+        relu_mask::relu_pack(y + 8 * b0, bits + b0, len);
+      } else {
+        relu_mask::pack(y + 8 * b0, bits + b0, len);
+      }
     });
   });
   return {out, mask};
@@ -330,6 +401,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_bias_relu_backward_cpu(
 
 bool set_cpu_onednn_enabled(bool enabled) {
   return onednn_enabled.exchange(enabled);
+}
+
+int64_t set_cpu_post_op_min_elements(int64_t elements) {
+  return post_op_min_elements.exchange(elements < 0 ? kPostOpMinElements : elements);
 }
 
 TORCH_LIBRARY_IMPL(torchscope, CPU, m) {

@@ -45,6 +45,23 @@ void pack_impl(const scalar_t* __restrict y, uint8_t* __restrict bits, int64_t n
   }
 }
 
+// y = relu(y) in place over [0, n), and bits[0 .. (n + 7) / 8) its mask: the
+// training forward's one pass over a convolution output that has its bias.
+template <typename scalar_t>
+void relu_pack_impl(scalar_t* __restrict y, uint8_t* __restrict bits, int64_t n) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  for (int64_t j = 0; 8 * j < n; ++j) {
+    uint8_t byte = 0;
+    const int64_t end = std::min<int64_t>(8, n - 8 * j);
+    for (int64_t k = 0; k < end; ++k) {
+      const opmath_t v = static_cast<opmath_t>(y[8 * j + k]);
+      byte |= static_cast<uint8_t>(epilogue::relu_passed<opmath_t>(v)) << k;
+      y[8 * j + k] = static_cast<scalar_t>(epilogue::bias_relu<opmath_t>(v, opmath_t(0)));
+    }
+    bits[j] = byte;
+  }
+}
+
 // gm[i] = relu_grad(g[i], bit off + i) for i in [0, len); when acc is not
 // null, acc[i] += gm[i]. Returns the sum of gm.
 template <typename scalar_t, typename opmath_t>
@@ -100,6 +117,24 @@ TS_AVX2 inline void pack_avx2(const float* __restrict y, uint8_t* __restrict bit
     bits[j] = static_cast<uint8_t>(_mm256_movemask_ps(passed));
   }
   if (8 * j < n) pack_impl(y + 8 * j, bits + j, n - 8 * j);
+}
+
+TS_AVX2 inline void relu_pack_avx2(float* __restrict y, uint8_t* __restrict bits, int64_t n) {
+  const __m256 zero = _mm256_setzero_ps();
+  int64_t j = 0;
+  // As pack_avx2, and each vector is stored back through max(0, y), which keeps a NaN
+  // (maxps returns its second operand when either is NaN), as bias_relu does.
+  for (; 8 * j + 32 <= n; j += 4) {
+    uint32_t word = 0;
+    for (int k = 0; k < 4; ++k) {
+      const __m256 v = _mm256_loadu_ps(y + 8 * (j + k));
+      const __m256 passed = _mm256_cmp_ps(v, zero, _CMP_NLE_UQ);
+      word |= static_cast<uint32_t>(_mm256_movemask_ps(passed)) << (8 * k);
+      _mm256_storeu_ps(y + 8 * (j + k), _mm256_max_ps(zero, v));
+    }
+    std::memcpy(bits + j, &word, sizeof(word));
+  }
+  if (8 * j < n) relu_pack_impl(y + 8 * j, bits + j, n - 8 * j);
 }
 
 TS_AVX2 inline float masked_grad_avx2(
@@ -187,6 +222,18 @@ inline void pack(const float* y, uint8_t* bits, int64_t n) {
   if (cpu_has_avx2()) return pack_avx2(y, bits, n);
 #endif
   pack_impl(y, bits, n);
+}
+
+template <typename scalar_t>
+void relu_pack(scalar_t* y, uint8_t* bits, int64_t n) {
+  relu_pack_impl(y, bits, n);
+}
+
+inline void relu_pack(float* y, uint8_t* bits, int64_t n) {
+#if TS_HAVE_AVX2_PATH
+  if (cpu_has_avx2()) return relu_pack_avx2(y, bits, n);
+#endif
+  relu_pack_impl(y, bits, n);
 }
 
 // Rows [r0, r1) of c channels (channels_last): acc[k] += masked gradient of
