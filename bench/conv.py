@@ -1,7 +1,8 @@
 """Benchmark of torchscope.ops.conv2d_bias_relu against eager PyTorch (CPU, float32).
 
 Shapes (issue 4): (a) batch 8, 32->32, 5x5, 64x64; (b) batch 32, 64->64, 3x3,
-56x56; (c) batch 1, 3->32, 3x3, 224x224; "same" padding, NCHW and channels_last.
+56x56; (c) batch 1, 3->32, 3x3, 224x224; and (s) batch 1, 16->16, 3x3, 16x16, a
+small layer where per-call costs show; "same" padding, NCHW and channels_last.
 
 Per case, measured interleaved in one process (one call of each variant per
 round, medians over the rounds), on 2 threads:
@@ -45,6 +46,8 @@ SHAPES = {
     "a": (8, 32, 32, 5, 64),
     "b": (32, 64, 64, 3, 56),
     "c": (1, 3, 32, 3, 224),
+    # Not an issue shape: a small layer (4096 outputs), where per-call costs show.
+    "s": (1, 16, 16, 3, 16),
 }
 
 
@@ -152,7 +155,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few rounds only")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--cases", default="abc", help="which shapes to run, e.g. 'c'")
+    parser.add_argument("--cases", default="abcs", help="which shapes to run, e.g. 'c'")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rounds_fwd, rounds_train = (3, 3) if args.quick else (41, 41)

@@ -120,7 +120,7 @@ def conv2d_bias_relu(
     input, padding_ = _resolve_padding(input, weight, padding, stride_, dilation_)
     native = _native.LOADED and input.device.type in _native.KERNEL_DEVICES
     if native and not _func_transformed():
-        out = torch.ops.torchscope.conv2d_bias_relu(
+        out = torch.ops.torchscope.conv2d_bias_relu.default(  # the overload: no resolution
             input, weight, bias, stride_, padding_, dilation_, groups
         )
     else:
@@ -139,7 +139,7 @@ def _func_transformed() -> bool:
     """Whether a torch.func transform (grad, vmap, jacrev, ...) is active. The op's C++
     autograd function cannot run under them, so the composition of the same ops runs
     instead (the same numbers, without the fusion)."""
-    return not torch.compiler.is_compiling() and torch._C._are_functorch_transforms_active()
+    return torch._C._are_functorch_transforms_active() and not torch.compiler.is_compiling()
 
 
 # ---------------------------------------------------------------- arguments
