@@ -27,7 +27,9 @@ def _extensions():
         print("torchscope: no C++ compiler found, installing the pure-PyTorch fallback only")
         return [], {}
     here = os.path.dirname(os.path.abspath(__file__))
-    sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")) + glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
+    sources = sorted(
+        glob.glob(os.path.join("csrc", "*.cpp")) + glob.glob(os.path.join("csrc", "cpu", "*.cpp"))
+    )
     if not sources:
         return [], {}
     # -fopenmp: at::parallel_for is inlined from ATen's OpenMP headers; without
@@ -45,7 +47,7 @@ def _extensions():
             "torchscope._C",
             sources,
             include_dirs=[os.path.join(here, "csrc")],
-            extra_compile_args={"cxx": cxx + ["-DTORCHSCOPE_WITH_CUDA"], "nvcc": ["-O3"]},
+            extra_compile_args={"cxx": [*cxx, "-DTORCHSCOPE_WITH_CUDA"], "nvcc": ["-O3"]},
             extra_link_args=link,
             py_limited_api=True,
         )

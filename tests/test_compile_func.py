@@ -237,8 +237,14 @@ def test_export_keeps_full_variable_names():
     module = built()
     x = torch.randn(4, 8)
     program = torch.export.export(module, (x,))
-    names = ["mlp/layer0/w", "mlp/layer0/b", "mlp/layer1/w", "mlp/layer1/b",
-             "mlp/layer2/w", "mlp/layer2/b"]
+    names = [
+        "mlp/layer0/w",
+        "mlp/layer0/b",
+        "mlp/layer1/w",
+        "mlp/layer1/b",
+        "mlp/layer2/w",
+        "mlp/layer2/b",
+    ]
     assert list(program.graph_signature.parameters) == names
     assert list(program.state_dict) == names
     torch.testing.assert_close(program.module()(x), module(x))

@@ -115,7 +115,7 @@ def test_constant_wrong_size_names_both_sizes():
 def test_constant_rejects_bad_values():
     with pytest.raises(ValueError, match="not a rectangular array"):
         init.constant_initializer([[1, 2], [3]])
-    with pytest.raises(TypeError, match="value must be a number, a .nested. list"):
+    with pytest.raises(TypeError, match=r"value must be a number, a .nested. list"):
         init.constant_initializer("abc")
     with pytest.raises(TypeError, match=r"value 0\.5 does not fit torch\.int32"):
         init.constant_initializer(0.5)((2,), dtype=torch.int32)
@@ -160,19 +160,19 @@ def test_random_uniform_integers(dtype):
 
 
 def test_random_uniform_errors():
-    with pytest.raises(ValueError, match="needs maxval for integer dtype torch.int32"):
+    with pytest.raises(ValueError, match=r"needs maxval for integer dtype torch.int32"):
         init.random_uniform_initializer()((3,), dtype=torch.int32)
     with pytest.raises(
-        ValueError, match="minval must be less than maxval, got minval=2.0, maxval=1.0"
+        ValueError, match=r"minval must be less than maxval, got minval=2.0, maxval=1.0"
     ):
         init.random_uniform_initializer(2.0, 1.0)
     with pytest.raises(
-        ValueError, match="minval must be less than maxval, got minval=1.5, maxval=1.0"
+        ValueError, match=r"minval must be less than maxval, got minval=1.5, maxval=1.0"
     ):
         init.random_uniform_initializer(1.5)((3,))
-    with pytest.raises(ValueError, match="needs a floating or integer dtype, got torch.bool"):
+    with pytest.raises(ValueError, match=r"needs a floating or integer dtype, got torch.bool"):
         init.random_uniform_initializer(0, 2)((3,), dtype=torch.bool)
-    with pytest.raises(TypeError, match="minval and maxval must be integers for torch.int64"):
+    with pytest.raises(TypeError, match=r"minval and maxval must be integers for torch.int64"):
         init.random_uniform_initializer(0.5, 3)((3,), dtype=torch.int64)
     with pytest.raises(ValueError, match=r"\[0, 1000\) does not fit torch.int8"):
         init.random_uniform_initializer(0, 1000)((3,), dtype=torch.int8)
@@ -265,7 +265,7 @@ def test_variance_scaling_errors():
         init.variance_scaling_initializer(distribution="gaussian")
     with pytest.raises(ValueError, match="scale must be a positive number, got 0"):
         init.variance_scaling_initializer(scale=0)
-    with pytest.raises(ValueError, match="scale must be a positive number, got -1.0"):
+    with pytest.raises(ValueError, match=r"scale must be a positive number, got -1.0"):
         init.variance_scaling_initializer(scale=-1.0)
 
 
@@ -354,7 +354,7 @@ def test_manual_seed_repeats_unseeded_draws(index):
 def test_huge_and_negative_seeds_are_accepted():
     x = init.random_normal_initializer(seed=-1)((3,))
     assert torch.equal(x, init.random_normal_initializer(seed=2**64 - 1)((3,)))
-    with pytest.raises(TypeError, match="seed must be an int or None, got 1.5"):
+    with pytest.raises(TypeError, match=r"seed must be an int or None, got 1.5"):
         init.random_normal_initializer(seed=1.5)
 
 
@@ -376,12 +376,12 @@ def test_init_from_passes_args_dtype_and_rejects_non_callable():
     x = init.init_from(torch.nn.init.normal_, 3.0, std=0.0)((2, 2), dtype=torch.float64)
     assert x.dtype == torch.float64 and torch.equal(x, torch.full((2, 2), 3.0, dtype=torch.float64))
     with pytest.raises(
-        TypeError, match="init_from needs a callable such as torch.nn.init.zeros_, got 3"
+        TypeError, match=r"init_from needs a callable such as torch.nn.init.zeros_, got 3"
     ):
         init.init_from(3)
 
 
-# ------------------------------------------------------------------------------ dtypes, devices, shapes
+# ---------------------------------------------------------------------- dtypes, devices, shapes
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16, torch.float16])
@@ -415,7 +415,7 @@ def test_shape_and_dtype_errors():
         ones(3)
     with pytest.raises(TypeError, match=r"shape entries must be ints, got \(2, None\)"):
         ones((2, None))
-    with pytest.raises(TypeError, match="dtype must be a torch.dtype or None, got 'float32'"):
+    with pytest.raises(TypeError, match=r"dtype must be a torch.dtype or None, got 'float32'"):
         ones((2,), dtype="float32")
     with pytest.raises(ValueError, match=r"non-negative ints, got \(-3,\)"):
         init.compute_fans([-3])
@@ -449,7 +449,8 @@ def test_reprs():
         "random_uniform_initializer(minval=0.0, maxval=None, seed=1)"
     )
     assert repr(init.variance_scaling_initializer()) == (
-        "variance_scaling_initializer(scale=1.0, mode='fan_in', distribution='truncated_normal', seed=None)"
+        "variance_scaling_initializer(scale=1.0, mode='fan_in', "
+        "distribution='truncated_normal', seed=None)"
     )
     assert repr(init.glorot_normal_initializer(seed=3)) == "glorot_normal_initializer(seed=3)"
     assert repr(init.orthogonal_initializer(2)) == "orthogonal_initializer(gain=2.0, seed=None)"
@@ -461,10 +462,10 @@ def test_default_initializer_follows_tf():
         assert isinstance(init.default_initializer(dtype), init.Zeros)
         assert init.default_initializer(dtype)((2,), dtype=dtype).dtype == dtype
     with pytest.raises(
-        ValueError, match="no default initializer for dtype torch.complex64: pass initializer="
+        ValueError, match=r"no default initializer for dtype torch.complex64: pass initializer="
     ):
         init.default_initializer(torch.complex64)
-    with pytest.raises(TypeError, match="dtype must be a torch.dtype, got 'int32'"):
+    with pytest.raises(TypeError, match=r"dtype must be a torch.dtype, got 'int32'"):
         init.default_initializer("int32")
 
 

@@ -33,8 +33,15 @@ class Net(ts.ScopedModule):
         return x @ w
 
 
-NAMES = ["mlp/layer0/w", "mlp/layer0/b", "mlp/layer1/w", "mlp/layer1/b", "mlp/layer2/w",
-         "mlp/layer2/b", "mlp/out/w"]
+NAMES = [
+    "mlp/layer0/w",
+    "mlp/layer0/b",
+    "mlp/layer1/w",
+    "mlp/layer1/b",
+    "mlp/layer2/w",
+    "mlp/layer2/b",
+    "mlp/out/w",
+]
 
 
 def built(fn=mlp, name="mlp", x=None):
@@ -52,7 +59,7 @@ def test_first_call_creates_later_calls_reuse():
     y2 = module(x)
     assert module.built
     assert [n for n, _ in module.named_parameters()] == NAMES
-    assert all(a is b for a, b in zip(params, module.parameters()))
+    assert all(a is b for a, b in zip(params, module.parameters(), strict=True))
     torch.testing.assert_close(y1, y2)
 
 
@@ -143,12 +150,16 @@ def test_nested_inside_another_module_uses_child_prefix():
     assert keys == [f"body.{n}" for n in NAMES] + ["head.weight", "head.bias"]
 
 
-@pytest.mark.parametrize("make_opt", [
-    lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
-    lambda p: torch.optim.Adam(p, lr=0.02),
-    lambda p: torch.optim.AdamW(p, lr=0.02, weight_decay=0.01),
-    lambda p: torch.optim.RMSprop(p, lr=0.005),
-], ids=["sgd", "adam", "adamw", "rmsprop"])
+@pytest.mark.parametrize(
+    "make_opt",
+    [
+        lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+        lambda p: torch.optim.Adam(p, lr=0.02),
+        lambda p: torch.optim.AdamW(p, lr=0.02, weight_decay=0.01),
+        lambda p: torch.optim.RMSprop(p, lr=0.005),
+    ],
+    ids=["sgd", "adam", "adamw", "rmsprop"],
+)
 def test_optimizers_train_a_scoped_module(make_opt):
     torch.manual_seed(0)
     x = torch.randn(128, 8)
@@ -177,7 +188,9 @@ def test_check_optimizer_names_variables_created_after_the_optimizer(ts_store):
     with ts.variable_scope("b"):
         ts.get_variable("late", [2])
         ts.get_variable("frozen", [2], trainable=False)
-    with pytest.raises(ValueError, match=r"does not update 1 trainable.*'b/late'.*call the module once"):
+    with pytest.raises(
+        ValueError, match=r"does not update 1 trainable.*'b/late'.*call the module once"
+    ):
         ts.check_optimizer(opt, store)
 
 
@@ -197,7 +210,9 @@ def test_strict_load_reports_missing_and_unexpected_full_names():
     state = module.state_dict()
     state.pop("mlp/out/w")
     state["mlp/extra/w"] = torch.zeros(1)
-    with pytest.raises(RuntimeError, match=r"Missing key\(s\).*mlp/out/w.*\n.*Unexpected key\(s\).*mlp/extra/w"):
+    with pytest.raises(
+        RuntimeError, match=r"Missing key\(s\).*mlp/out/w.*\n.*Unexpected key\(s\).*mlp/extra/w"
+    ):
         built().load_state_dict(state)
     result = built().load_state_dict(state, strict=False)
     assert result.missing_keys == ["mlp/out/w"] and result.unexpected_keys == ["mlp/extra/w"]
@@ -313,18 +328,21 @@ def test_a_compiled_module_with_a_training_variable_switches_to_eval():
     assert compiled(torch.ones(1)) == module.store["training"]
 
 
-@pytest.mark.parametrize("convert, dtype", [
-    (lambda m: m.double(), torch.float64),
-    (lambda m: m.to(torch.bfloat16), torch.bfloat16),
-    (lambda m: m.half(), torch.float16),
-])
+@pytest.mark.parametrize(
+    "convert, dtype",
+    [
+        (lambda m: m.double(), torch.float64),
+        (lambda m: m.to(torch.bfloat16), torch.bfloat16),
+        (lambda m: m.half(), torch.float16),
+    ],
+)
 def test_dtype_conversion_moves_the_variables_used_by_later_calls(convert, dtype):
     module = built()
     params_before = list(module.parameters())
     convert(module)
     assert all(p.dtype == dtype for p in module.parameters())
     assert all(p.dtype == dtype for p in module.store.variables())
-    assert all(a is b for a, b in zip(params_before, module.parameters()))
+    assert all(a is b for a, b in zip(params_before, module.parameters(), strict=True))
     y = module(torch.randn(2, 8, dtype=dtype))
     assert y.dtype == dtype
 
@@ -340,7 +358,7 @@ def test_to_device_meta_and_back():
 def test_bad_arguments():
     with pytest.raises(TypeError, match="fn must be callable"):
         ts.ScopedModule(3)
-    with pytest.raises(ValueError, match="ScopedModule name 'a.b' is not valid"):
+    with pytest.raises(ValueError, match=r"ScopedModule name 'a.b' is not valid"):
         ts.ScopedModule(mlp, name="a.b")
     with pytest.raises(NotImplementedError, match="needs a function"):
         ts.ScopedModule()(torch.ones(1))
@@ -365,8 +383,10 @@ def test_summary_of_the_default_store_counts_non_trainable(ts_store):
     ts.get_variable("w", [3, 3])
     text = ts.summary()
     assert text.splitlines()[1].split() == ["step", "()", "int64", "cpu", "no", "1"]
-    assert text.splitlines()[-1] == "total: 2 variables, 10 parameters (9 trainable, 1 non-trainable)"
-    with pytest.raises(TypeError, match="summary takes a ts.VariableStore or an nn.Module"):
+    assert (
+        text.splitlines()[-1] == "total: 2 variables, 10 parameters (9 trainable, 1 non-trainable)"
+    )
+    with pytest.raises(TypeError, match=r"summary takes a ts.VariableStore or an nn.Module"):
         ts.summary(42)
 
 

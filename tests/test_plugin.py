@@ -6,7 +6,7 @@ import textwrap
 
 import torchscope as ts
 
-SUITE = textwrap.dedent('''
+SUITE = textwrap.dedent("""
     import threading
     import torchscope as ts
 
@@ -27,14 +27,17 @@ SUITE = textwrap.dedent('''
 
     def test_default_restored_after_fixture():
         assert ts.get_default_store() is not seen[0]
-''')
+""")
 
 
 def test_plugin_fixture_in_a_subprocess(tmp_path):
     (tmp_path / "test_suite.py").write_text(SUITE)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 passed" in result.stdout

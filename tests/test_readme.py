@@ -27,14 +27,16 @@ def test_readme_opens_with_the_demo_and_test_commands():
 def test_ci_runs_the_readme_test_command():
     extracted = subprocess.run(
         ["sed", "-n", r"s/^    \$ \(.*python -m pytest.*\)$/\1/p", str(ROOT / "README.md")],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.splitlines()[0]
     assert extracted == commands()[1]
     assert "README.md" in (ROOT / ".ci" / "run").read_text()
 
 
 def test_table_names_every_public_name():
-    table = README[README.index("## TensorFlow 1 -> torchscope"):]
+    table = README[README.index("## TensorFlow 1 -> torchscope") :]
     for name in ts.__all__:
         if name in ("nn", "ops"):
             continue

@@ -138,5 +138,5 @@ def test_bad_arguments():
         ts.make_template(None, dense)
     with pytest.raises(TypeError, match="func_ must be callable"):
         ts.make_template("x", 3)
-    with pytest.raises(ValueError, match="make_template name 'a.b' is not valid"):
+    with pytest.raises(ValueError, match=r"make_template name 'a.b' is not valid"):
         ts.make_template("a.b", dense)

@@ -11,9 +11,11 @@ import torchscope as ts
 
 
 def main() -> int:
-    print(f"torchscope {ts.__version__} (torch {torch.__version__}, Python {platform.python_version()})")
+    python = platform.python_version()
+    print(f"torchscope {ts.__version__} (torch {torch.__version__}, Python {python})")
     native = ts.ops.native_available()
-    print(f"native operator library: {'compiled and loaded' if native else 'missing (pure-PyTorch fallback)'}")
+    library = "compiled and loaded" if native else "missing (pure-PyTorch fallback)"
+    print(f"native operator library: {library}")
     from torchscope import _fastpath
 
     print(
@@ -28,7 +30,9 @@ def main() -> int:
         with ts.variable_scope("demo", reuse=True):
             shared = ts.get_variable("w", [2, 2]) is w
         x = torch.randn(1, 4, 4, 2)
-        fused = ts.nn.conv2d_bias_relu(x, torch.randn(3, 3, 2, 2), torch.zeros(2), [1, 1, 1, 1], "SAME")
+        fused = ts.nn.conv2d_bias_relu(
+            x, torch.randn(3, 3, 2, 2), torch.zeros(2), [1, 1, 1, 1], "SAME"
+        )
         ok = shared and ts.name_of(w) == "demo/w" and fused.shape == (1, 4, 4, 2)
     print(f"scope demo: created {ts.name_of(w)!r}, reused the same object: {shared}")
     print(f"fused conv2d+bias+relu: output shape {tuple(fused.shape)}")

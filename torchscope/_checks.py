@@ -24,7 +24,9 @@ __all__ = [
 
 Shape = tuple  # a tuple of ints, with None for dimensions left open on reuse
 
-_TF_DEVICE = re.compile(r"^/(?:job:[^/]+/)?(?:replica:\d+/)?(?:task:\d+/)?(?:device:)?([A-Za-z]+):(\d+)$")
+_TF_DEVICE = re.compile(
+    r"^/(?:job:[^/]+/)?(?:replica:\d+/)?(?:task:\d+/)?(?:device:)?([A-Za-z]+):(\d+)$"
+)
 
 
 def describe(value: Any) -> str:
@@ -85,7 +87,7 @@ def shapes_compatible(requested: Shape, found: Sequence[int]) -> bool:
     """Whether a requested shape (``None`` = any size) matches a found one."""
     if len(requested) != len(found):
         return False
-    return all(r is None or r == f for r, f in zip(requested, found))
+    return all(r is None or r == f for r, f in zip(requested, found, strict=True))
 
 
 def check_dtype(dtype: Any, variable: str | None = None) -> torch.dtype | None:

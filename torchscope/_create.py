@@ -23,8 +23,9 @@ def _is_value(initializer: Any) -> bool:
     return isinstance(initializer, _VALUE_TYPES) or hasattr(initializer, "__array__")
 
 
-def _from_value(name: str, value: Any, shape: tuple | None, dtype: torch.dtype | None,
-                device: torch.device) -> torch.Tensor:
+def _from_value(
+    name: str, value: Any, shape: tuple | None, dtype: torch.dtype | None, device: torch.device
+) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         tensor = value.detach().to(device=device, dtype=dtype, copy=True)
     else:
@@ -44,7 +45,9 @@ def _from_value(name: str, value: Any, shape: tuple | None, dtype: torch.dtype |
     return tensor
 
 
-def _call(name: str, initializer: Any, shape: tuple, dtype: torch.dtype, device: torch.device) -> Any:
+def _call(
+    name: str, initializer: Any, shape: tuple, dtype: torch.dtype, device: torch.device
+) -> Any:
     try:
         return initializer(shape, dtype=dtype, device=device)
     except TypeError as error:
@@ -55,8 +58,13 @@ def _call(name: str, initializer: Any, shape: tuple, dtype: torch.dtype, device:
     return value.to(device) if isinstance(value, torch.Tensor) else value
 
 
-def _from_initializer(name: str, initializer: Any, shape: tuple | None, dtype: torch.dtype | None,
-                      device: torch.device) -> torch.Tensor:
+def _from_initializer(
+    name: str,
+    initializer: Any,
+    shape: tuple | None,
+    dtype: torch.dtype | None,
+    device: torch.device,
+) -> torch.Tensor:
     if shape is None or any(d is None for d in shape):
         shown = "None" if shape is None else [("None" if d is None else d) for d in shape]
         raise ValueError(SHAPE_NOT_DEFINED.format(name=name, shape=shown))
@@ -81,8 +89,14 @@ def _from_initializer(name: str, initializer: Any, shape: tuple | None, dtype: t
     return value.detach().to(device=device, dtype=dtype)
 
 
-def make_parameter(name: str, shape: tuple | None, dtype: torch.dtype | None, initializer: Any,
-                   trainable: Any, device: Any) -> tuple[nn.Parameter, bool]:
+def make_parameter(
+    name: str,
+    shape: tuple | None,
+    dtype: torch.dtype | None,
+    initializer: Any,
+    trainable: Any,
+    device: Any,
+) -> tuple[nn.Parameter, bool]:
     """Creates the Parameter for a new variable; returns it and whether it is trainable."""
     if trainable is None:
         trainable = True

@@ -62,10 +62,14 @@ def check_variable_name(full_name: str) -> str:
     ValueError: variable name 'conv1.weights' is not valid: ...
     """
     if not isinstance(full_name, str):
-        raise TypeError(f"variable name must be a str, got {type(full_name).__name__}: {full_name!r}")
+        raise TypeError(
+            f"variable name must be a str, got {type(full_name).__name__}: {full_name!r}"
+        )
     if not _VARIABLE_NAME.fullmatch(full_name):
         if not full_name:
-            raise ValueError("variable name is empty; give get_variable a non-empty name such as 'w'.")
+            raise ValueError(
+                "variable name is empty; give get_variable a non-empty name such as 'w'."
+            )
         raise ValueError(
             f"variable name {full_name!r} is not valid: a full name starts with a letter or digit "
             f"and holds only {_ALLOWED} ('.' is not allowed: PyTorch reserves it in parameter "

@@ -217,9 +217,9 @@ class ScopedModule(nn.Module):
         the first call reuses them (any it asks for that are missing are made fresh, with
         a warning)."""
         names = [
-            key[len(prefix):]
+            key[len(prefix) :]
             for key in state_dict
-            if key.startswith(prefix) and "." not in key[len(prefix):]
+            if key.startswith(prefix) and "." not in key[len(prefix) :]
         ]
         if not names:
             return

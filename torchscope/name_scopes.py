@@ -22,8 +22,6 @@ from ._state import current, profiling
 __all__ = ["get_name_scope", "name_scope"]
 
 
-
-
 class _ScopeEntry:
     """The save/restore half shared by ``name_scope`` and ``variable_scope``.
 

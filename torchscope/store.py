@@ -225,7 +225,9 @@ class VariableStore(nn.ParameterDict):
             found = self._parameters.get(name)
         if found is not None:
             if not reuse:
-                raise ValueError(ALREADY_EXISTS.format(name=name, where=self._created_at.get(name, "")))
+                raise ValueError(
+                    ALREADY_EXISTS.format(name=name, where=self._created_at.get(name, ""))
+                )
             return _check_reused(name, found, shape, dtype)
         if reuse is True:
             raise ValueError(self._missing_message(name))
@@ -236,7 +238,9 @@ class VariableStore(nn.ParameterDict):
             found = self._parameters.get(name)
             if found is not None:  # another thread created it meanwhile
                 if not reuse:
-                    raise ValueError(ALREADY_EXISTS.format(name=name, where=self._created_at.get(name, "")))
+                    raise ValueError(
+                        ALREADY_EXISTS.format(name=name, where=self._created_at.get(name, ""))
+                    )
                 return _check_reused(name, found, shape, dtype)
             param, trainable = make_parameter(name, shape, dtype, initializer, trainable, device)
             regularizer = _check_hook(regularizer, "regularizer", name)
@@ -244,9 +248,15 @@ class VariableStore(nn.ParameterDict):
             self._insert(name, param, trainable, regularizer, constraint, _caller())
         return param
 
-    def _insert(self, name: str, param: nn.Parameter, trainable: bool,
-                regularizer: Callable | None = None, constraint: Callable | None = None,
-                created_at: str = "") -> None:
+    def _insert(
+        self,
+        name: str,
+        param: nn.Parameter,
+        trainable: bool,
+        regularizer: Callable | None = None,
+        constraint: Callable | None = None,
+        created_at: str = "",
+    ) -> None:
         # Nothing here can fail: the store changes all at once or not at all.
         self._parameters[name] = param
         self._keys[name] = None
@@ -263,8 +273,14 @@ class VariableStore(nn.ParameterDict):
         """Removes variables (a module's failed first call takes back what it made)."""
         with self._lock:
             for name in names:
-                for table in (self._parameters, self._keys, self._trainable, self._regularizers,
-                              self._constraints, self._created_at):
+                for table in (
+                    self._parameters,
+                    self._keys,
+                    self._trainable,
+                    self._regularizers,
+                    self._constraints,
+                    self._created_at,
+                ):
                     table.pop(name, None)
 
     def _missing_message(self, name: str) -> str:
@@ -274,7 +290,9 @@ class VariableStore(nn.ParameterDict):
 
     # -- collections ----------------------------------------------------------------------------
 
-    def get_collection(self, key: str, scope: str | None = None, params: dict | None = None) -> list[Any]:
+    def get_collection(
+        self, key: str, scope: str | None = None, params: dict | None = None
+    ) -> list[Any]:
         """The items of collection ``key`` (a ``GraphKeys`` value or any string),
         filtered by ``re.match(scope, name)`` when ``scope`` is given."""
         params = self._parameters if params is None else params
@@ -366,7 +384,9 @@ def _check_hook(fn: Any, argument: str, name: str) -> Callable | None:
     raise TypeError(f"{argument} of variable {name!r} must be callable or None, got {describe(fn)}")
 
 
-def _check_reused(name: str, found: torch.Tensor, shape: tuple | None, dtype: torch.dtype | None) -> Any:
+def _check_reused(
+    name: str, found: torch.Tensor, shape: tuple | None, dtype: torch.dtype | None
+) -> Any:
     if shape is not None and not shapes_compatible(shape, found.shape):
         raise ValueError(
             SHAPE_MISMATCH.format(name=name, shape=_fmt_shape(shape), found=_fmt_shape(found.shape))
@@ -377,7 +397,12 @@ def _check_reused(name: str, found: torch.Tensor, shape: tuple | None, dtype: to
 
 
 def _fmt_shape(shape: Any) -> str:
-    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+    return (
+        "("
+        + ", ".join("?" if d is None else str(d) for d in shape)
+        + ("," if len(shape) == 1 else "")
+        + ")"
+    )
 
 
 def _caller() -> str:
@@ -478,5 +503,7 @@ def name_of(param: torch.Tensor) -> str:
         for key, held in store._parameters.items():
             if held is param:
                 return key
-    raise KeyError(f"no torchscope store holds this tensor ({_short(param)}); only variables "
-                   "made by ts.get_variable() have names")
+    raise KeyError(
+        f"no torchscope store holds this tensor ({_short(param)}); only variables "
+        "made by ts.get_variable() have names"
+    )

@@ -93,15 +93,17 @@ def summary(
         count = param.numel()
         total += count
         trainable_total += count if trainable else 0
-        rows.append((
-            "  " * len(parents) + leaf,
-            str(tuple(param.shape)),
-            _dtype(param.dtype),
-            str(param.device),
-            "yes" if trainable else "no",
-            f"{count:,}",
-            "" if uses is None else str(uses.get(id(param), 0)),
-        ))
+        rows.append(
+            (
+                "  " * len(parents) + leaf,
+                str(tuple(param.shape)),
+                _dtype(param.dtype),
+                str(param.device),
+                "yes" if trainable else "no",
+                f"{count:,}",
+                "" if uses is None else str(uses.get(id(param), 0)),
+            )
+        )
     header = ("name", "shape", "dtype", "device", "trainable", "params", "uses")
     columns = 6 if uses is None else 7
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(columns)]

@@ -40,7 +40,9 @@ class Template:
         custom_getter: Callable | None = None,
     ) -> None:
         if name is None:
-            raise ValueError("make_template's name_ cannot be None; give a scope name such as 'encoder'")
+            raise ValueError(
+                "make_template's name_ cannot be None; give a scope name such as 'encoder'"
+            )
         _naming.check_scope_name(name, "make_template")
         if not callable(func):
             raise TypeError(f"make_template's func_ must be callable, got {type(func).__name__}")
@@ -66,9 +68,11 @@ class Template:
                 self._variable_scope = scope
                 return self._call_func(args, kwargs)
         reuse = True if self._variables_created else None
-        with variable_scope(self._variable_scope, reuse=reuse):
-            with name_scope(self._variable_scope.original_name_scope or None):
-                return self._call_func(args, kwargs)
+        with (
+            variable_scope(self._variable_scope, reuse=reuse),
+            name_scope(self._variable_scope.original_name_scope or None),
+        ):
+            return self._call_func(args, kwargs)
 
     def _call_func(self, args: tuple, kwargs: dict) -> Any:
         store = _state.current().store
@@ -158,6 +162,9 @@ def make_template(
     """
     func = functools.partial(func_, **kwargs) if kwargs else func_
     return Template(
-        name_, func, create_scope_now=create_scope_now_, unique_name=unique_name_,
+        name_,
+        func,
+        create_scope_now=create_scope_now_,
+        unique_name=unique_name_,
         custom_getter=custom_getter_,
     )

@@ -75,7 +75,16 @@ def get_variable(
         if found is not None and (shape is None or _same_shape(found, shape)):
             return found
     return _get_variable(
-        context, scope, name, shape, dtype, initializer, regularizer, trainable, device, constraint,
+        context,
+        scope,
+        name,
+        shape,
+        dtype,
+        initializer,
+        regularizer,
+        trainable,
+        device,
+        constraint,
         fast_path_tried=True,
     )
 
@@ -115,8 +124,15 @@ def _get_variable(
     getter = scope._custom_getter
     if getter is None:
         variable = real_getter(
-            full_name, shape, dtype, initializer, regularizer, scope._reuse, trainable,
-            constraint=constraint, device=device,
+            full_name,
+            shape,
+            dtype,
+            initializer,
+            regularizer,
+            scope._reuse,
+            trainable,
+            constraint=constraint,
+            device=device,
         )
     else:
         variable = getter(
