@@ -67,7 +67,9 @@ class variable_scope(_ScopeEntry):
 
     Re-entering a scope by name with no overrides (what a forward does on every
     call) hands out the same ``VariableScope`` object as the last time, from its
-    parent's cache; see ``VariableScope._child``.
+    parent's cache, as long as nothing else holds that object; a scope kept with
+    ``as s``, or still open, is never handed out again (TensorFlow makes a new one on
+    every entry). See ``VariableScope._child``.
 
     >>> with ts.variable_scope("foo"):
     ...     with ts.variable_scope("bar"):
