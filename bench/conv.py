@@ -17,17 +17,25 @@ round, medians over the rounds), on 2 threads:
 
 glibc's malloc makes conv timings depend on the process's history, so the
 script pins it before the process starts: without GLIBC_TUNABLES it re-executes
-itself with fixed mmap/trim thresholds.
+itself with fixed mmap/trim thresholds. Even so, the same build measures
+differently from one process to the next (the same ATen convolution 0.1-0.3 ms
+faster or slower on (a), the (c) NCHW training ratio anywhere in 0.78-1.12): the
+full run measures in 3 fresh processes, one after the other, each interleaved as
+above, and reports the median of the processes' ratios, with each process's
+training ratio beside it.
 
-    python bench/conv.py           # full run
-    python bench/conv.py --quick   # a few rounds, to check that it runs
+    python bench/conv.py                 # full run, 3 processes (about 8 minutes)
+    python bench/conv.py --processes 5   # more processes
+    python bench/conv.py --quick         # a few rounds in this process, to check that it runs
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -151,54 +159,117 @@ def run_case(name: str, layout: str, rounds_fwd: int, rounds_train: int) -> dict
     return {"fwd": fwd, "train": train, "mem": mem}
 
 
+RATIOS = {  # name in the SUMMARY lines -> (table, numerator, denominator)
+    "fwd fused/conv": ("fwd", "fused", "conv"),
+    "fwd fused/eager": ("fwd", "fused", "eager"),
+    "fwd generic-path/conv": ("fwd", "generic", "conv"),
+    "train fused/eager": ("train", "fused", "eager"),
+    "train fused/conv": ("train", "fused", "conv"),
+    "saved-bytes fused/eager": ("mem", "fused", "eager"),
+}
+
+
+def measure(cases: str, rounds_fwd: int, rounds_train: int) -> dict[str, dict]:
+    """Every case of this process: {"(a) NCHW": run_case's dict, ...}."""
+    results = {}
+    for name in [n for n in SHAPES if n in cases]:
+        for layout in ("NCHW", "channels_last"):
+            results[f"({name}) {layout}"] = run_case(name, layout, rounds_fwd, rounds_train)
+    return results
+
+
+def in_processes(args: argparse.Namespace) -> list[dict[str, dict]]:
+    """measure() in args.processes fresh processes, one after the other."""
+    command = [sys.executable, os.path.abspath(__file__), "--worker", "--cases", args.cases]
+    command += ["--threads", str(args.threads)] + (["--quick"] if args.quick else [])
+    runs = []
+    for i in range(args.processes):
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            sys.exit(f"bench/conv.py: worker {i} failed:\n{done.stderr[-2000:]}")
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(f"  process {i + 1}/{args.processes} done", flush=True)
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a few rounds only")
+    parser.add_argument("--quick", action="store_true", help="a few rounds, one process")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cases", default="abcs", help="which shapes to run, e.g. 'c'")
+    parser.add_argument(
+        "--processes", type=int, default=None, help="fresh processes to measure in (default 3)"
+    )
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rounds_fwd, rounds_train = (3, 3) if args.quick else (41, 41)
     if not ts.ops.native_available():
         sys.exit("bench/conv.py: the compiled extension is not loaded; build it first")
+    if args.worker:
+        print(json.dumps(measure(args.cases, rounds_fwd, rounds_train)))
+        return
+    if args.processes is None:
+        args.processes = 1 if args.quick else 3
 
     load_before = os.getloadavg()
     print(f"malloc: GLIBC_TUNABLES={os.environ['GLIBC_TUNABLES']} (set before the process started)")
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, "
-        f"{rounds_fwd} forward / {rounds_train} training rounds, interleaved, medians"
+        f"{rounds_fwd} forward / {rounds_train} training rounds, interleaved, medians; "
+        f"{args.processes} process(es)",
+        flush=True,
     )
+    if args.processes == 1:
+        runs = [measure(args.cases, rounds_fwd, rounds_train)]
+    else:
+        runs = in_processes(args)
+
+    def median_of(case: str, table: str, variant: str) -> float:
+        return statistics.median(run[case][table][variant] for run in runs)
+
+    def ratio_of(case: str, figure: str) -> list[float]:
+        table, num, den = RATIOS[figure]
+        return [run[case][table][num] / run[case][table][den] for run in runs]
+
     header = (
         f"{'case':<18}{'conv ms':>9}{'eager ms':>9}{'fused ms':>9}{'generic':>9}"
         f"{'fus/conv':>9}{'fus/eag':>8}{'gen/conv':>9}"
         f"{'|train conv':>12}{'eager':>8}{'fused':>8}{'fus/eag':>8}{'fus/conv':>9}"
         f"{'|saved MB eager':>16}{'fused':>7}"
     )
+    print()
+    if args.processes > 1:
+        print(
+            "milliseconds: medians over the processes; ratios: the median of the processes' ratios"
+        )
     print(header)
     print("-" * len(header))
     summary = []
-    for name in [n for n in SHAPES if n in args.cases]:
-        for layout in ("NCHW", "channels_last"):
-            r = run_case(name, layout, rounds_fwd, rounds_train)
-            f, t, m = r["fwd"], r["train"], r["mem"]
-            case = f"({name}) {layout}"
-            print(
-                f"{case:<18}{f['conv'] * 1e3:>9.3f}{f['eager'] * 1e3:>9.3f}{f['fused'] * 1e3:>9.3f}"
-                f"{f['generic'] * 1e3:>9.3f}{f['fused'] / f['conv']:>9.3f}"
-                f"{f['fused'] / f['eager']:>8.3f}{f['generic'] / f['conv']:>9.3f}"
-                f"{t['conv'] * 1e3:>12.2f}{t['eager'] * 1e3:>8.2f}{t['fused'] * 1e3:>8.2f}"
-                f"{t['fused'] / t['eager']:>8.3f}{t['fused'] / t['conv']:>9.3f}"
-                f"{m['eager'] / 2**20:>16.2f}{m['fused'] / 2**20:>7.2f}",
-                flush=True,
-            )
-            summary += [
-                f"SUMMARY fwd fused/conv ({name}) {layout}: {f['fused'] / f['conv']:.3f}",
-                f"SUMMARY fwd fused/eager ({name}) {layout}: {f['fused'] / f['eager']:.3f}",
-                f"SUMMARY fwd generic-path/conv ({name}) {layout}: {f['generic'] / f['conv']:.3f}",
-                f"SUMMARY train fused/eager ({name}) {layout}: {t['fused'] / t['eager']:.3f}",
-                f"SUMMARY train fused/conv ({name}) {layout}: {t['fused'] / t['conv']:.3f}",
-                f"SUMMARY saved-bytes fused/eager ({name}) {layout}: {m['fused'] / m['eager']:.3f}",
-            ]
+    spread = []
+    for case in runs[0]:
+        r = {figure: statistics.median(ratio_of(case, figure)) for figure in RATIOS}
+        ms = {
+            (t, v): median_of(case, t, v) * 1e3 for t in ("fwd", "train") for v in runs[0][case][t]
+        }
+        mb = {v: median_of(case, "mem", v) / 2**20 for v in ("eager", "fused")}
+        print(
+            f"{case:<18}{ms['fwd', 'conv']:>9.3f}{ms['fwd', 'eager']:>9.3f}"
+            f"{ms['fwd', 'fused']:>9.3f}"
+            f"{ms['fwd', 'generic']:>9.3f}{r['fwd fused/conv']:>9.3f}"
+            f"{r['fwd fused/eager']:>8.3f}{r['fwd generic-path/conv']:>9.3f}"
+            f"{ms['train', 'conv']:>12.2f}{ms['train', 'eager']:>8.2f}{ms['train', 'fused']:>8.2f}"
+            f"{r['train fused/eager']:>8.3f}{r['train fused/conv']:>9.3f}"
+            f"{mb['eager']:>16.2f}{mb['fused']:>7.2f}",
+            flush=True,
+        )
+        summary += [f"SUMMARY {figure} {case}: {value:.3f}" for figure, value in r.items()]
+        each = " ".join(f"{x:.3f}" for x in ratio_of(case, "train fused/eager"))
+        spread.append(f"  {case:<18}{each}")
+    if args.processes > 1:
+        print()
+        print("train fused/eager in each process (the same build varies from process to process):")
+        print("\n".join(spread))
     print()
     print(
         "load average before/after: "
