@@ -107,9 +107,9 @@ def _get_variable(
     if not isinstance(name, str):
         raise TypeError(f"get_variable's name must be a str, got {type(name).__name__}: {name!r}")
     full_name = scope._prefix + name
-    counted = (  # by ts.summary's counting dict, on get_variable's reuse path
-        fast_path_tried and scope._fast and dtype is None and full_name in context.params
-    )
+    # get_variable's reuse path read this name from the context's dict, which counted it
+    # if it is ts.summary's counting dict (_Uses) and held the name.
+    counted_on_reuse_path = fast_path_tried and scope._fast and dtype is None
     if dtype is None:
         dtype = scope._dtype
     if initializer is None:
@@ -147,6 +147,7 @@ def _get_variable(
             device=device,
             constraint=constraint,
         )
-    if not counted and type(context.params) is _Uses:
-        context.params.uses[id(variable)] += 1
+    params = context.params
+    if type(params) is _Uses and not (counted_on_reuse_path and full_name in params):
+        params.uses[id(variable)] += 1
     return variable
