@@ -134,6 +134,10 @@ void bias_relu_inplace(at::Tensor& out, const at::Tensor& bias, at::MemoryFormat
   }
 }
 
+// at::convolution, then one in-place pass of the epilogue. With bias_in_convolution
+// the convolution adds the bias (as ATen's oneDNN convolution does: the numbers of
+// the post-op path and of the training forward) and the pass is the relu alone;
+// without, the pass adds the bias (the generic path, every dtype).
 at::Tensor generic_forward(
     const at::Tensor& input,
     const at::Tensor& weight,
@@ -142,10 +146,12 @@ at::Tensor generic_forward(
     c10::IntArrayRef padding,
     c10::IntArrayRef dilation,
     int64_t groups,
-    at::MemoryFormat format) {
-  at::Tensor out = at::convolution(input, weight, std::nullopt, stride, padding, dilation, false, {0, 0}, groups);
+    at::MemoryFormat format,
+    bool bias_in_convolution = false) {
+  at::Tensor out = at::convolution(
+      input, weight, bias_in_convolution ? bias : std::nullopt, stride, padding, dilation, false, {0, 0}, groups);
   out = dense_in_format(out, format);
-  const at::Tensor b = bias.has_value() ? *bias : at::Tensor();
+  const at::Tensor b = !bias_in_convolution && bias.has_value() ? *bias : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, out.scalar_type(), "conv2d_bias_relu_cpu", [&] {
     bias_relu_inplace<scalar_t>(out, b, format);
   });
@@ -221,26 +227,6 @@ int64_t output_numel(
   return size[0] * size[1] * size[2] * size[3];
 }
 
-// ATen's convolution with its bias, then the relu in one in-place pass (the
-// epilogue with a zero bias): the small outputs' forward, and the same numbers
-// as the training forward's (conv2d_bias_relu_with_mask_cpu).
-at::Tensor convolution_then_relu(
-    const at::Tensor& input,
-    const at::Tensor& weight,
-    const std::optional<at::Tensor>& bias,
-    c10::IntArrayRef stride,
-    c10::IntArrayRef padding,
-    c10::IntArrayRef dilation,
-    int64_t groups,
-    at::MemoryFormat format) {
-  at::Tensor out = at::convolution(input, weight, bias, stride, padding, dilation, false, {0, 0}, groups);
-  out = dense_in_format(out, format);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, out.scalar_type(), "conv2d_bias_relu_cpu", [&] {
-    bias_relu_inplace<scalar_t>(out, at::Tensor(), format);
-  });
-  return out;
-}
-
 at::Tensor conv2d_bias_relu_cpu(
     const at::Tensor& input,
     const at::Tensor& weight,
@@ -254,7 +240,7 @@ at::Tensor conv2d_bias_relu_cpu(
   if (onednn_applies(input)) {
     if (output_numel(input, weight, stride, padding, dilation) <
         post_op_min_elements.load(std::memory_order_relaxed)) {
-      return convolution_then_relu(input, weight, bias, stride, padding, dilation, groups, format);
+      return generic_forward(input, weight, bias, stride, padding, dilation, groups, format, true);
     }
     at::Tensor out = onednn_forward(input, weight, bias, stride, padding, dilation, groups);
     if (out.defined()) return dense_in_format(out, format);
@@ -265,10 +251,11 @@ at::Tensor conv2d_bias_relu_cpu(
 // The output and its relu mask (epilogue.h), for the autograd forward.
 //
 // Training needs one pass over the output anyway, for the mask. The relu goes into
-// that pass, so the convolution is ATen's own, bias included, rather than oneDNN's
-// post-op variant: on NCHW that variant ran slower than the plain convolution by more
-// than the relu it saves (bench/conv.py: `generic` and `fused` forward columns), and
-// once a pass is paid for, the relu in it costs a store.
+// that pass (it costs a store there), so the convolution can be ATen's own, bias
+// included, instead of oneDNN's post-op variant plus a separate packing pass: one
+// pass fewer, and no post-op fixed cost (see kPostOpMinElements). bench/conv.py's
+// training ratios did not move on (a) and (b) and went down on (c) NCHW, all within
+// its process-to-process spread.
 std::tuple<at::Tensor, at::Tensor> conv2d_bias_relu_with_mask_cpu(
     const at::Tensor& input,
     const at::Tensor& weight,
