@@ -163,6 +163,40 @@ def test_each_replica_gets_its_own_parameters():
         assert param.grad is not None and param.grad.abs().sum() > 0, name
 
 
+def test_replica_of_variables_named_like_module_attributes():
+    """``replicate`` hands each copy to the replica with ``setattr(replica, name, copy)``.
+    Variables named "training", "store" or "forward" must not replace those attributes:
+    a replica whose ``training`` is a tensor breaks ``if self.training``, one whose
+    ``forward`` is a tensor cannot be called."""
+
+    class Net(ts.ScopedModule):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            scale = ts.get_variable("training", [4])
+            shift = ts.get_variable("store", [4])
+            gate = ts.get_variable("forward", [4])
+            out = x * scale + shift * gate
+            return torch.nn.functional.dropout(out, 0.5, self.training)
+
+    torch.manual_seed(0)
+    model = Net()
+    x = torch.randn(3, 4)
+    model(x)
+    model.eval()  # dropout off: the outputs can be compared
+    replicas = _replicate(model, [1.0, 2.0])
+    for replica in replicas:
+        assert replica.training is False
+        assert replica.store is model.store
+        assert replica.forward.__func__ is Net.forward
+        assert list(replica._former_parameters) == ["training", "store", "forward"]
+        assert "_parameters" in replica.__dict__ and not replica._parameters
+    outputs = _parallel_apply(replicas, [(x,)] * 2)
+    for scale, out in zip([1.0, 2.0], outputs, strict=True):
+        torch.testing.assert_close(out, _expected(model, x, scale))
+    # The original is untouched: its attributes, and its variables beside them.
+    assert model.training is False and isinstance(model.store, ts.VariableStore)
+    assert [n for n, _ in model.named_parameters()] == ["training", "store", "forward"]
+
+
 def test_replica_reads_its_copies_not_the_original():
     """A replica whose copies differ from the original hands out the copies: reading the
     original's parameters would silently give the wrong numbers (and, on GPUs, the

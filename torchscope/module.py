@@ -19,6 +19,7 @@ apart: a variable may be named ``"training"`` or ``"forward"`` and ``eval()`` st
 from __future__ import annotations
 
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -76,8 +77,31 @@ class ScopedModule(nn.Module):
         self._loaded: set[str] | None = None
 
     # A variable may be named "training": see store.py.
-    __setattr__ = _setattr_beside_variables
     __delattr__ = _delattr_beside_variables
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        replicated = self.__dict__.get("_replicated_names")
+        if (
+            replicated is not None
+            and name in replicated
+            and isinstance(value, torch.Tensor)
+            and not isinstance(value, nn.Parameter)
+        ):
+            # A data-parallel replica (torch.nn.parallel.replicate) is handed each variable's
+            # copy as an attribute, then lists it in _former_parameters: keep the copy there
+            # only, so a variable named "training" or "store" leaves those attributes alone.
+            former = self.__dict__.get("_former_parameters")
+            if former is None:
+                former = self.__dict__["_former_parameters"] = OrderedDict()
+            former[name] = value
+            return
+        _setattr_beside_variables(self, name, value)
+
+    def _replicate_for_data_parallel(self) -> ScopedModule:
+        replica = super()._replicate_for_data_parallel()
+        # The replica's own _parameters is empty: remember the names its copies come under.
+        replica.__dict__["_replicated_names"] = frozenset(self._parameters)
+        return replica
 
     @property
     def built(self) -> bool:
