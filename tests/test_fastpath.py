@@ -101,6 +101,7 @@ def test_get_variable_uses_the_c_versions():
     assert _fastpath.compiled
     assert _fastpath.same_shape is _fastpaths.same_shape
     assert _fastpath.cached_scope is _fastpaths.cached_scope
+    assert _fastpath.conv2d_bias_relu is _fastpaths.conv2d_bias_relu
     with ts.variable_scope("s"):
         v = ts.get_variable("v", [2, 3])
     with ts.variable_scope("s", reuse=True):
@@ -118,6 +119,7 @@ def test_python_versions_without_the_compiled_module():
         "assert not _fastpath.compiled\n"
         "assert _fastpath.same_shape is _fastpath.same_shape_py\n"
         "assert _fastpath.cached_scope is _fastpath.cached_scope_py\n"
+        "assert _fastpath.conv2d_bias_relu is _fastpath.conv2d_bias_relu_py\n"
         "with ts.variable_scope('s') as kept:\n"
         "    v = ts.get_variable('v', [2, 3])\n"
         "with ts.variable_scope('s', reuse=True) as again:\n"
@@ -210,3 +212,159 @@ def test_a_captured_scope_nested_in_itself_gets_two_objects():
                 assert inner.reuse is False and again.reuse is False
         with ts.variable_scope(a) as later:
             assert later.reuse is False
+
+
+# -- conv2d_bias_relu ----------------------------------------------------------------------------
+
+needs_op = pytest.mark.skipif(
+    _fastpaths is None or not ts.ops.native_available(),
+    reason="torchscope._fastpaths or the fused op's extension was not built (no C++ compiler "
+    "at install time)",
+)
+ONES = ([1, 1], [1, 1], [1, 1])
+
+
+def _conv_args(layout=torch.contiguous_format, grad=False, bias=True):
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 7, 6).to(memory_format=layout).requires_grad_(grad)
+    w = (torch.randn(6, 2, 3, 3) * 0.3).to(memory_format=layout).requires_grad_(grad)
+    b = torch.randn(6).requires_grad_(grad) if bias else None
+    return x, w, b
+
+
+@needs_op
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize(
+    "pairs",
+    [ONES, ([2, 1], [0, 2], [1, 2]), ((1, 2), (1, 1), (2, 1))],
+    ids=["ones", "mixed", "tuples"],
+)
+def test_conv2d_bias_relu_c_call_agrees_with_the_op(layout, bias, pairs):
+    """The unboxed call gives what the OpOverload gives: values, strides, the autograd
+    node and the gradients (groups=2 here)."""
+    x, w, b = _conv_args(layout, grad=True, bias=bias)
+    fast = _fastpaths.conv2d_bias_relu(x, w, b, *pairs, 2)
+    x2, w2, b2 = (None if t is None else t.detach().clone().requires_grad_() for t in (x, w, b))
+    ref = torch.ops.torchscope.conv2d_bias_relu.default(x2, w2, b2, *map(list, pairs), 2)
+    torch.testing.assert_close(fast, ref, rtol=0, atol=0)
+    assert fast.stride() == ref.stride()
+    assert type(fast.grad_fn) is type(ref.grad_fn)
+    grad = torch.randn_like(ref)
+    fast.backward(grad)
+    ref.backward(grad)
+    for mine, theirs in zip((x, w, b), (x2, w2, b2), strict=True):
+        if mine is not None:
+            torch.testing.assert_close(mine.grad, theirs.grad, rtol=0, atol=0)
+
+
+@needs_op
+@pytest.mark.parametrize(
+    "case",
+    [
+        "subclass input",
+        "subclass weight",
+        "subclass bias",
+        "three strides",
+        "float padding",
+        "bool groups",
+        "huge dilation",
+        "str padding",
+    ],
+)
+def test_conv2d_bias_relu_c_call_leaves_the_rest_to_the_op(case):
+    """NotImplemented (and no work done) for what only the OpOverload handles: tensor
+    subclasses, which may define __torch_function__, and arguments that are not plain
+    int pairs and an int, whose errors (or conversions) the OpOverload gives."""
+    x, w, b = _conv_args()
+    args = [x, w, b, [1, 1], [1, 1], [1, 1], 1]
+    index, value = {
+        "subclass input": (0, x.as_subclass(_Tagged)),
+        "subclass weight": (1, w.as_subclass(_Tagged)),
+        "subclass bias": (2, b.as_subclass(_Tagged)),
+        "three strides": (3, [1, 1, 1]),
+        "float padding": (4, [1.0, 1]),
+        "bool groups": (6, True),
+        "huge dilation": (5, [2**70, 1]),
+        "str padding": (4, "same"),
+    }[case]
+    args[index] = value
+    assert _fastpaths.conv2d_bias_relu(*args) is NotImplemented
+
+
+@needs_op
+def test_conv2d_bias_relu_c_call_takes_parameters():
+    x, w, b = _conv_args()
+    w, b = torch.nn.Parameter(w), torch.nn.Parameter(b)
+    out = _fastpaths.conv2d_bias_relu(x, w, b, *ONES, 2)
+    assert out is not NotImplemented and out.grad_fn is not None
+
+
+@needs_op
+def test_torch_function_modes_and_subclasses_see_the_op():
+    """ts.ops.conv2d_bias_relu still reaches __torch_function__: under a mode, and for a
+    subclass that defines it, the call goes through the OpOverload."""
+    op = torch.ops.torchscope.conv2d_bias_relu.default
+    seen = []
+
+    class Record(torch.overrides.TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            seen.append(func)
+            return func(*args, **(kwargs or {}))
+
+    calls = []
+
+    class Logged(torch.Tensor):
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            calls.append(func)
+            return super().__torch_function__(func, types, args, kwargs or {})
+
+    x, w, b = _conv_args()
+    expected = ts.ops.conv2d_bias_relu(x, w, b, 1, 1, groups=2)
+    with Record():
+        assert _fastpaths.conv2d_bias_relu(x, w, b, *ONES, 2) is NotImplemented
+        out = ts.ops.conv2d_bias_relu(x, w, b, 1, 1, groups=2)
+    assert op in seen
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    out = ts.ops.conv2d_bias_relu(x.as_subclass(Logged), w, b, 1, 1, groups=2)
+    assert op in calls
+    torch.testing.assert_close(out.as_subclass(torch.Tensor), expected, rtol=0, atol=0)
+
+
+@needs_op
+def test_conv2d_bias_relu_c_call_raises_the_ops_errors():
+    x, w, b = _conv_args()
+    op = torch.ops.torchscope.conv2d_bias_relu.default
+    for bad in [(x, w[:, :1], b, 2), (x, w, b[:4], 2), (x[0], w, b, 2), (x, w, b, 4)]:
+        *tensors, groups = bad
+        with pytest.raises(RuntimeError) as fast:
+            _fastpaths.conv2d_bias_relu(*tensors, *ONES, groups)
+        with pytest.raises(RuntimeError) as ref:
+            op(*tensors, *ONES, groups)
+        assert str(fast.value) == str(ref.value)
+    with pytest.raises(TypeError, match="7 positional arguments, got 3"):
+        _fastpaths.conv2d_bias_relu(x, w, b)
+
+
+@needs_op
+def test_conv2d_bias_relu_c_call_runs_in_threads():
+    """The GIL is released while the op runs: calls from several threads at once give
+    each thread its own correct result."""
+    import threading
+
+    x, w, b = _conv_args()
+    expected = ts.ops.conv2d_bias_relu(x, w, b, 1, 1, groups=2)
+    results = [None] * 4
+
+    def work(i):
+        for _ in range(20):
+            results[i] = _fastpaths.conv2d_bias_relu(x, w, b, *ONES, 2)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for out in results:
+        torch.testing.assert_close(out, expected, rtol=0, atol=0)

@@ -1,11 +1,11 @@
-"""Two checks on the paths every forward call takes, and where they come from.
+"""Three steps on the paths every forward call takes, and where they come from.
 
 Each is a small function here, in Python (``*_py``), and the same function in C in the
 compiled module ``torchscope._fastpaths`` (``csrc/python/fastpaths.cpp``), which is
 used when it was built: in a training loop the Python versions cost a few
 microseconds per step that the C ones do not. ``torch.compile`` traces the Python
-version in place of the C one, so compiled code has no graph break there. A test
-checks that the two say the same on many inputs.
+version in place of the C one, so compiled code has no graph break there. Tests
+check that the two say the same on many inputs.
 
 - :func:`same_shape_py`: ``get_variable``'s reuse path compares the shape it was given
   with the variable's.
@@ -24,7 +24,15 @@ from torch.compiler import is_compiling
 
 from ._native import DISABLE_ENV
 
-__all__ = ["cached_scope", "cached_scope_py", "compiled", "same_shape", "same_shape_py"]
+__all__ = [
+    "cached_scope",
+    "cached_scope_py",
+    "compiled",
+    "conv2d_bias_relu",
+    "conv2d_bias_relu_py",
+    "same_shape",
+    "same_shape_py",
+]
 
 
 def same_shape_py(tensor: torch.Tensor, shape: Any, /) -> bool:
@@ -68,6 +76,24 @@ def _traced_cached_scope(cache: dict, key: Any, /) -> Any:
     return cache.get(key)
 
 
+def conv2d_bias_relu_py(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: list[int],
+    padding: list[int],
+    dilation: list[int],
+    groups: int,
+    /,
+) -> Any:
+    """``torch.ops.torchscope.conv2d_bias_relu.default(...)``, the arguments resolved
+    (int pairs). The C version returns NotImplemented for what it leaves to this call:
+    tensor subclasses, a torch function mode, arguments that are not int pairs."""
+    return torch.ops.torchscope.conv2d_bias_relu.default(
+        input, weight, bias, stride, padding, dilation, groups
+    )
+
+
 def _load() -> Any:
     if os.environ.get(DISABLE_ENV) == "1" or not hasattr(torch.compiler, "substitute_in_graph"):
         return None
@@ -77,6 +103,7 @@ def _load() -> Any:
         return None
     torch.compiler.substitute_in_graph(_fastpaths.same_shape)(same_shape_py)
     torch.compiler.substitute_in_graph(_fastpaths.cached_scope)(_traced_cached_scope)
+    torch.compiler.substitute_in_graph(_fastpaths.conv2d_bias_relu)(conv2d_bias_relu_py)
     return _fastpaths
 
 
@@ -87,3 +114,4 @@ compiled: bool = _COMPILED is not None
 # The versions torchscope calls.
 same_shape = same_shape_py if _COMPILED is None else _COMPILED.same_shape
 cached_scope = cached_scope_py if _COMPILED is None else _COMPILED.cached_scope
+conv2d_bias_relu = conv2d_bias_relu_py if _COMPILED is None else _COMPILED.conv2d_bias_relu

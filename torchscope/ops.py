@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from . import _native
+from ._fastpath import conv2d_bias_relu as _fast_op
 from ._native import NativeExtensionWarning
 
 __all__ = ["NativeExtensionWarning", "conv2d_bias_relu", "native_available"]
@@ -126,9 +127,12 @@ def conv2d_bias_relu(
         ("cpu" in devices) if input.is_cpu else (input.device.type in devices)
     )
     if native and not _func_transformed():
-        out = torch.ops.torchscope.conv2d_bias_relu.default(  # the overload: no resolution
-            input, weight, bias, stride_, padding_, dilation_, groups
-        )
+        # The op through its unboxed call where _fastpaths is built (see _fastpath.py).
+        out = _fast_op(input, weight, bias, stride_, padding_, dilation_, groups)
+        if out is NotImplemented:  # what the unboxed call leaves to the OpOverload
+            out = torch.ops.torchscope.conv2d_bias_relu.default(
+                input, weight, bias, stride_, padding_, dilation_, groups
+            )
     else:
         if not _native.LOADED:
             _native.warn_fallback_once()

@@ -1,4 +1,4 @@
-// torchscope._fastpaths: two checks on the paths every forward call takes, in C.
+// torchscope._fastpaths: what the paths every forward call takes spend most on, in C.
 //
 // Each has a Python twin that says exactly the same (a test compares them) and that
 // torch.compile traces in its place; torchscope/_native.py picks this module when it
@@ -21,9 +21,29 @@
 // be handed out again, or `s.reuse_variables()` in one entry would change another.
 // The cache's dict then holds the only reference: the refcount is exactly 1 here,
 // where no interpreter stack or local of the caller holds one yet.
+//
+// conv2d_bias_relu (ts.ops.conv2d_bias_relu's eager call; twin: a call of
+// torch.ops.torchscope.conv2d_bias_relu.default). The op's Python entry point,
+// OpOverload.__call__, boxes every argument into an IValue stack and runs Python on
+// the way: about 1 us per call, which a small convolution notices (bench/conv.py's
+// case (s)). Here the arguments go to the op's typed, unboxed kernel call, as torch's
+// generated bindings do for F.conv2d, with the GIL released while it runs. Tensor
+// subclasses (which may define __torch_function__), an active torch function mode and
+// arguments that are not int pairs get NotImplemented back and take the OpOverload
+// call, which honours them and raises the usual errors; dispatch-level Python
+// (FakeTensor, __torch_dispatch__ modes, functorch) happens inside the dispatcher
+// either way.
 #include <Python.h>
 
+#include <ATen/PythonTorchFunctionTLS.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <c10/util/Exception.h>
+#include <pybind11/pybind11.h>
+#include <torch/csrc/Exceptions.h>
 #include <torch/csrc/autograd/python_variable.h>
+
+#include <array>
+#include <optional>
 
 namespace {
 
@@ -119,6 +139,77 @@ PyObject* cached_scope(PyObject* /*module*/, PyObject* const* args, Py_ssize_t n
   return scope;
 }
 
+using ConvFn = at::Tensor(
+    const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&, c10::IntArrayRef,
+    c10::IntArrayRef, c10::IntArrayRef, int64_t);
+
+// A list or tuple of two plain ints; false (no error set) for anything else.
+bool int_pair(PyObject* obj, std::array<int64_t, 2>& out) {
+  const bool is_list = PyList_CheckExact(obj);
+  if ((!is_list && !PyTuple_CheckExact(obj)) || Py_SIZE(obj) != 2) {
+    return false;
+  }
+  for (Py_ssize_t i = 0; i < 2; ++i) {
+    PyObject* item = is_list ? PyList_GET_ITEM(obj, i) : PyTuple_GET_ITEM(obj, i);
+    if (!PyLong_CheckExact(item)) {
+      return false;
+    }
+    int overflow = 0;
+    out[i] = PyLong_AsLongLongAndOverflow(item, &overflow);
+    if (overflow != 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// A torch.Tensor or nn.Parameter, not a subclass (which may define __torch_function__).
+bool plain_tensor(PyObject* obj) {
+  return THPVariable_CheckExact(obj);
+}
+
+PyObject* conv2d_bias_relu(PyObject* /*module*/, PyObject* const* args, Py_ssize_t nargs) {
+  HANDLE_TH_ERRORS
+  if (nargs != 7) {
+    PyErr_Format(
+        PyExc_TypeError,
+        "conv2d_bias_relu(input, weight, bias, stride, padding, dilation, groups) takes 7 "
+        "positional arguments, got %zd",
+        nargs);
+    return nullptr;
+  }
+  PyObject* bias_obj = args[2];
+  std::array<int64_t, 2> stride{}, padding{}, dilation{};
+  // Anything but plain tensors, int pairs and an int: the OpOverload call decides
+  // (it honours __torch_function__ and raises the usual errors).
+  if (at::impl::torch_function_mode_enabled() || !plain_tensor(args[0]) || !plain_tensor(args[1]) ||
+      (bias_obj != Py_None && !plain_tensor(bias_obj)) || !int_pair(args[3], stride) ||
+      !int_pair(args[4], padding) || !int_pair(args[5], dilation) || !PyLong_CheckExact(args[6])) {
+    Py_RETURN_NOTIMPLEMENTED;
+  }
+  int overflow = 0;
+  const int64_t groups = PyLong_AsLongLongAndOverflow(args[6], &overflow);
+  if (overflow != 0) {
+    Py_RETURN_NOTIMPLEMENTED;
+  }
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("torchscope::conv2d_bias_relu", "")
+                             .typed<ConvFn>();
+  const at::Tensor& input = THPVariable_Unpack(args[0]);
+  const at::Tensor& weight = THPVariable_Unpack(args[1]);
+  std::optional<at::Tensor> bias;
+  if (bias_obj != Py_None) {
+    bias = THPVariable_Unpack(bias_obj);
+  }
+  at::Tensor out;
+  {
+    pybind11::gil_scoped_release no_gil;
+    out = op.call(input, weight, bias, stride, padding, dilation, groups);
+  }
+  return THPVariable_Wrap(std::move(out));
+  END_HANDLE_TH_ERRORS
+}
+
 PyMethodDef methods[] = {
     {"same_shape", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(same_shape)),
      METH_FASTCALL,
@@ -130,6 +221,13 @@ PyMethodDef methods[] = {
      METH_FASTCALL,
      "cached_scope($module, cache, key, /)\n--\n\n"
      "``cache[key]`` if the dict ``cache`` holds the only reference to it, else None."},
+    {"conv2d_bias_relu",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(conv2d_bias_relu)),
+     METH_FASTCALL,
+     "conv2d_bias_relu($module, input, weight, bias, stride, padding, dilation, groups, /)\n--\n\n"
+     "``torch.ops.torchscope.conv2d_bias_relu.default(...)`` through the op's unboxed call; "
+     "NotImplemented for arguments it leaves to that call (``__torch_function__``, "
+     "anything but int pairs)."},
     {nullptr, nullptr, 0, nullptr},
 };
 
