@@ -1,5 +1,6 @@
-"""The per-call checks of torchscope._fastpath: the C versions (torchscope._fastpaths)
-against their Python twins, and what they do in get_variable and variable_scope."""
+"""The per-call steps of torchscope._fastpath: the C versions (torchscope._fastpaths)
+against their Python twins, and what they do in get_variable, variable_scope and
+ts.ops.conv2d_bias_relu."""
 
 import gc
 import os

@@ -19,7 +19,7 @@ def main() -> int:
     from torchscope import _fastpath
 
     print(
-        "per-call checks (torchscope._fastpaths): "
+        "per-call steps (torchscope._fastpaths): "
         f"{'compiled' if _fastpath.compiled else 'Python versions (module not built)'}"
     )
     print(f"CUDA available: {torch.cuda.is_available()}")
