@@ -24,6 +24,9 @@ mmap/trim thresholds.
 After the figures, the training step (4) by phase (forward, loss + zero_grad,
 backward, Adam step) for both modules: backward and the step run the same code for
 both, so a difference there is what the forward before it left in the caches. Then
+the same step for two variants of the ScopedModule, against the plain module: its
+function without the variable_scope entries (the scope names moved into
+get_variable's names), and with an empty context manager in their place. Then
 a breakdown of the adapter's per-call costs (a ScopedModule
 call of an empty function against a plain module's, a variable_scope entry, a
 get_variable on the reuse path) says where the time goes, and the number of guards
@@ -291,6 +294,80 @@ def train_phases(rounds: int, calls: int) -> dict[str, list[float]]:
     }
 
 
+def mlp_without_scopes(x: torch.Tensor) -> torch.Tensor:
+    """mlp() with the scope names in get_variable's names: the same variables, the same
+    get_variable calls, no variable_scope entries."""
+    for i in range(DEPTH):
+        w = ts.get_variable(f"layer{i}/w", [WIDTH, WIDTH])
+        b = ts.get_variable(f"layer{i}/b", [WIDTH], initializer=ZEROS)
+        x = F.linear(x, w, b)
+        if i < DEPTH - 1:
+            x = F.relu(x)
+    return x
+
+
+class EmptyScope:
+    """A context manager with variable_scope's signature that does nothing."""
+
+    __slots__ = ("_name", "_reuse", "_saved")
+
+    def __init__(self, name_or_scope, default_name=None, initializer=None, regularizer=None,
+                 reuse=None, dtype=None, device=None, custom_getter=None,
+                 auxiliary_name_scope=True, *, values=None, constraint=None) -> None:  # fmt: skip
+        self._saved = None
+        self._name = name_or_scope
+        self._reuse = reuse
+
+    def __enter__(self) -> EmptyScope:
+        self._saved = (self._name, self._reuse)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._saved = None
+
+
+def mlp_empty_scopes(x: torch.Tensor) -> torch.Tensor:
+    """mlp_without_scopes() with an EmptyScope where mlp() enters its variable scopes."""
+    for i in range(DEPTH):
+        with EmptyScope(f"layer{i}"):
+            w = ts.get_variable(f"layer{i}/w", [WIDTH, WIDTH])
+            b = ts.get_variable(f"layer{i}/b", [WIDTH], initializer=ZEROS)
+            x = F.linear(x, w, b)
+            if i < DEPTH - 1:
+                x = F.relu(x)
+    return x
+
+
+def scope_entry_share(rounds: int, calls: int) -> dict[str, float]:
+    """The training step of (4), each variant's median over the plain module's: the
+    ScopedModule, the same variables and get_variable calls without the four
+    variable_scope entries, and with an empty context manager in their place. Says how
+    much of the step's gap the scope entries make."""
+    scoped, plain, x = built_mlp()
+    y = torch.randn(BATCH, WIDTH)
+    variants: dict[str, nn.Module] = {"plain": plain, "scoped": scoped}
+    for name, fn in (("no scope entries", mlp_without_scopes),
+                     ("empty context managers", mlp_empty_scopes)):  # fmt: skip
+        module = ts.ScopedModule(fn, name="mlp")
+        module.load_state_dict(scoped.state_dict())  # made from the checkpoint: the same values
+        check_same(module(x), scoped(x), name)
+        variants[name] = module
+
+    def step_of(model: nn.Module):
+        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+        def step() -> None:
+            loss = F.mse_loss(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        return step
+
+    times = median_times({name: step_of(m) for name, m in variants.items()}, rounds, calls)
+    return {name: t / times["plain"] for name, t in times.items() if name != "plain"}
+
+
 def breakdown(calls: int) -> list[tuple[str, float]]:
     """Microseconds per operation of the adapter's per-call work."""
 
@@ -397,6 +474,10 @@ def main() -> None:
     diff = [a - b for a, b in zip(phases["scoped"], phases["plain"], strict=True)]
     widths = (10, 16, 10, 11)
     print(f"  {'diff':<8}" + "".join(f"{v:>+{w}.2f}" for v, w in zip(diff, widths, strict=True)))
+    print()
+    print("training step (4) without the scope entries (median / plain module's):")
+    for name, ratio in scope_entry_share(rounds, max(1, calls // 4)).items():
+        print(f"  {name:<44}{ratio:>8.3f}")
     print()
     print("where the time goes (us per operation, medians):")
     for name, us in breakdown(50 if args.quick else 2000):
