@@ -334,6 +334,27 @@ def test_torch_function_modes_and_subclasses_see_the_op():
 
 
 @needs_op
+def test_dispatch_modes_see_the_op_of_the_c_call():
+    """Dispatcher-level Python (a TorchDispatchMode, as FlopCounterMode and FakeTensor use)
+    sees the op called from C as it sees the OpOverload call."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    seen = []
+
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            seen.append(func)
+            return func(*args, **(kwargs or {}))
+
+    x, w, b = _conv_args()
+    expected = ts.ops.conv2d_bias_relu(x, w, b, 1, 1, groups=2)
+    with Record():
+        out = _fastpaths.conv2d_bias_relu(x, w, b, *ONES, 2)
+    assert torch.ops.torchscope.conv2d_bias_relu.default in seen
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+
+
+@needs_op
 def test_conv2d_bias_relu_c_call_raises_the_ops_errors():
     x, w, b = _conv_args()
     op = torch.ops.torchscope.conv2d_bias_relu.default

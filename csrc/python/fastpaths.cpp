@@ -195,8 +195,10 @@ PyObject* conv2d_bias_relu(PyObject* /*module*/, PyObject* const* args, Py_ssize
   static const auto op = c10::Dispatcher::singleton()
                              .findSchemaOrThrow("torchscope::conv2d_bias_relu", "")
                              .typed<ConvFn>();
-  const at::Tensor& input = THPVariable_Unpack(args[0]);
-  const at::Tensor& weight = THPVariable_Unpack(args[1]);
+  // Copies (a reference count each), not references into the Python objects: another
+  // thread may rebind `x.data` while the GIL is released.
+  const at::Tensor input = THPVariable_Unpack(args[0]);
+  const at::Tensor weight = THPVariable_Unpack(args[1]);
   std::optional<at::Tensor> bias;
   if (bias_obj != Py_None) {
     bias = THPVariable_Unpack(bias_obj);
