@@ -98,6 +98,10 @@ def test_same_shape_edge_cases():
 
 
 @needs_compiled
+@pytest.mark.skipif(
+    os.environ.get("TORCHSCOPE_DISABLE_NATIVE") == "1",
+    reason="TORCHSCOPE_DISABLE_NATIVE=1: torchscope uses the Python versions by request",
+)
 def test_get_variable_uses_the_c_versions():
     assert _fastpath.compiled
     assert _fastpath.same_shape is _fastpaths.same_shape
