@@ -293,7 +293,9 @@ def test_compile_fullgraph_no_graph_breaks():
     grads = torch.autograd.grad(out.square().sum(), (x, w, b))
     want = torch.autograd.grad(expected.square().sum(), (x, w, b))
     for got, exp in zip(grads, want, strict=True):
-        torch.testing.assert_close(got, exp)
+        # Without the extension, inductor compiles the fallback's conv + relu itself, and
+        # its float32 gradient sums differ from eager's by up to about 2e-5.
+        torch.testing.assert_close(got, exp, rtol=1e-4, atol=1e-4)
 
 
 def test_compile_channels_last_with_dynamic_shapes():
