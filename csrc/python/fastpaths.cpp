@@ -1,11 +1,12 @@
 // torchscope._fastpaths: what the paths every forward call takes spend most on, in C.
 //
-// Each has a Python twin that says exactly the same (a test compares them) and that
-// torch.compile traces in its place; torchscope/_native.py picks this module when it
-// was built. It reads tensors through torch's Python bindings (THPVariable), so
+// Each has a Python twin that gives the same answers (conv2d_bias_relu: the same result
+// wherever the C version does not hand the call back with NotImplemented); tests
+// compare them, and torch.compile traces the twin in the C version's place.
+// torchscope/_fastpath.py picks this module when it was built. It reads tensors through torch's Python bindings (THPVariable), so
 // unlike torchscope._C it is not built against the limited API.
 //
-// same_shape (get_variable's reuse path; twin: torchscope._checks.same_shape).
+// same_shape (get_variable's reuse path; twin: torchscope._fastpath.same_shape_py).
 // When get_variable is given a shape it must check it against the variable's. In
 // Python that is `found.shape == tuple(shape)`: a torch.Size and a tuple built and
 // compared on every call, about 100 ns hot and several times that in a training
@@ -14,7 +15,7 @@
 // shape is plain ints. A False answer is not an error: get_variable then takes its
 // full path, which raises the error that names the variable.
 //
-// cached_scope (variable_scope's entry; twin: torchscope._variable_scope.cached_scope).
+// cached_scope (variable_scope's entry; twin: torchscope._fastpath.cached_scope_py).
 // Re-entering a scope hands out the VariableScope cached by the last entry, but only
 // when nothing else holds it: TensorFlow makes a new scope object on every entry, so
 // one that a caller kept (`with variable_scope("a") as s`) or that is open must not
@@ -22,8 +23,8 @@
 // The cache's dict then holds the only reference: the refcount is exactly 1 here,
 // where no interpreter stack or local of the caller holds one yet.
 //
-// conv2d_bias_relu (ts.ops.conv2d_bias_relu's eager call; twin: a call of
-// torch.ops.torchscope.conv2d_bias_relu.default). The op's Python entry point,
+// conv2d_bias_relu (ts.ops.conv2d_bias_relu's eager call; twin:
+// torchscope._fastpath.conv2d_bias_relu_py). The op's Python entry point,
 // OpOverload.__call__, boxes every argument into an IValue stack and runs Python on
 // the way: about 1 us per call, which a small convolution notices (bench/conv.py's
 // case (s)). Here the arguments go to the op's typed, unboxed kernel call, as torch's
