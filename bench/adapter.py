@@ -204,22 +204,25 @@ def figure_compiled(rounds: int, calls: int) -> dict[str, list[float]]:
         )
 
 
+def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Any:
+    """One training step of figure (4) as a function: forward, MSE loss, backward, Adam."""
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def step() -> None:
+        loss = F.mse_loss(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return step
+
+
 def figure_train(rounds: int, calls: int) -> dict[str, list[float]]:
     scoped, plain, x = built_mlp()
     y = torch.randn(BATCH, WIDTH)
 
-    def step_of(model: nn.Module):
-        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-
-        def step() -> None:
-            loss = F.mse_loss(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-
-        return step
-
-    return sample_times({"scoped": step_of(scoped), "plain": step_of(plain)}, rounds, calls)
+    steps = {"scoped": train_step(scoped, x, y), "plain": train_step(plain, x, y)}
+    return sample_times(steps, rounds, calls)
 
 
 def guard_counts() -> dict[str, int] | None:
@@ -353,18 +356,8 @@ def scope_entry_share(rounds: int, calls: int) -> dict[str, float]:
         check_same(module(x), scoped(x), name)
         variants[name] = module
 
-    def step_of(model: nn.Module):
-        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-
-        def step() -> None:
-            loss = F.mse_loss(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-
-        return step
-
-    times = median_times({name: step_of(m) for name, m in variants.items()}, rounds, calls)
+    steps = {name: train_step(m, x, y) for name, m in variants.items()}
+    times = median_times(steps, rounds, calls)
     return {name: t / times["plain"] for name, t in times.items() if name != "plain"}
 
 
