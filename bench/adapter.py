@@ -24,9 +24,10 @@ mmap/trim thresholds.
 After the figures, the training step (4) by phase (forward, loss + zero_grad,
 backward, Adam step) for both modules: backward and the step run the same code for
 both, so a difference there is what the forward before it left in the caches. Then
-the same step for two variants of the ScopedModule, against the plain module: its
+the same step for three variants of the ScopedModule, against the plain module: its
 function without the variable_scope entries (the scope names moved into
-get_variable's names), and with an empty context manager in their place. Then
+get_variable's names), with an empty Python context manager in their place, and with
+a context manager written in C (a lock: no Python frames at all). Then
 a breakdown of the adapter's per-call costs (a ScopedModule
 call of an empty function against a plain module's, a variable_scope entry, a
 get_variable on the reuse path) says where the time goes, and the number of guards
@@ -39,6 +40,7 @@ pays beyond the plain module (most of its gap there).
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import os
 import re
@@ -341,16 +343,33 @@ def mlp_empty_scopes(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def mlp_c_scopes(x: torch.Tensor) -> torch.Tensor:
+    """mlp_without_scopes() with a context manager written in C where mlp() enters its
+    variable scopes: a fresh lock per entry (``_thread.allocate_lock()``), made, entered
+    and exited with no Python frame. The floor of any ``with`` entry, however it were
+    implemented."""
+    for i in range(DEPTH):
+        with _thread.allocate_lock():
+            w = ts.get_variable(f"layer{i}/w", [WIDTH, WIDTH])
+            b = ts.get_variable(f"layer{i}/b", [WIDTH], initializer=ZEROS)
+            x = F.linear(x, w, b)
+            if i < DEPTH - 1:
+                x = F.relu(x)
+    return x
+
+
 def scope_entry_share(rounds: int, calls: int) -> dict[str, float]:
     """The training step of (4), each variant's median over the plain module's: the
     ScopedModule, the same variables and get_variable calls without the four
-    variable_scope entries, and with an empty context manager in their place. Says how
-    much of the step's gap the scope entries make."""
+    variable_scope entries, and with an empty context manager (Python) or a context
+    manager written in C in their place. Says how much of the step's gap the scope
+    entries make, and what any `with` entry costs however it is implemented."""
     scoped, plain, x = built_mlp()
     y = torch.randn(BATCH, WIDTH)
     variants: dict[str, nn.Module] = {"plain": plain, "scoped": scoped}
     for name, fn in (("no scope entries", mlp_without_scopes),
-                     ("empty context managers", mlp_empty_scopes)):  # fmt: skip
+                     ("empty context managers", mlp_empty_scopes),
+                     ("C context managers (no frames)", mlp_c_scopes)):  # fmt: skip
         module = ts.ScopedModule(fn, name="mlp")
         module.load_state_dict(scoped.state_dict())  # made from the checkpoint: the same values
         check_same(module(x), scoped(x), name)
@@ -468,7 +487,7 @@ def main() -> None:
     widths = (10, 16, 10, 11)
     print(f"  {'diff':<8}" + "".join(f"{v:>+{w}.2f}" for v, w in zip(diff, widths, strict=True)))
     print()
-    print("training step (4) without the scope entries (median / plain module's):")
+    print("training step (4), the scope entries removed or replaced (median / plain module's):")
     for name, ratio in scope_entry_share(rounds, max(1, calls // 4)).items():
         print(f"  {name:<44}{ratio:>8.3f}")
     print()
