@@ -269,6 +269,30 @@ def test_variance_scaling_errors():
         init.variance_scaling_initializer(scale=-1.0)
 
 
+def test_variance_scaling_distribution_ignores_case():
+    # TensorFlow lower-cases the distribution before checking it.
+    x = init.variance_scaling_initializer(distribution="Uniform", seed=0)((4, 4))
+    y = init.variance_scaling_initializer(distribution="uniform", seed=0)((4, 4))
+    assert torch.equal(x, y)
+    assert init.variance_scaling_initializer(distribution="TRUNCATED_NORMAL").distribution == (
+        "truncated_normal"
+    )
+    with pytest.raises(ValueError, match=r"distribution must be one of .*; got 'gaussian'"):
+        init.variance_scaling_initializer(distribution="Gaussian")
+    with pytest.raises(ValueError, match=r"distribution must be one of .*; got 3"):
+        init.variance_scaling_initializer(distribution=3)
+
+
+@pytest.mark.parametrize("make", [lambda: init.ones_initializer(), lambda: _all_random(seed=1)[0]])
+def test_initializers_accept_and_ignore_partition_info(make):
+    # TensorFlow-1 initializers are called init(shape, dtype=None, partition_info=None).
+    initializer = make()
+    torch.manual_seed(0)
+    with_info = initializer([2, 3], dtype=torch.float32, partition_info=None)
+    torch.manual_seed(0)
+    assert torch.equal(with_info, initializer([2, 3], dtype=torch.float32))
+
+
 @pytest.mark.parametrize(("shape", "fan_sum"), [((5, 5, 32, 32), 1600), ((300, 100), 400)])
 def test_glorot_uniform_limit_uses_tf_fans(shape, fan_sum):
     limit = math.sqrt(6 / fan_sum)

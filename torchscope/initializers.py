@@ -192,9 +192,21 @@ class Initializer:
     _fields: tuple[str, ...] = ()
 
     def __call__(
-        self, shape: ShapeLike, dtype: torch.dtype | None = None, device: DeviceLike = None
+        self,
+        shape: ShapeLike,
+        dtype: torch.dtype | None = None,
+        device: DeviceLike = None,
+        *,
+        partition_info: Any = None,
     ) -> torch.Tensor:
-        """Returns a new tensor of ``shape`` (default dtype and device when ``None``)."""
+        """Returns a new tensor of ``shape`` (default dtype and device when ``None``).
+
+        ``partition_info`` is accepted, and ignored, so that ported code calling
+        TensorFlow's ``init(shape, dtype, partition_info=None)`` runs unchanged.
+
+        >>> ones_initializer()([2], dtype=torch.float32, partition_info=None)
+        tensor([1., 1.])
+        """
         return self._generate(*_resolve(shape, dtype, device))
 
     def _generate(self, dims: tuple[int, ...], dtype: torch.dtype, device: torch.device):
@@ -391,7 +403,7 @@ class VarianceScaling(Initializer):
     ``distribution`` is ``"truncated_normal"`` (or its TF-1 alias ``"normal"``: stddev
     ``sqrt(scale/n) / 0.8796...`` so the truncated result has the wanted variance),
     ``"untruncated_normal"`` (stddev ``sqrt(scale/n)``) or ``"uniform"`` (limit
-    ``sqrt(3*scale/n)``).
+    ``sqrt(3*scale/n)``), in any case (``"Uniform"`` too, as in TensorFlow).
 
     >>> x = variance_scaling_initializer(2.0, "fan_in", "uniform", seed=0)((600, 10))
     >>> bool(x.abs().max() <= 0.1)
@@ -412,6 +424,8 @@ class VarianceScaling(Initializer):
         if not self.scale > 0:
             raise ValueError(f"scale must be a positive number, got {scale!r}")
         self.mode = _check_choice("mode", mode, _MODES)
+        if isinstance(distribution, str):
+            distribution = distribution.lower()  # as TensorFlow: "Uniform" is "uniform"
         self.distribution = _check_choice("distribution", distribution, _DISTRIBUTIONS)
         self.seed = _check_seed(seed)
 
