@@ -535,3 +535,269 @@ def test_jit_trace_of_a_built_module():
     traced = torch.jit.trace(module, x)
     torch.testing.assert_close(traced(x), module(x))
     assert [n for n, _ in traced.named_parameters()] == NAMES
+
+
+# -- first calls from several threads, and from inside the first call ---------------------------
+
+
+def test_concurrent_first_calls_build_once_and_lose_nothing():
+    import threading
+    import time
+
+    def fn(x):
+        w = ts.get_variable("w", [2, 2])
+        time.sleep(0.02)  # the other threads arrive while this call is building
+        v = ts.get_variable("v", [2, 2])
+        return x @ w @ v
+
+    module = ts.ScopedModule(fn, name="m")
+    barrier = threading.Barrier(4)
+    results, errors = [], []
+
+    def call():
+        barrier.wait()
+        try:
+            results.append(module(torch.ones(1, 2)))
+        except Exception as error:  # pragma: no cover - the failure this test guards against
+            errors.append(error)
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert module.built and list(module.store) == ["m/w", "m/v"]
+    for out in results[1:]:
+        torch.testing.assert_close(out, results[0])
+
+
+def test_a_module_that_calls_itself_on_its_first_call():
+    def tree(x, depth=2):
+        w = ts.get_variable("w", [2, 2])
+        if depth == 0:
+            return x @ w
+        return module(x @ w, depth=depth - 1) + x
+
+    module = ts.ScopedModule(tree, name="R")
+    out = module(torch.ones(1, 2))
+    assert module.built and list(module.store) == ["R/w"]
+    torch.testing.assert_close(module(torch.ones(1, 2)), out)
+
+
+def test_data_parallel_of_a_module_not_yet_called_says_to_call_it_first():
+    module = ts.ScopedModule(mlp, name="mlp")
+    with pytest.raises(RuntimeError, match=r"call it once.*before wrapping it in nn\.DataParallel"):
+        module._replicate_for_data_parallel()
+    module(torch.randn(2, 8))
+    assert list(module._replicate_for_data_parallel().store) == NAMES
+
+
+# -- torch.func.functional_call before the first call ---------------------------------------------
+
+
+def test_functional_call_before_the_first_call_is_refused_and_changes_nothing():
+    from torch.func import functional_call
+
+    module = ts.ScopedModule(mlp, name="mlp")
+    x = torch.randn(2, 8)
+    params = {name: torch.zeros(()) for name in NAMES}
+    with pytest.raises(
+        RuntimeError, match=r"given tensors for \['mlp/layer0/w'.*Call the module once"
+    ):
+        functional_call(module, params, (x,))
+    assert not module.built and len(module.store) == 0
+    assert not any("/" in key for key in module.__dict__)
+    module(x)  # the module still builds normally
+    reference = built(x=x)
+    reference.load_state_dict(module.state_dict())
+    zeros = {name: torch.zeros_like(p) for name, p in module.named_parameters()}
+    assert functional_call(module, zeros, (x,)).abs().sum() == 0
+
+
+def test_functional_call_before_the_first_call_of_an_unnamed_module():
+    from torch.func import functional_call
+
+    module = ts.ScopedModule(lambda x: x * ts.get_variable("scale", initializer=[2.0]))
+    with pytest.raises(RuntimeError, match=r"given tensors for \['scale'\]"):
+        functional_call(module, {"scale": torch.tensor([5.0])}, (torch.ones(1),))
+    assert not module.built and len(module.store) == 0
+    torch.testing.assert_close(module(torch.ones(1)), torch.tensor([2.0]))
+
+
+# -- checkpoints loaded before the first call ------------------------------------------------------
+
+
+def with_extras(x):
+    w = ts.get_variable(
+        "w",
+        [2, 2],
+        regularizer=lambda v: v.pow(2).sum(),
+        constraint=lambda v: v.clamp(-0.1, 0.1),
+    )
+    mean = ts.get_variable("moving_mean", [2], trainable=False, initializer=ts.zeros_initializer())
+    return x @ w + mean
+
+
+def test_load_before_the_first_call_keeps_trainable_regularizer_and_constraint():
+    source = built(with_extras, name="m", x=torch.ones(1, 2))
+    fresh = ts.ScopedModule(with_extras, name="m")
+    fresh.load_state_dict(source.state_dict())
+    fresh(torch.ones(1, 2))
+    for module in (source, fresh):
+        store = module.store
+        assert not store["m/moving_mean"].requires_grad and store["m/w"].requires_grad
+        assert list(store._trainable) == ["m/w"]
+        with store.as_default():
+            assert [ts.name_of(v) for v in ts.trainable_variables()] == ["m/w"]
+            assert len(ts.regularization_losses()) == 1
+        assert list(store._constraints) == ["m/w"]
+    assert "trainable" in ts.summary(fresh) and "moving_mean" in ts.summary(fresh)
+
+
+def test_load_before_the_first_call_lets_the_optimizer_be_built_first():
+    x = torch.randn(4, 8)
+    source = built(x=x)
+    opt = torch.optim.Adam(source.parameters(), lr=0.1)
+    torch.nn.functional.mse_loss(source(x), torch.zeros(4, 1)).backward()
+    opt.step()
+    fresh = ts.ScopedModule(mlp, name="mlp")
+    fresh.load_state_dict(source.state_dict())
+    fresh_opt = torch.optim.Adam(fresh.parameters(), lr=0.1)  # before the first call
+    fresh_opt.load_state_dict(copy.deepcopy(opt.state_dict()))  # as if from torch.load
+    torch.testing.assert_close(fresh(x), source(x), rtol=0, atol=0)
+    for o in (opt, fresh_opt):
+        o.zero_grad()
+    for module, o in ((source, opt), (fresh, fresh_opt)):
+        torch.nn.functional.mse_loss(module(x), torch.zeros(4, 1)).backward()
+        o.step()
+    torch.testing.assert_close(fresh(x), source(x))
+
+
+def test_load_before_the_first_call_drops_variables_the_call_does_not_ask_for():
+    x = torch.randn(2, 8)
+    state = built(x=x).state_dict()
+    state["mlp/layer9/zzz"] = torch.zeros(3)
+    for strict in (True, False):
+        fresh = ts.ScopedModule(mlp, name="mlp")
+        fresh.load_state_dict(state, strict=strict)
+        with pytest.warns(UserWarning, match=r"held \['mlp/layer9/zzz'\].*dropped"):
+            fresh(x)
+        assert list(fresh.store) == NAMES and [n for n, _ in fresh.named_parameters()] == NAMES
+
+
+def test_load_before_the_first_call_into_a_subclass_with_its_own_parameter():
+    class Scaled(ts.ScopedModule):
+        def __init__(self):
+            super().__init__(name="net")
+            self.temp = nn.Parameter(torch.full((1,), 2.0))
+
+        def forward(self, x):
+            return (x @ ts.get_variable("w", [2, 2])) / self.temp
+
+    x = torch.ones(1, 2)
+    source = Scaled()
+    source(x)
+    with torch.no_grad():
+        source.temp.fill_(4.0)
+    fresh = Scaled()
+    fresh.load_state_dict(source.state_dict())
+    torch.testing.assert_close(fresh(x), source(x), rtol=0, atol=0)
+    assert fresh.temp.item() == 4.0
+    assert ts.name_of(fresh.temp) == "temp" and "temp" in fresh.store._trainable
+    assert [n for n, _ in fresh.named_parameters()] == ["temp", "net/w"]
+
+
+# -- conversions before the first call -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("convert", "dtype"),
+    [
+        (lambda m: m.double(), torch.float64),
+        (lambda m: m.to(torch.bfloat16), torch.bfloat16),
+        (lambda m: m.half().float(), torch.float32),
+        (lambda m: m.to("meta").to(torch.float64), torch.float64),
+    ],
+)
+def test_conversion_before_the_first_call_applies_to_the_variables_it_makes(convert, dtype):
+    def fn(x):
+        step = ts.get_variable("step", [], dtype=torch.int64, trainable=False)
+        return x @ ts.get_variable("w", [8, 2]) + step
+
+    module = convert(ts.ScopedModule(fn, name="m"))
+    device = "meta" if "meta" in repr(convert.__code__.co_consts) else "cpu"
+    out = module(torch.ones(3, 8, dtype=dtype, device=device))
+    assert out.dtype == dtype and out.device.type == device
+    assert module.store["m/w"].dtype == dtype and module.store["m/w"].requires_grad
+    assert module.store["m/step"].dtype == torch.int64
+    assert all(p.device.type == device for p in module.parameters())
+    assert module.store._conversion is None  # built: later conversions act on the variables
+
+
+def test_conversion_before_the_first_call_survives_copies_and_pickling():
+    module = ts.ScopedModule(mlp, name="mlp").double()
+    buffer = io.BytesIO()
+    torch.save(module, buffer)
+    buffer.seek(0)
+    for other in (copy.deepcopy(module), torch.load(buffer, weights_only=False)):
+        assert other(torch.randn(2, 8, dtype=torch.float64)).dtype == torch.float64
+
+
+def test_conversion_then_load_before_the_first_call():
+    x = torch.randn(2, 8)
+    source = built(x=x)
+    fresh = ts.ScopedModule(mlp, name="mlp").double()
+    fresh.load_state_dict(source.state_dict())
+    assert all(p.dtype == torch.float64 for p in fresh.parameters())
+    torch.testing.assert_close(fresh(x.double()), source(x).double())
+
+
+# -- requires_grad_ ---------------------------------------------------------------------------
+
+
+def test_requires_grad_leaves_non_trainable_and_integer_variables_frozen():
+    def fn(x):
+        step = ts.get_variable("step", [], dtype=torch.int64, trainable=False)
+        mean = ts.get_variable("mean", [2], trainable=False, initializer=ts.zeros_initializer())
+        return x @ ts.get_variable("w", [2, 2]) + mean + step
+
+    module = built(fn, name="m", x=torch.ones(1, 2))
+    module.requires_grad_(False)
+    assert not any(p.requires_grad for p in module.parameters())
+    module.requires_grad_(True)
+    assert {n for n, p in module.named_parameters() if p.requires_grad} == {"m/w"}
+
+
+def test_requires_grad_reaches_plain_submodules():
+    class WithLinear(ts.ScopedModule):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(2, 2)
+
+        def forward(self, x):
+            return self.linear(x) * ts.get_variable("s", [1])
+
+    module = WithLinear()
+    module(torch.ones(1, 2))
+    module.requires_grad_(False)
+    assert not any(p.requires_grad for p in module.parameters())
+    module.requires_grad_()
+    assert all(p.requires_grad for p in module.parameters())
+
+
+def test_summary_uses_are_blank_for_parameters_get_variable_does_not_hand_out():
+    class WithLinear(ts.ScopedModule):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(2, 2)
+
+        def forward(self, x):
+            return self.linear(x) * ts.get_variable("s", [1])
+
+    module = WithLinear()
+    module(torch.ones(1, 2))
+    rows = ts.summary(module, inputs=(torch.ones(1, 2),)).splitlines()
+    row = {line.split()[0]: line.split() for line in rows[1:-1]}
+    assert row["s"][-1] == "1"
+    assert row["linear.weight"][-1] == "4" and row["linear.bias"][-1] == "2"  # params, no uses

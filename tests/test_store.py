@@ -494,3 +494,33 @@ def test_failed_call_leaves_the_store_unchanged(case):
             call()
         assert ts.get_variable_scope() is scope_before
         assert_same(snapshot(store), before)
+
+
+def test_a_regularizer_that_cannot_run_fails_at_creation_naming_the_variable(ts_store):
+    with pytest.raises(
+        TypeError, match=r"regularizer .* of variable 'w' failed on the new variable"
+    ):
+        ts.get_variable("w", [2], regularizer=lambda v, extra: 0)
+    assert "w" not in ts_store and ts.regularization_losses() == []
+    ts.get_variable("ok", [2], regularizer=lambda v: v.sum())
+    assert len(ts.regularization_losses()) == 1
+
+
+def test_a_subclass_parameter_is_a_variable_with_the_stores_bookkeeping():
+    class Scaled(ts.ScopedModule):
+        def __init__(self):
+            super().__init__()
+            self.temp = nn.Parameter(torch.ones(1))
+            self.frozen = nn.Parameter(torch.ones(1), requires_grad=False)
+
+        def forward(self, x):
+            return x * ts.get_variable("w", [1]) / self.temp
+
+    module = Scaled()
+    module(torch.ones(1))
+    store = module.store
+    assert list(store) == ["temp", "frozen", "w"]
+    assert ts.name_of(module.temp) == "temp"
+    assert [ts.name_of(v) for v in store.trainable_variables()] == ["temp", "w"]
+    rows = {line.split()[0]: line.split() for line in ts.summary(store).splitlines()[1:-1]}
+    assert rows["temp"][4] == "yes" and rows["frozen"][4] == "no"

@@ -30,7 +30,7 @@ from torch.nn.modules import module as _nn_module
 
 from . import _naming
 from ._state import _THREAD, Context, pop, profiling, push
-from ._variable_scope import AUTO_REUSE, _fresh_root, _root_scope
+from ._variable_scope import AUTO_REUSE, VariableScope, _fresh_root, _root_scope
 from .scopes import variable_scope
 from .store import (
     _NAME_ATTR,
@@ -74,7 +74,9 @@ class ScopedModule(nn.Module):
         self._fn = fn
         self._scope_name = name
         self._built = False
-        self._loaded: set[str] | None = None
+        self._building = False  # the first call is running (a call inside it is part of it)
+        self._build_getter: Callable | None = None
+        self._loaded: set[str] | None = None  # made from a checkpoint, not yet asked for
 
     # A variable may be named "training": see store.py.
     __delattr__ = _delattr_beside_variables
@@ -97,7 +99,42 @@ class ScopedModule(nn.Module):
             return
         _setattr_beside_variables(self, name, value)
 
+    def register_parameter(self, name: str, param: nn.Parameter | None) -> None:
+        # A subclass's own nn.Parameter (self.scale = nn.Parameter(...)) lands in the store's
+        # dict: it becomes a variable of that name, with the store's bookkeeping.
+        super().register_parameter(name, param)
+        if param is not None:
+            self.store._adopt(name, param)
+
+    def _apply(self, fn: Callable, recurse: bool = True) -> ScopedModule:
+        # .to(), .double(), .half(), .cuda()... before the first call: the variables that call
+        # makes get the same conversion (as a lazy module's uninitialized parameters do).
+        if not self._built:
+            conversion = self.store._conversion or _Conversion()
+            conversion.then(fn)
+            self.store._conversion = conversion
+        return super()._apply(fn, recurse)
+
+    def requires_grad_(self, requires_grad: bool = True) -> ScopedModule:
+        """As ``nn.Module.requires_grad_``, except that variables made with
+        ``trainable=False`` (and integer or bool ones, which cannot have gradients) are
+        left frozen when ``requires_grad`` is True: unfreezing a model does not make its
+        moving averages or step counters trainable."""
+        trainable = self.store._trainable
+        for name, param in self._parameters.items():
+            if param is not None and (not requires_grad or name in trainable):
+                param.requires_grad_(requires_grad)
+        for child in self.children():
+            child.requires_grad_(requires_grad)
+        return self
+
     def _replicate_for_data_parallel(self) -> ScopedModule:
+        if not self._built:
+            raise RuntimeError(
+                f"ScopedModule {self._describe()} has not made its variables yet: call it once "
+                "on an example input before wrapping it in nn.DataParallel (the replicas share "
+                "the variables its first call makes)."
+            )
         replica = super()._replicate_for_data_parallel()
         # The replica's own _parameters is empty: remember the names its copies come under.
         replica.__dict__["_replicated_names"] = frozenset(self._parameters)
@@ -157,7 +194,7 @@ class ScopedModule(nn.Module):
                 pop(context, previous)  # raises: a context opened inside is still open
             slot[0] = previous
 
-    def _run(self, reuse: Any, args: tuple, kwargs: dict) -> Any:
+    def _run(self, reuse: Any, args: tuple, kwargs: dict, getter: Callable | None = None) -> Any:
         # A data-parallel replica (torch.nn.parallel.replicate) holds its copies of the
         # parameters as plain attributes, listed in _former_parameters: hand out those.
         params = self.__dict__.get("_former_parameters") or self._parameters
@@ -168,7 +205,10 @@ class ScopedModule(nn.Module):
             opened = None
         # Eager calls share a cached root, so the scopes entered under it come from its cache;
         # a traced call starts from a fresh one (the shared one's caches would become guards).
-        if is_compiling() or self._compiled_call_impl is not None:
+        if getter is not None:  # the first call after a checkpoint was loaded (see _build)
+            ns = name + "/" if name else ""
+            scope = VariableScope(reuse, name or "", custom_getter=getter, name_scope=ns)
+        elif is_compiling() or self._compiled_call_impl is not None:
             scope = _fresh_root(reuse, name)
         else:
             scope = _root_scope(reuse, name)
@@ -188,27 +228,92 @@ class ScopedModule(nn.Module):
             pop(context, previous)
 
     def _first_call(self, args: tuple, kwargs: dict) -> Any:
+        # One thread builds; the others wait, then reuse what it made. A call of this module
+        # inside its own first call (recursion) is part of the build: it reuses what exists
+        # so far and makes what is missing.
+        with self.store._build_lock:
+            if not self._built:
+                if self._building:
+                    return self._run(AUTO_REUSE, args, kwargs, self._build_getter)
+                return self._build(args, kwargs)
+        return self(*args, **kwargs)  # another thread built it while this one waited
+
+    def _build(self, args: tuple, kwargs: dict) -> Any:
         store = self.store
+        self._refuse_substitutes(())
         before = set(store._parameters)
         loaded = self._loaded
+        getter = None if loaded is None else self._claiming_getter(loaded)
+        self._building, self._build_getter = True, getter
         try:
-            result = self._run(None if loaded is None else AUTO_REUSE, args, kwargs)
+            result = self._run(None if loaded is None else AUTO_REUSE, args, kwargs, getter)
+            created = [n for n in store._parameters if n not in before]
+            self._refuse_substitutes(created)
+            unused = [n for n in store._parameters if loaded and n in loaded]
         except BaseException:
             store._forget(set(store._parameters) - before)  # a failed call leaves nothing behind
             raise
+        finally:
+            self._building, self._build_getter = False, None
+        if loaded is not None:
+            self._report_checkpoint_use(created, unused)
         self._built = True
         store._frozen = f"ScopedModule {self._describe()}" if self._scope_name else self._describe()
-        if loaded is not None:
-            self._report_checkpoint_use(before)
+        store._conversion = None
         return result
 
-    def _report_checkpoint_use(self, loaded: set[str]) -> None:
-        new = [n for n in self.store._parameters if n not in loaded]
-        if new:
+    def _claiming_getter(self, loaded: set[str]) -> Callable:
+        """The root scope's custom getter for the first call after a checkpoint was loaded:
+        each variable made from the checkpoint takes what the ``get_variable`` call that
+        first asks for it says (trainable, regularizer, constraint), as if the call had made
+        it and the checkpoint had been loaded afterwards."""
+        store = self.store
+
+        def claim(getter: Callable, name: str, *args: Any, **kwargs: Any) -> Any:
+            variable = getter(name, *args, **kwargs)
+            if name in loaded and store._parameters.get(name) is variable:
+                store._claim(
+                    name,
+                    variable,
+                    kwargs.get("trainable"),
+                    kwargs.get("regularizer"),
+                    kwargs.get("constraint"),
+                )
+                loaded.discard(name)
+            return variable
+
+        return claim
+
+    def _refuse_substitutes(self, created: list[str]) -> None:
+        """Raises if tensors were put in the place of this module's variables before it made
+        them (``torch.func.functional_call`` before the first call): they would be ignored."""
+        attrs = self.__dict__
+        held = [n for n, v in attrs.items() if isinstance(v, torch.Tensor) and "/" in n]
+        held += [n for n in created if isinstance(attrs.get(n), torch.Tensor) and n not in held]
+        if held:
+            raise RuntimeError(
+                f"ScopedModule {self._describe()} was given tensors for {held} (by "
+                "torch.func.functional_call or setattr) before its first call made its "
+                "variables, so they would be ignored. Call the module once on an example "
+                "input first; then functional_call substitutes them."
+            )
+
+    def _report_checkpoint_use(self, created: list[str], unused: list[str]) -> None:
+        if created:
             warnings.warn(
                 f"ScopedModule {self._describe()}: the state dict loaded before the first call "
-                f"lacked {new}; they were initialized fresh.",
-                stacklevel=3,
+                f"lacked {created}; they were initialized fresh.",
+                stacklevel=4,
+            )
+        if unused:
+            # load_state_dict's strict flag does not reach the module (nn.Module checks keys
+            # after loading), and the names are known only now: a warning, whatever strict was.
+            self.store._forget(unused)
+            warnings.warn(
+                f"ScopedModule {self._describe()}: the state dict loaded before the first call "
+                f"held {unused}, which the call did not ask for; they were dropped. (Loaded "
+                "after the first call, load_state_dict reports such keys itself.)",
+                stacklevel=4,
             )
         self._loaded = None
 
@@ -230,34 +335,42 @@ class ScopedModule(nn.Module):
         unexpected_keys: list[str],
         error_msgs: list[str],
     ) -> None:
-        if not self._built and not self._parameters:
+        if not self._built:
             self._create_from_checkpoint(state_dict, prefix)
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )
 
     def _create_from_checkpoint(self, state_dict: dict[str, Any], prefix: str) -> None:
-        """Loading before the first call: the variables are made from the checkpoint, and
-        the first call reuses them (any it asks for that are missing are made fresh, with
-        a warning)."""
-        names = [
-            key[len(prefix) :]
-            for key in state_dict
-            if key.startswith(prefix) and "." not in key[len(prefix) :]
-        ]
-        if not names:
-            return
+        """Loading before the first call: the variables are made from the checkpoint (so an
+        optimizer can be built, and its state loaded, before the first call), and the first
+        call claims them: each takes what the ``get_variable`` call that asks for it says
+        (trainable, regularizer, constraint; see ``_claiming_getter``). Variables the call
+        asks for that the checkpoint lacks are made fresh, and ones it holds that the call
+        does not ask for are dropped, each with a warning."""
         store = self.store
+        names = []
+        for key, value in state_dict.items():
+            name = key[len(prefix) :]
+            if (
+                key.startswith(prefix)
+                and "." not in name
+                and isinstance(value, torch.Tensor)
+                and name not in self._parameters
+                and name not in self._buffers
+            ):
+                names.append(name)
         for name in names:
             _naming.check_variable_name(name)
         for name in names:
             value = state_dict[prefix + name]
-            if not isinstance(value, torch.Tensor):
-                continue
             grad = value.is_floating_point() or value.is_complex()
             param = nn.Parameter(torch.empty_like(value), requires_grad=grad)
+            if store._conversion is not None:
+                param = store._conversion.apply(param)
             store._insert(name, param, trainable=grad)
-        self._loaded = set(store._parameters)
+        if names:
+            self._loaded = (self._loaded or set()) | set(names)
 
     def extra_repr(self) -> str:
         fn = getattr(self._fn, "__name__", None)
@@ -266,6 +379,67 @@ class ScopedModule(nn.Module):
             parts.append(f"name={self._scope_name!r}")
         parts.append(f"variables={len(self._parameters)}")
         return ", ".join(parts)
+
+
+# The dtypes a conversion is worked out for (what get_variable makes).
+_DTYPES = (
+    torch.float16,
+    torch.bfloat16,
+    torch.float32,
+    torch.float64,
+    torch.complex64,
+    torch.complex128,
+    torch.uint8,
+    torch.int8,
+    torch.int16,
+    torch.int32,
+    torch.int64,
+    torch.bool,
+)
+
+
+class _Conversion:
+    """What ``.to()``, ``.double()``, ``.half()``, ``.cuda()``... did to a ScopedModule
+    before its first call, for the variables that call will make: for each dtype, the
+    dtype and device a tensor of that dtype ends up with (device None: where it was
+    made). Worked out by running each conversion on empty tensors, so it is plain data
+    that pickles and copies with the module.
+
+    >>> c = _Conversion(); c.then(lambda t: t.double() if t.is_floating_point() else t)
+    >>> w, step = torch.nn.Parameter(torch.ones(2)), torch.ones(2, dtype=torch.int64)
+    >>> c.apply(w).dtype, c.apply(step).dtype
+    (torch.float64, torch.int64)
+    """
+
+    __slots__ = ("table",)
+
+    def __init__(self) -> None:
+        self.table: dict[torch.dtype, tuple[torch.dtype, torch.device | None]] = {}
+
+    def then(self, fn: Callable[[torch.Tensor], Any]) -> None:
+        """Adds ``fn`` (what ``nn.Module._apply`` runs on each tensor) after the others."""
+        table = {}
+        for dtype in _DTYPES:
+            before, device = self.table.get(dtype, (dtype, None))
+            probe = torch.empty(0, dtype=before, device="cpu" if device is None else device)
+            out = fn(probe)
+            if not isinstance(out, torch.Tensor):
+                out = probe
+            moved = device is not None or out.device != probe.device
+            table[dtype] = (out.dtype, out.device if moved else None)
+        self.table = table
+
+    def apply(self, param: torch.Tensor) -> torch.Tensor:
+        """``param`` converted (the same object when nothing changes)."""
+        dtype, device = self.table.get(param.dtype, (param.dtype, None))
+        if dtype == param.dtype and (device is None or device == param.device):
+            return param
+        with torch.no_grad():
+            value = param.detach().to(
+                device=param.device if device is None else device, dtype=dtype
+            )
+        grad = param.requires_grad and (value.is_floating_point() or value.is_complex())
+        return nn.Parameter(value, requires_grad=grad)
 
 
 def check_optimizer(optimizer: torch.optim.Optimizer, module: nn.Module) -> None:

@@ -109,10 +109,14 @@ class VariableStore(nn.ParameterDict):
         self._created_at: dict[str, str] = {}
         self._collections: dict[str, list[Any]] = {}
         self._frozen: str | None = None
+        # Set by a ScopedModule converted (.to(), .double(), ...) before its first call: the
+        # conversion its new variables get as they are made (see module.py, _Conversion).
+        self._conversion: Any = None
         self._init_local()
 
     def _init_local(self) -> None:
         self._lock = threading.RLock()
+        self._build_lock = threading.RLock()  # a ScopedModule's first call holds it
         self._local = _ThreadContext(weakref.ref(self))
         _LIVE_STORES.add(self)
 
@@ -121,6 +125,7 @@ class VariableStore(nn.ParameterDict):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.pop("_lock", None)
+        state.pop("_build_lock", None)
         state.pop("_local", None)
         return state
 
@@ -243,10 +248,59 @@ class VariableStore(nn.ParameterDict):
                     )
                 return _check_reused(name, found, shape, dtype)
             param, trainable = make_parameter(name, shape, dtype, initializer, trainable, device)
+            if self._conversion is not None:
+                param = self._conversion.apply(param)
             regularizer = _check_hook(regularizer, "regularizer", name)
             constraint = _check_hook(constraint, "constraint", name)
+            if regularizer is not None:
+                _try_regularizer(regularizer, name, param)
             self._insert(name, param, trainable, regularizer, constraint, _caller())
         return param
+
+    def _adopt(self, name: str, param: nn.Parameter) -> None:
+        """Bookkeeping for a Parameter that entered ``_parameters`` without ``get_variable``
+        (a ScopedModule subclass's ``self.scale = nn.Parameter(...)``): it is a variable of
+        that name, trainable if it requires grad."""
+        with self._lock:
+            self._keys[name] = None
+            if param.requires_grad:
+                self._trainable[name] = None
+            else:
+                self._trainable.pop(name, None)
+            self._created_at.setdefault(name, _caller())
+            setattr(param, _NAME_ATTR, name)
+
+    def _claim(
+        self,
+        name: str,
+        param: nn.Parameter,
+        trainable: Any,
+        regularizer: Callable | None,
+        constraint: Callable | None,
+    ) -> None:
+        """Gives a variable made from a checkpoint what the ``get_variable`` call that first
+        asks for it says: trainable or not, its regularizer and constraint (a ScopedModule
+        loaded before its first call; see ``ScopedModule._load_from_state_dict``)."""
+        regularizer = _check_hook(regularizer, "regularizer", name)
+        constraint = _check_hook(constraint, "constraint", name)
+        if trainable is not None and not isinstance(trainable, bool):
+            raise TypeError(
+                f"trainable of variable {name!r} must be a bool, got {describe(trainable)}"
+            )
+        trainable = trainable is not False and (param.is_floating_point() or param.is_complex())
+        if regularizer is not None:
+            _try_regularizer(regularizer, name, param)
+        with self._lock:
+            param.requires_grad_(trainable)
+            if trainable:
+                self._trainable[name] = None
+            else:
+                self._trainable.pop(name, None)
+            if regularizer is not None:
+                self._regularizers[name] = regularizer
+            if constraint is not None:
+                self._constraints[name] = constraint
+            self._created_at[name] = _caller()
 
     def _insert(
         self,
@@ -376,6 +430,25 @@ def _filtered(items: Any, scope: str | None) -> list[Any]:
         if name is not None and re.match(scope, name):
             out.append(item)
     return out
+
+
+def _try_regularizer(regularizer: Callable, name: str, param: torch.Tensor) -> None:
+    """Runs a new variable's regularizer once, as TensorFlow does when it creates the
+    variable, so that a regularizer that cannot run fails here, naming the variable, and
+    not in every later ``ts.regularization_loss()``."""
+    try:
+        with torch.no_grad():
+            regularizer(param)
+    except Exception as error:
+        message = (
+            f"regularizer {describe(regularizer)} of variable {name!r} failed on the new "
+            f"variable: {error}. A regularizer is called as fn(variable) -> loss tensor or None."
+        )
+        try:
+            wrapped = type(error)(message)
+        except Exception:  # an exception type that takes other arguments
+            wrapped = ValueError(message)
+        raise wrapped from error
 
 
 def _check_hook(fn: Any, argument: str, name: str) -> Callable | None:
