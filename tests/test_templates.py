@@ -140,3 +140,36 @@ def test_bad_arguments():
         ts.make_template("x", 3)
     with pytest.raises(ValueError, match=r"make_template name 'a.b' is not valid"):
         ts.make_template("a.b", dense)
+
+
+def test_a_failed_first_module_call_takes_the_templates_variables_back_too():
+    dense = ts.make_template("dense", lambda x: x @ ts.get_variable("w", [2, 2]))
+    fail = [True]
+
+    def fn(x):
+        y = dense(x)
+        if fail[0]:
+            raise RuntimeError("boom")
+        return dense(y)
+
+    module = ts.ScopedModule(fn, name="m")
+    with pytest.raises(RuntimeError, match="boom"):
+        module(torch.ones(1, 2))
+    assert len(module.store) == 0
+    fail[0] = False
+    out = module(torch.ones(1, 2))  # the retry makes the template's variables again
+    assert list(module.store) == ["m/dense/w"] and out.shape == (1, 2)
+    assert [ts.name_of(v) for v in module.store.variables()] == ["m/dense/w"]
+
+
+def test_a_template_that_made_variables_still_pickles():
+    import pickle
+
+    scale = ts.make_template("scale", _scale)
+    scale(torch.ones(1))
+    copied = pickle.loads(pickle.dumps(scale))
+    assert copied.variable_scope_name == "scale/"
+
+
+def _scale(x):
+    return x * ts.get_variable("s", [1])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -54,6 +55,10 @@ class Template:
         self._custom_getter = custom_getter
         self._variable_scope: VariableScope | None = None
         self._variables_created = False
+        # The store the first call made variables in, and the first of them: if that store
+        # loses it (a ScopedModule's failed first call takes its variables back), the
+        # template's next call there makes its variables again.
+        self._made_in: tuple[weakref.ref, str] | None = None
         if create_scope_now:
             context = _state.current()
             scope_name = unique_name or _unique_default(context, context.scope, name)
@@ -67,6 +72,11 @@ class Template:
             ) as scope:
                 self._variable_scope = scope
                 return self._call_func(args, kwargs)
+        if self._made_in is not None:
+            store_ref, first = self._made_in
+            store = _state.current().store
+            if store is store_ref() and first not in store._parameters:
+                self._variables_created, self._made_in = False, None
         reuse = True if self._variables_created else None
         with (
             variable_scope(self._variable_scope, reuse=reuse),
@@ -77,6 +87,7 @@ class Template:
     def _call_func(self, args: tuple, kwargs: dict) -> Any:
         store = _state.current().store
         trainable_before = len(store._trainable)
+        count_before = len(store._parameters)
         result = self._func(*args, **kwargs)
         if self._variables_created and len(store._trainable) != trainable_before:
             new = list(store._trainable)[trainable_before:]
@@ -84,8 +95,17 @@ class Template:
                 f"template {self._name!r} created trainable variable(s) {new} on a call after the "
                 "first; every call must use the variables the first call made."
             )
+        if not self._variables_created:
+            made = list(store._parameters)[count_before:]
+            if made:
+                self._made_in = (weakref.ref(store), made[0])
         self._variables_created = True
         return result
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_made_in"] = None  # a weak reference does not pickle
+        return state
 
     @property
     def name(self) -> str:
