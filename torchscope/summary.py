@@ -49,7 +49,8 @@ def summary(
         inputs, kwargs: example arguments for a module: the module is called once with
             them (under ``torch.no_grad()``) and a ``uses`` column says how many times
             ``get_variable`` returned each variable of its ``ScopedModule`` s in that call
-            (0: a variable the call did not use).
+            (0: a variable the call did not use; blank: a parameter ``get_variable`` does
+            not hand out, such as a plain submodule's weight).
 
     >>> with ts.variable_scope("conv1"):
     ...     _ = ts.get_variable("weights", [5, 5, 3, 8])
@@ -78,7 +79,7 @@ def summary(
     total: 1 variables, 4 parameters (4 trainable, 0 non-trainable)
     """
     counted = inputs is not None or kwargs is not None
-    uses = _count_uses(store_or_module, inputs, kwargs) if counted else None
+    uses, counted_ids = _count_uses(store_or_module, inputs, kwargs) if counted else (None, ())
     rows: list[tuple[str, ...]] = []
     shown: list[str] = []
     total = trainable_total = 0
@@ -101,7 +102,10 @@ def summary(
                 str(param.device),
                 "yes" if trainable else "no",
                 f"{count:,}",
-                "" if uses is None else str(uses.get(id(param), 0)),
+                # Blank for what get_variable does not hand out (a plain submodule's weights).
+                str(uses.get(id(param), 0))
+                if uses is not None and id(param) in counted_ids
+                else "",
             )
         )
     header = ("name", "shape", "dtype", "device", "trainable", "params", "uses")
@@ -138,8 +142,11 @@ class _Uses(dict):
         return found
 
 
-def _count_uses(target: Any, inputs: tuple | None, kwargs: dict | None) -> collections.Counter:
-    """Calls ``target`` once on the example arguments; the uses of each variable, by id."""
+def _count_uses(
+    target: Any, inputs: tuple | None, kwargs: dict | None
+) -> tuple[collections.Counter, set[int]]:
+    """Calls ``target`` once on the example arguments; the uses of each variable, by id,
+    and the ids of the variables counted (those of the ``ScopedModule`` s inside)."""
     from .module import ScopedModule
     from .store import VariableStore
 
@@ -161,6 +168,7 @@ def _count_uses(target: Any, inputs: tuple | None, kwargs: dict | None) -> colle
         )
     uses: collections.Counter = collections.Counter()
     saved = [m.__dict__["_parameters"] for m in modules]
+    counted_ids = {id(p) for params in saved for p in params.values()}
     try:
         for module, params in zip(modules, saved, strict=True):
             module.__dict__["_parameters"] = _Uses(params, uses)
@@ -169,4 +177,5 @@ def _count_uses(target: Any, inputs: tuple | None, kwargs: dict | None) -> colle
     finally:
         for module, params in zip(modules, saved, strict=True):
             module.__dict__["_parameters"] = params
-    return uses
+    counted_ids.update(id(p) for params in saved for p in params.values())  # made by the call
+    return uses, counted_ids
