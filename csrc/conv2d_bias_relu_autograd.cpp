@@ -9,14 +9,25 @@
 // is recorded: conv2d_bias_relu_with_mask, which also gives the relu mask);
 // the backward is the op torchscope::conv2d_bias_relu_backward, called through
 // the dispatcher, so that torch.compile and torch.export record the ops.
+//
+// Double backward: the backward op has no autograd formula of its own. When the
+// backward itself is recorded (create_graph=True, so grad mode is on inside it),
+// it runs as differentiable ATen ops instead: the relu mask unpacked to a bool
+// tensor, where(mask, grad, 0), its sum for the bias, and at::convolution_backward,
+// which has its own double-backward formula. The mask is piecewise constant in the
+// inputs (relu's second derivative is 0), as eager relu's threshold_backward has it.
+#include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
+#include "conv2d_bias_relu.h"
+
 #include <array>
 #include <optional>
 #include <tuple>
+#include <vector>
 
 namespace torchscope {
 namespace {
@@ -52,6 +63,20 @@ const c10::TypedOperatorHandle<BackwardFn>& backward_op() {
   return op;
 }
 
+// The backward op, through the dispatcher: the fused backward that does not record.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> fused_backward(
+    const at::Tensor& grad_output,
+    const at::Tensor& mask,
+    const at::Tensor& input,
+    const at::Tensor& weight,
+    c10::IntArrayRef stride,
+    c10::IntArrayRef padding,
+    c10::IntArrayRef dilation,
+    int64_t groups,
+    std::array<bool, 3> output_mask) {
+  return backward_op().call(grad_output, mask, input, weight, stride, padding, dilation, groups, output_mask);
+}
+
 // The backend kernel (or the fake one), skipping this file's Autograd kernel.
 at::Tensor forward_below_autograd(
     const at::Tensor& input,
@@ -63,6 +88,46 @@ at::Tensor forward_below_autograd(
     int64_t groups) {
   at::AutoDispatchBelowADInplaceOrView below;
   return forward_op().call(input, weight, bias, stride, padding, dilation, groups);
+}
+
+// The relu mask (epilogue.h: bit e % 8 of byte e / 8 for output element e, in the
+// output's memory order) as a bool tensor of the output's shape, in ATen ops.
+at::Tensor unpack_relu_mask(const at::Tensor& mask, const at::Tensor& input, const at::Tensor& weight,
+                            c10::IntArrayRef stride, c10::IntArrayRef padding, c10::IntArrayRef dilation) {
+  const auto [n, c, h, w] = conv2d_output_size(input, weight, stride, padding, dilation);
+  const at::Tensor bit_values =
+      at::tensor(std::vector<uint8_t>{1, 2, 4, 8, 16, 32, 64, 128}, mask.options().device(at::kCPU))
+          .to(mask.device());
+  const at::Tensor bits = at::bitwise_and(mask.unsqueeze(1), bit_values).ne(0).flatten().slice(0, 0, n * c * h * w);
+  if (conv2d_output_memory_format(input, weight) == at::MemoryFormat::ChannelsLast) {
+    return bits.view({n, h, w, c}).permute({0, 3, 1, 2});
+  }
+  return bits.view({n, c, h, w});
+}
+
+// The backward in differentiable ATen ops, for create_graph=True (see the top of
+// the file); the same numbers as conv2d_bias_relu_backward up to summation order.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> differentiable_backward(
+    const at::Tensor& grad_output,
+    const at::Tensor& mask,
+    const at::Tensor& input,
+    const at::Tensor& weight,
+    c10::IntArrayRef stride,
+    c10::IntArrayRef padding,
+    c10::IntArrayRef dilation,
+    int64_t groups,
+    std::array<bool, 3> output_mask) {
+  check_conv2d_bias_relu_backward_args(grad_output, mask, input, weight, stride, padding, dilation, groups);
+  const at::Tensor passed = unpack_relu_mask(mask, input, weight, stride, padding, dilation);
+  const at::Tensor grad_masked = at::where(passed, grad_output, 0);
+  at::Tensor grad_input, grad_weight, grad_bias;
+  if (output_mask[2]) grad_bias = grad_masked.sum({0, 2, 3});
+  if (output_mask[0] || output_mask[1]) {
+    std::tie(grad_input, grad_weight, std::ignore) = at::convolution_backward(
+        grad_masked, input, weight, std::nullopt, stride, padding, dilation, false, {0, 0}, groups,
+        {output_mask[0], output_mask[1], false});
+  }
+  return {grad_input, grad_weight, grad_bias};
 }
 
 class Conv2dBiasRelu : public torch::autograd::Function<Conv2dBiasRelu> {
@@ -100,10 +165,14 @@ class Conv2dBiasRelu : public torch::autograd::Function<Conv2dBiasRelu> {
     // weight, then the bias when there was one.
     const std::array<bool, 3> output_mask{
         ctx->needs_input_grad(0), ctx->needs_input_grad(1), has_bias && ctx->needs_input_grad(2)};
-    auto [grad_input, grad_weight, grad_bias] = backward_op().call(
-        grad_outputs[0], saved[2], saved[0], saved[1], ctx->saved_data["stride"].toIntVector(),
-        ctx->saved_data["padding"].toIntVector(), ctx->saved_data["dilation"].toIntVector(),
-        ctx->saved_data["groups"].toInt(), output_mask);
+    const std::vector<int64_t> stride = ctx->saved_data["stride"].toIntVector();
+    const std::vector<int64_t> padding = ctx->saved_data["padding"].toIntVector();
+    const std::vector<int64_t> dilation = ctx->saved_data["dilation"].toIntVector();
+    const int64_t groups = ctx->saved_data["groups"].toInt();
+    // Grad mode is on inside a backward only when it is recorded (create_graph=True).
+    auto backward = c10::GradMode::is_enabled() ? &differentiable_backward : &fused_backward;
+    auto [grad_input, grad_weight, grad_bias] =
+        backward(grad_outputs[0], saved[2], saved[0], saved[1], stride, padding, dilation, groups, output_mask);
     // One gradient per forward argument; none for the integer arguments.
     return {grad_input, grad_weight, grad_bias, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }

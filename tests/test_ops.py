@@ -241,6 +241,67 @@ def test_gradcheck_float64(geometry, layout):
     )
 
 
+@pytest.mark.parametrize(
+    "geometry",
+    [
+        dict(stride=1, padding=1, dilation=1, groups=1, bias=True),
+        dict(stride=2, padding=(0, 1), dilation=(1, 2), groups=2, bias=True),
+        dict(stride=1, padding=0, dilation=1, groups=1, bias=False),
+    ],
+    ids=["plain", "strided-dilated-grouped", "no-bias"],
+)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_gradgradcheck_float64(geometry, layout):
+    """Double backward: the backward recorded with create_graph=True is differentiable."""
+    x = make((1, 4, 5, 5), torch.float64, layout, seed=5, requires_grad=True)
+    w = make((4, 4 // geometry["groups"], 3, 3), torch.float64, layout, seed=6, requires_grad=True)
+    b = (
+        make((4,), torch.float64, "contiguous", seed=7, requires_grad=True)
+        if geometry["bias"]
+        else None
+    )
+    args = (geometry["stride"], geometry["padding"], geometry["dilation"], geometry["groups"])
+    assert torch.autograd.gradgradcheck(
+        lambda x, w, b: ts.ops.conv2d_bias_relu(x, w, b, *args), (x, w, b)
+    )
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_second_derivatives_match_eager(layout):
+    """The audit's case: d/dw2 of |d/dx conv2d(op(x, w1), w2).sum()|^2 was None."""
+    x = make((2, 2, 6, 5), torch.float64, layout, seed=50, requires_grad=True)
+    w1 = make((3, 2, 3, 3), torch.float64, layout, seed=51, requires_grad=True)
+    b1 = make((3,), torch.float64, "contiguous", seed=52, requires_grad=True)
+    w2 = make((2, 3, 3, 3), torch.float64, layout, seed=53, requires_grad=True)
+
+    def second_derivatives(layer):
+        (gx,) = torch.autograd.grad(F.conv2d(layer(x, w1, b1), w2).sum(), x, create_graph=True)
+        return torch.autograd.grad(gx.pow(2).sum(), (x, w1, b1, w2), allow_unused=True)
+
+    got = second_derivatives(lambda x, w, b: ts.ops.conv2d_bias_relu(x, w, b, 1, 1))
+    want = second_derivatives(lambda x, w, b: reference(x, w, b, 1, 1))
+    for g_got, g_want in zip(got, want, strict=True):
+        if g_want is None:  # relu's second derivative is 0: nothing reaches x
+            assert g_got is None or not g_got.any()
+        else:
+            torch.testing.assert_close(g_got, g_want)
+    assert got[3] is not None and got[3].abs().sum() > 0
+
+
+def test_create_graph_gradients_match_the_fused_backward():
+    """create_graph=True takes the backward in ATen ops; its first derivatives agree."""
+    x = make((2, 3, 7, 6), torch.float32, "channels_last", seed=54, requires_grad=True)
+    w = make((4, 3, 3, 3), torch.float32, "contiguous", seed=55, requires_grad=True)
+    b = make((4,), torch.float32, "contiguous", seed=56, requires_grad=True)
+    out = ts.ops.conv2d_bias_relu(x, w, b, 2, 1)
+    grad = make(out.shape, torch.float32, "contiguous", seed=57)
+    fused = torch.autograd.grad(out, (x, w, b), grad, retain_graph=True)
+    recorded = torch.autograd.grad(out, (x, w, b), grad, create_graph=True)
+    for g_fused, g_recorded, t in zip(fused, recorded, (x, w, b), strict=True):
+        torch.testing.assert_close(g_recorded, g_fused)
+        assert g_recorded.stride() == g_fused.stride() or g_recorded.shape == t.shape
+
+
 @native
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
