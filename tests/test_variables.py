@@ -299,6 +299,71 @@ def test_initializer_returning_a_number_is_broadcast_or_refused():
     assert s.item() == 1.0
 
 
+@pytest.mark.parametrize(
+    ("cls", "expected"),
+    [(ts.zeros_initializer, 0.0), (ts.ones_initializer, 1.0), (ts.constant_initializer, 0.0)],
+)
+def test_initializer_class_is_instantiated(cls, expected):
+    # TensorFlow: `if tf_inspect.isclass(initializer): initializer = initializer()`.
+    v = ts.get_variable("v", [2], initializer=cls)
+    assert torch.all(v == expected)
+    with ts.variable_scope("s", initializer=cls):
+        w = ts.get_variable("w", [2, 2])
+    assert torch.all(w == expected)
+
+
+def test_initializer_class_glorot_uniform():
+    torch.manual_seed(0)
+    v = ts.get_variable("v", [3, 4], initializer=ts.glorot_uniform_initializer)
+    assert v.shape == (3, 4) and v.abs().max() <= math.sqrt(6 / 7)
+
+
+def test_initializer_class_needing_arguments_is_refused_with_the_variable_name():
+    with pytest.raises(
+        TypeError,
+        match=r"^variable 'v': initializer InitFrom is a class, and making an instance with no "
+        r"arguments failed \(.*'fn'\); pass an instance",
+    ):
+        ts.get_variable("v", [2], initializer=ts.init_from)
+    assert "v" not in ts.get_default_store()
+
+
+def test_initializer_errors_name_the_variable():
+    with (
+        ts.variable_scope("net", initializer=ts.random_normal_initializer()),
+        pytest.raises(
+            ValueError, match=r"^variable 'net/step': random_normal_initializer needs a floating"
+        ),
+    ):
+        ts.get_variable("step", [], dtype=torch.int64)
+    with pytest.raises(
+        ValueError, match=r"^variable 'c': constant_initializer value has 3 elements but shape"
+    ):
+        ts.get_variable("c", [2], initializer=ts.constant_initializer([1, 2, 3]))
+    with pytest.raises(
+        ValueError, match=r"^variable 'o': orthogonal_initializer needs a shape with at least 2"
+    ):
+        ts.get_variable("o", [3], initializer=ts.orthogonal_initializer())
+    with pytest.raises(
+        ValueError, match=r"^variable 'z': no default initializer for dtype torch.complex64"
+    ):
+        ts.get_variable("z", [2], dtype=torch.complex64)
+    assert len(ts.get_default_store()) == 0
+
+
+def test_error_from_a_custom_initializer_names_the_variable_and_keeps_its_traceback():
+    def init(shape, dtype=None, device=None):
+        raise TypeError("my initializer is broken")
+
+    with (
+        pytest.raises(TypeError, match=r"^variable 'a/v': my initializer is broken$") as info,
+        ts.variable_scope("a"),
+    ):
+        ts.get_variable("v", [2], initializer=init)
+    assert any(entry.name == "init" for entry in info.traceback)
+    assert len(ts.get_default_store()) == 0
+
+
 # -- trainable, device ---------------------------------------------------------------------------
 
 

@@ -45,9 +45,7 @@ def _from_value(
     return tensor
 
 
-def _call(
-    name: str, initializer: Any, shape: tuple, dtype: torch.dtype, device: torch.device
-) -> Any:
+def _call(initializer: Any, shape: tuple, dtype: torch.dtype, device: torch.device) -> Any:
     try:
         return initializer(shape, dtype=dtype, device=device)
     except TypeError as error:
@@ -56,6 +54,46 @@ def _call(
     # A TensorFlow-style init(shape, dtype=None, partition_info=None): no device argument.
     value = initializer(shape, dtype=dtype)
     return value.to(device) if isinstance(value, torch.Tensor) else value
+
+
+def _named(name: str, error: Exception) -> Exception:
+    """``error`` again, its message prefixed with the variable's name: an initializer
+    cannot know which variable it is making. Same type and traceback (the frames inside
+    the initializer stay visible); ``error`` itself if its type cannot be rebuilt."""
+    try:
+        named = type(error)(f"variable {name!r}: {error}")
+    except Exception:
+        return error
+    return named.with_traceback(error.__traceback__)
+
+
+def _instantiate(cls: type) -> Any:
+    """An initializer class (``initializer=ts.zeros_initializer``) made into an instance
+    with no arguments, as TensorFlow does."""
+    try:
+        return cls()
+    except TypeError as error:
+        raise TypeError(
+            f"initializer {cls.__name__} is a class, and making an instance with no arguments "
+            f"failed ({error}); pass an instance, for example {cls.__name__}(...)."
+        ) from None
+
+
+def _run_initializer(
+    name: str, initializer: Any, shape: tuple, dtype: torch.dtype, device: torch.device
+) -> Any:
+    """Makes the initial value; a ValueError or TypeError raised on the way (instantiating
+    an initializer class, or the call itself) names the variable."""
+    try:
+        if initializer is None:
+            from .initializers import default_initializer
+
+            initializer = default_initializer(dtype)
+        elif isinstance(initializer, type):
+            initializer = _instantiate(initializer)
+        return _call(initializer, shape, dtype, device), initializer
+    except (ValueError, TypeError) as error:
+        raise _named(name, error) from None
 
 
 def _from_initializer(
@@ -69,16 +107,12 @@ def _from_initializer(
         shown = "None" if shape is None else [("None" if d is None else d) for d in shape]
         raise ValueError(SHAPE_NOT_DEFINED.format(name=name, shape=shown))
     dtype = dtype if dtype is not None else torch.get_default_dtype()
-    if initializer is None:
-        from .initializers import default_initializer
-
-        initializer = default_initializer(dtype)
-    elif not callable(initializer):
+    if initializer is not None and not callable(initializer):
         raise TypeError(
             f"initializer of variable {name!r} must be a callable init(shape, dtype=None, "
             f"device=None), a tensor, a number or a nested list, got {describe(initializer)}"
         )
-    value = _call(name, initializer, shape, dtype, device)
+    value, initializer = _run_initializer(name, initializer, shape, dtype, device)
     if not isinstance(value, torch.Tensor):
         value = torch.as_tensor(value, dtype=dtype, device=device)
     if tuple(value.shape) != shape:
