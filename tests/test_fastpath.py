@@ -359,6 +359,18 @@ def test_dispatch_modes_see_the_op_of_the_c_call():
 
 
 @needs_op
+def test_conv2d_bias_relu_c_call_honours_autocast():
+    """The C call reaches the op's autocast kernel: under torch.autocast the output has
+    the autocast dtype, and a bfloat16 input takes a float32 weight, as eager conv2d."""
+    x, w, b = _conv_args()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = _fastpaths.conv2d_bias_relu(x.bfloat16(), w, b, *ONES, 2)
+        expected = torch.relu(torch.nn.functional.conv2d(x.bfloat16(), w, b, 1, 1, 1, 2))
+    assert out.dtype == expected.dtype == torch.bfloat16
+    torch.testing.assert_close(out, expected, atol=5e-2, rtol=2e-2)
+
+
+@needs_op
 def test_conv2d_bias_relu_c_call_raises_the_ops_errors():
     x, w, b = _conv_args()
     op = torch.ops.torchscope.conv2d_bias_relu.default

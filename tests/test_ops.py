@@ -302,6 +302,73 @@ def test_create_graph_gradients_match_the_fused_backward():
         assert g_recorded.stride() == g_fused.stride() or g_recorded.shape == t.shape
 
 
+# -- torch.autocast -----------------------------------------------------------------------------
+
+
+def test_autocast_cpu_gives_eager_dtype_and_values(cpu_path):
+    x = make((2, 3, 9, 8), torch.float32, "contiguous", seed=70)
+    w = make((4, 3, 3, 3), torch.float32, "contiguous", seed=71, scale=0.5)
+    b = make((4,), torch.float32, "contiguous", seed=72)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = ts.ops.conv2d_bias_relu(x, w, b, 1, 1)
+        expected = reference(x, w, b, 1, 1)
+    assert out.dtype == expected.dtype == torch.bfloat16
+    torch.testing.assert_close(out, expected, **TOLERANCES[torch.bfloat16])
+    assert ts.ops.conv2d_bias_relu(x, w, b, 1, 1).dtype == torch.float32  # outside: as given
+
+
+@pytest.mark.parametrize("padding", [1, "same"])
+def test_autocast_cpu_takes_mixed_dtypes(padding):
+    """bfloat16 input, float32 weight and bias: cast as conv2d's are (this raised)."""
+    x = make((1, 3, 7, 7), torch.bfloat16, "channels_last", seed=73)
+    w = make((4, 3, 3, 3), torch.float32, "contiguous", seed=74)
+    b = make((4,), torch.float32, "contiguous", seed=75)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = ts.ops.conv2d_bias_relu(x, w, b, padding=padding)
+        expected = reference(x, w, b, 1, padding)
+    assert out.dtype == expected.dtype == torch.bfloat16
+    torch.testing.assert_close(out, expected, **TOLERANCES[torch.bfloat16])
+    with pytest.raises(RuntimeError, match=r"argument 'weight' to have the dtype of 'input'"):
+        ts.ops.conv2d_bias_relu(x, w, b, padding=padding)  # outside autocast: as before
+
+
+def test_autocast_cpu_leaves_float64_alone():
+    x = torch.randn(1, 2, 5, 5, dtype=torch.float64)
+    w = torch.randn(3, 2, 3, 3, dtype=torch.float64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = ts.ops.conv2d_bias_relu(x, w, None, 1, 1)
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, reference(x, w, None, 1, 1))
+
+
+def test_autocast_cpu_training_gives_float32_gradients_like_eager():
+    x = make((2, 3, 8, 8), torch.float32, "contiguous", seed=76, requires_grad=True)
+    w = make((4, 3, 3, 3), torch.float32, "contiguous", seed=77, requires_grad=True, scale=0.5)
+    b = make((4,), torch.float32, "contiguous", seed=78, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = ts.ops.conv2d_bias_relu(x, w, b, 1, 1)
+        expected = reference(x, w, b, 1, 1)
+    assert out.dtype == torch.bfloat16
+    grad = torch.where(expected > 0, 1.0, 0.0).to(torch.bfloat16) * (out > 0)
+    got = torch.autograd.grad(out, (x, w, b), grad)
+    want = torch.autograd.grad(expected, (x, w, b), grad)
+    for g_got, g_want in zip(got, want, strict=True):
+        assert g_got.dtype == g_want.dtype == torch.float32
+        torch.testing.assert_close(g_got, g_want, atol=5e-2, rtol=2e-2)
+
+
+def test_autocast_under_torch_compile():
+    def layer(x, w, b):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return ts.ops.conv2d_bias_relu(x, w, b, 1, 1)
+
+    x, w, b = torch.randn(1, 3, 6, 6), torch.randn(4, 3, 3, 3), torch.randn(4)
+    torch._dynamo.reset()
+    out = torch.compile(layer, fullgraph=True, backend="aot_eager")(x, w, b)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out, layer(x, w, b))
+
+
 @native
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)

@@ -31,8 +31,8 @@
 // generated bindings do for F.conv2d, with the GIL released while it runs. Tensor
 // subclasses (which may define __torch_function__), an active torch function mode and
 // arguments that are not int pairs get NotImplemented back and take the OpOverload
-// call, which honours them and raises the usual errors; dispatch-level Python
-// (FakeTensor, __torch_dispatch__ modes, functorch) happens inside the dispatcher
+// call, which honours them and raises the usual errors; what the dispatcher does
+// (autocast, FakeTensor, __torch_dispatch__ modes, functorch) happens inside it
 // either way.
 #include <Python.h>
 
