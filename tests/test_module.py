@@ -801,3 +801,37 @@ def test_summary_uses_are_blank_for_parameters_get_variable_does_not_hand_out():
     row = {line.split()[0]: line.split() for line in rows[1:-1]}
     assert row["s"][-1] == "1"
     assert row["linear.weight"][-1] == "4" and row["linear.bias"][-1] == "2"  # params, no uses
+
+
+# -- torch.nn.utils.prune and parametrize ------------------------------------------------------
+
+
+def dense4(x):
+    with ts.variable_scope("dense"):
+        return x @ ts.get_variable("w", [4, 4])
+
+
+def test_pruning_a_variable():
+    from torch.nn.utils import prune
+
+    module = built(dense4, name="m", x=torch.ones(1, 4))
+    prune.l1_unstructured(module, "m/dense/w", amount=0.5)
+    x = torch.randn(2, 4)
+    pruned = module.get_parameter("m/dense/w_orig") * module.get_buffer("m/dense/w_mask")
+    torch.testing.assert_close(module(x), x @ pruned)
+    assert int((pruned == 0).sum()) == 8
+    module(x).sum().backward()
+    assert module.get_parameter("m/dense/w_orig").grad is not None
+
+
+def test_a_parametrized_variable():
+    from torch.nn.utils.parametrizations import weight_norm
+
+    module = built(dense4, name="m", x=torch.ones(1, 4))
+    weight_norm(module, "m/dense/w")
+    x = torch.randn(2, 4)
+    torch.testing.assert_close(module(x), x @ getattr(module, "m/dense/w"))
+    module(x).sum().backward()
+    assert module.parametrizations["m/dense/w"].original0.grad is not None
+    with pytest.raises(ValueError, match="would create a new variable m/dense/v"):
+        module.store._get_or_create(module._parameters, "m/dense/v", [1], reuse=None)

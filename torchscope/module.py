@@ -19,6 +19,7 @@ apart: a variable may be named ``"training"`` or ``"forward"`` and ``eval()`` st
 from __future__ import annotations
 
 import warnings
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -68,6 +69,7 @@ class ScopedModule(nn.Module):
         if name is not None:
             _naming.check_scope_name(name, "ScopedModule")
         store = VariableStore()
+        store._owner = weakref.ref(self)  # what prune / parametrize put in a variable's place
         # Not a submodule: its parameters are this module's own (one shared dict).
         self.__dict__["store"] = store
         self._parameters = store._parameters
@@ -98,6 +100,10 @@ class ScopedModule(nn.Module):
             former[name] = value
             return
         _setattr_beside_variables(self, name, value)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.store._owner = weakref.ref(self)
 
     def register_parameter(self, name: str, param: nn.Parameter | None) -> None:
         # A subclass's own nn.Parameter (self.scale = nn.Parameter(...)) lands in the store's

@@ -112,6 +112,8 @@ class VariableStore(nn.ParameterDict):
         # Set by a ScopedModule converted (.to(), .double(), ...) before its first call: the
         # conversion its new variables get as they are made (see module.py, _Conversion).
         self._conversion: Any = None
+        # The ScopedModule that owns this store (a weak reference; None for a plain store).
+        self._owner: weakref.ref | None = None
         self._init_local()
 
     def _init_local(self) -> None:
@@ -127,6 +129,7 @@ class VariableStore(nn.ParameterDict):
         state.pop("_lock", None)
         state.pop("_build_lock", None)
         state.pop("_local", None)
+        state["_owner"] = None  # the owning module sets it again when it is restored
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -228,6 +231,8 @@ class VariableStore(nn.ParameterDict):
         found = dict.get(params, name)  # not params.get: ts.summary's dict counts those
         if found is None and params is not self._parameters:
             found = self._parameters.get(name)
+        if found is None and self._frozen is not None and self._owner is not None:
+            found = _computed_by(self._owner(), name)
         if found is not None:
             if not reuse:
                 raise ValueError(
@@ -430,6 +435,20 @@ def _filtered(items: Any, scope: str | None) -> list[Any]:
         if name is not None and re.match(scope, name):
             out.append(item)
     return out
+
+
+def _computed_by(owner: nn.Module | None, name: str) -> torch.Tensor | None:
+    """The tensor ``owner`` computes in the place of its variable ``name``, if any:
+    ``torch.nn.utils.prune`` and ``torch.nn.utils.parametrize`` take a parameter out of
+    the module's dict and put an attribute (prune) or a property (parametrize) of the
+    same name in its place, which nn.Module code reads as ``self.weight``."""
+    if owner is None:
+        return None
+    try:
+        value = getattr(owner, name)
+    except AttributeError:
+        return None
+    return value if isinstance(value, torch.Tensor) else None
 
 
 def _try_regularizer(regularizer: Callable, name: str, param: torch.Tensor) -> None:
