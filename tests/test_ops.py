@@ -302,6 +302,44 @@ def test_create_graph_gradients_match_the_fused_backward():
         assert g_recorded.stride() == g_fused.stride() or g_recorded.shape == t.shape
 
 
+# -- forward-mode AD ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("primal_requires_grad", [False, True])
+def test_forward_ad_tangents_match_eager(primal_requires_grad):
+    import torch.autograd.forward_ad as fwAD
+
+    x = make((2, 3, 6, 5), torch.float64, "contiguous", seed=60)
+    w = make((4, 3, 3, 3), torch.float64, "channels_last", seed=61)
+    b = make((4,), torch.float64, "contiguous", seed=62)
+    tangents = [
+        make(t.shape, torch.float64, "contiguous", seed=63 + i) for i, t in enumerate((x, w, b))
+    ]
+    for t in (x, w, b):
+        t.requires_grad_(primal_requires_grad)
+    with fwAD.dual_level():
+        duals = [fwAD.make_dual(t, dt) for t, dt in zip((x, w, b), tangents, strict=True)]
+        got = fwAD.unpack_dual(ts.ops.conv2d_bias_relu(*duals, 2, 1))
+        want = fwAD.unpack_dual(reference(*duals, 2, 1))
+        # Only the input dual: the weight and bias tangents are zero.
+        only_x = fwAD.unpack_dual(ts.ops.conv2d_bias_relu(duals[0], w, b, 2, 1))
+        only_x_want = fwAD.unpack_dual(reference(duals[0], w, b, 2, 1))
+    torch.testing.assert_close(got.primal, want.primal)
+    assert got.tangent is not None
+    torch.testing.assert_close(got.tangent, want.tangent)
+    torch.testing.assert_close(only_x.tangent, only_x_want.tangent)
+
+
+def test_forward_ad_only_inside_a_dual_level():
+    """The composition runs only while a dual level is open (ops._composition_needed)."""
+    import torch.autograd.forward_ad as fwAD
+
+    assert not ts.ops._composition_needed()
+    with fwAD.dual_level():
+        assert ts.ops._composition_needed()
+    assert not ts.ops._composition_needed()
+
+
 # -- torch.autocast -----------------------------------------------------------------------------
 
 
@@ -367,6 +405,18 @@ def test_autocast_under_torch_compile():
     out = torch.compile(layer, fullgraph=True, backend="aot_eager")(x, w, b)
     assert out.dtype == torch.bfloat16
     torch.testing.assert_close(out, layer(x, w, b))
+
+
+def test_autocast_on_the_fallback_path(monkeypatch):
+    monkeypatch.setattr(_native, "LOADED", False)
+    monkeypatch.setattr(_native, "_warned", True)
+    x = torch.randn(1, 3, 6, 6, dtype=torch.bfloat16)
+    w, b = torch.randn(4, 3, 3, 3), torch.randn(4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = ts.ops.conv2d_bias_relu(x, w, b, 1, 1)
+        expected = reference(x, w, b, 1, 1)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out, expected)
 
 
 @native
@@ -563,7 +613,8 @@ BAD_INPUTS = [
     (
         "input rank",
         dict(x=(1, 1, 3, 5, 5)),
-        r"argument 'input' to be a 4-D tensor \(N, C, H, W\), but got a 5-D tensor",
+        r"argument 'input' to be a 4-D \(N, C, H, W\) or 3-D \(C, H, W\) tensor, but got a "
+        r"5-D tensor of shape \[1, 1, 3, 5, 5\]",
     ),
     ("weight rank", dict(w=(4, 3, 3)), r"argument 'weight' to be a 4-D tensor .* but got a 3-D"),
     (
@@ -675,6 +726,129 @@ def test_mixed_devices():
     ],
 )
 def test_bad_arguments_raise_value_error(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ts.ops.conv2d_bias_relu(torch.ones(1, 3, 5, 5), torch.ones(4, 3, 3, 3), None, **kwargs)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+@pytest.mark.parametrize(
+    "x, w, kwargs, message",
+    [
+        (  # "same" with an even kernel pads the input (to [1, 4, 7, 7]) after the checks
+            (1, 4, 6, 6),
+            (2, 3, 4, 4),
+            dict(padding="same"),
+            r"argument 'input' to have weight\.size\(1\) \* groups = 3 \* 1 = 3 channels "
+            r"\(dim 1\), but got 4 channels "
+            r"\(input shape \[1, 4, 6, 6\], weight shape \[2, 3, 4, 4\]\)",
+        ),
+        (  # unbatched: the caller's 3-D shape, channels at dim 0
+            (3, 5, 5),
+            (4, 2, 3, 3),
+            dict(padding=1),
+            r"argument 'input' to have weight\.size\(1\) \* groups = 2 \* 1 = 2 channels "
+            r"\(dim 0\), but got 3 channels "
+            r"\(input shape \[3, 5, 5\], weight shape \[4, 2, 3, 3\]\)",
+        ),
+        (
+            (3, 2, 5),
+            (4, 3, 3, 3),
+            dict(),
+            r"argument 'input' to be at least as large as the dilated kernel of 'weight' after "
+            r"padding, but got padded size 2 < kernel size 3 in spatial dim 0 "
+            r"\(input shape \[3, 2, 5\], weight shape \[4, 3, 3, 3\], padding \[0, 0\], "
+            r"dilation \[1, 1\]\)",
+        ),
+        (
+            (1, 3, 0, 5),
+            (4, 3, 2, 2),
+            dict(padding="same"),
+            r"argument 'input' to be at least as large as the dilated kernel of 'weight' after "
+            r"padding, but got padded size 1 < kernel size 2 in spatial dim 0 "
+            r"\(input shape \[1, 3, 0, 5\], weight shape \[4, 3, 2, 2\], padding 'same', "
+            r"dilation \[1, 1\]\)",
+        ),
+        (  # a 1-D input got F.pad's message
+            (5,),
+            (4, 3, 2, 2),
+            dict(padding="same"),
+            r"argument 'input' to be a 4-D \(N, C, H, W\) or 3-D \(C, H, W\) tensor, but got a "
+            r"1-D tensor of shape \[5\]",
+        ),
+        (
+            (3, 5, 5),
+            (4, 3, 3, 3),
+            dict(bias=(3,)),
+            r"argument 'bias' to be a 1-D tensor of 4 elements .* but got a tensor of shape \[3\]",
+        ),
+    ],
+    ids=["same-even-kernel", "unbatched-channels", "unbatched-size", "same-empty", "1-D", "bias"],
+)
+def test_messages_show_the_callers_shapes(x, w, kwargs, message):
+    kwargs = dict(kwargs)
+    bias = kwargs.pop("bias", None)
+    args = (torch.ones(x), torch.ones(w), None if bias is None else torch.ones(bias))
+    with pytest.raises(RuntimeError, match=rf"^torchscope::conv2d_bias_relu: expected {message}"):
+        ts.ops.conv2d_bias_relu(*args, **kwargs)
+
+
+@native
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_op_itself_takes_4d_input_only(device):
+    """torch.ops.torchscope.conv2d_bias_relu (C++ and fake kernel) is 4-D only; the
+    wrapper batches 3-D input."""
+    with pytest.raises(
+        RuntimeError,
+        match=r"argument 'input' to be a 4-D tensor \(N, C, H, W\), but got a 3-D tensor of "
+        r"shape \[3, 5, 5\]",
+    ):
+        torch.ops.torchscope.conv2d_bias_relu(
+            torch.ones(3, 5, 5, device=device),
+            torch.ones(4, 3, 3, 3, device=device),
+            None,
+            [1, 1],
+            [0, 0],
+            [1, 1],
+            1,
+        )
+
+
+@pytest.mark.parametrize(
+    "kwargs, eager",
+    [
+        (dict(stride=[2]), dict(stride=2)),
+        (dict(stride=(2,), padding=[1], dilation=[2]), dict(stride=2, padding=1, dilation=2)),
+        (dict(stride=[2, 1], padding=(1, 0)), dict(stride=(2, 1), padding=(1, 0))),
+    ],
+    ids=["stride-list-of-1", "all-of-1", "pairs"],
+)
+def test_length_one_lists_as_conv2d(kwargs, eager):
+    x, w, b = torch.randn(1, 3, 7, 6), torch.randn(4, 3, 3, 3), torch.randn(4)
+    torch.testing.assert_close(
+        ts.ops.conv2d_bias_relu(x, w, b, **kwargs), reference(x, w, b, **eager)
+    )
+
+
+def test_numpy_integers_as_conv2d():
+    np = pytest.importorskip("numpy")
+    x, w, b = torch.randn(1, 4, 7, 6), torch.randn(4, 2, 3, 3), torch.randn(4)
+    out = ts.ops.conv2d_bias_relu(
+        x, w, b, np.int64(2), (np.int32(1), 0), [np.int64(1)], np.int64(2)
+    )
+    torch.testing.assert_close(out, reference(x, w, b, 2, (1, 0), 1, 2))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(stride=True), r"argument 'stride' must be an int or a pair of ints, got True"),
+        (dict(stride=[2.0]), r"argument 'stride' must be an int or a pair of ints, got \[2\.0\]"),
+        (dict(padding=[]), r"argument 'padding' must be an int or a pair of ints, got \[\]"),
+        (dict(dilation=(1, False)), r"argument 'dilation' must be .* got \(1, False\)"),
+        (dict(stride="2"), r"argument 'stride' must be an int or a pair of ints, got '2'"),
+    ],
+)
+def test_bools_floats_and_wrong_lengths_still_raise(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ts.ops.conv2d_bias_relu(torch.ones(1, 3, 5, 5), torch.ones(4, 3, 3, 3), None, **kwargs)
 

@@ -7,12 +7,17 @@ convolution followed by the same epilogue), and its autograd formula is
 registered in C++ too: when a graph is recorded, the forward is
 ``torch.ops.torchscope.conv2d_bias_relu_with_mask``, which also returns the
 1-bit relu mask that is saved for backward instead of the output, and the
-backward is ``torch.ops.torchscope.conv2d_bias_relu_backward``. This module adds
+backward is ``torch.ops.torchscope.conv2d_bias_relu_backward`` (or, when the
+backward is itself recorded, ``create_graph=True``, the same computation in
+differentiable ATen ops, so that double backward works). Under ``torch.autocast``
+its autocast kernels cast the arguments as ATen's ``conv2d`` does. This module adds
 what PyTorch needs in Python: the fake kernels (shapes, strides and argument
 checks, for ``torch.compile`` and ``torch.export``).
 
 Without the compiled library (see :func:`native_available`), the same function
-computes ``relu(conv2d(...))`` with plain PyTorch and warns once.
+computes ``relu(conv2d(...))`` with plain PyTorch and warns once. It does so too
+where the C++ autograd function cannot serve: under ``torch.func`` transforms and
+forward-mode AD (``torch.autograd.forward_ad``).
 
 >>> x, w = torch.randn(1, 2, 5, 5), torch.randn(4, 2, 3, 3)
 >>> torch.allclose(ts.ops.conv2d_bias_relu(x, w, None, padding=1),
@@ -22,11 +27,13 @@ True
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.autograd import forward_ad as _forward_ad
 
 from . import _native
 from ._fastpath import conv2d_bias_relu as _fast_op
@@ -68,7 +75,9 @@ def conv2d_bias_relu(
     """``relu(conv2d(input, weight, bias, ...))`` as one fused operation.
 
     The arguments mean what they mean for :func:`torch.nn.functional.conv2d`.
-    Gradients flow to ``input``, ``weight`` and ``bias``; the op works under
+    Gradients flow to ``input``, ``weight`` and ``bias``, to any order (double
+    backward), and forward-mode AD gives tangents; the op follows
+    ``torch.autocast`` as ``conv2d`` does, and works under
     ``torch.compile(fullgraph=True)`` and ``torch.export``. For the backward it
     keeps ``input``, ``weight`` and a 1-bit mask of where the output is
     positive (eager ``relu(conv2d(...))`` keeps the whole output).
@@ -78,11 +87,12 @@ def conv2d_bias_relu(
             channels_last memory layout.
         weight: ``(C_out, C_in / groups, kH, kW)``.
         bias: ``(C_out,)``, or ``None``.
-        stride: an int or a pair.
-        padding: an int, a pair, ``"valid"`` (no padding) or ``"same"`` (output
-            as large as the input; stride 1 only; an odd total pads the extra
-            row/column at the bottom/right, as PyTorch does).
-        dilation: an int or a pair.
+        stride: an int, or a list or tuple of 1 or 2 ints (integer types with
+            ``__index__``, such as numpy's, count as ints).
+        padding: like ``stride`` (non-negative), or ``"valid"`` (no padding) or
+            ``"same"`` (output as large as the input; stride 1 only; an odd total
+            pads the extra row/column at the bottom/right, as PyTorch does).
+        dilation: like ``stride``.
         groups: the number of groups; it divides ``C_in`` and ``C_out``.
 
     Returns:
@@ -98,8 +108,10 @@ def conv2d_bias_relu(
 
     Raises:
         RuntimeError: when the tensors do not fit together (the message names
-            the argument, what was found and what was expected).
-        ValueError: for a malformed ``stride``, ``padding`` or ``dilation``.
+            the argument, what was found and what was expected, with the shapes
+            as given).
+        ValueError: for a malformed ``stride``, ``padding`` or ``dilation``
+            (bools and floats included).
 
     Example:
         >>> import torch
@@ -113,20 +125,20 @@ def conv2d_bias_relu(
         ...                         padding="same").shape
         torch.Size([1, 4, 5, 5])
     """
-    unbatched = input.dim() == 3
-    if unbatched:
-        input = input.unsqueeze(0)
-    if type(stride) is int and type(padding) is int and type(dilation) is int:  # the usual call
+    if input.dim() == 4 and type(stride) is int and type(padding) is int and type(dilation) is int:
+        # The usual call.
+        unbatched = False
         stride_, padding_, dilation_ = [stride, stride], [padding, padding], [dilation, dilation]
     else:
-        stride_ = _pair("stride", stride)
-        dilation_ = _pair("dilation", dilation)
-        input, padding_ = _resolve_padding(input, weight, padding, stride_, dilation_)
+        unbatched = input.dim() == 3
+        input, stride_, padding_, dilation_ = _resolve_call(
+            input, weight, bias, stride, padding, dilation, groups
+        )
     devices = _native.KERNEL_DEVICES  # input.is_cpu first: building input.device costs 0.2 us
     native = _native.LOADED and (
         ("cpu" in devices) if input.is_cpu else (input.device.type in devices)
     )
-    if native and not _func_transformed():
+    if native and not _composition_needed():
         # The op through its unboxed call where _fastpaths is built (see _fastpath.py).
         out = _fast_op(input, weight, bias, stride_, padding_, dilation_, groups)
         if out is NotImplemented:  # what the unboxed call leaves to the OpOverload
@@ -138,6 +150,7 @@ def conv2d_bias_relu(
             _native.warn_fallback_once()
         elif not native:
             _native.warn_device_fallback_once(input.device.type)
+        input, weight, bias = _autocast_args(input, weight, bias)
         _check_args(
             _OP, input, weight, stride_, padding_, dilation_, groups, bias=bias, check=_require
         )
@@ -145,40 +158,115 @@ def conv2d_bias_relu(
     return out.squeeze(0) if unbatched else out
 
 
-def _func_transformed() -> bool:
-    """Whether a torch.func transform (grad, vmap, jacrev, ...) is active. The op's C++
-    autograd function cannot run under them, so the composition of the same ops runs
-    instead (the same numbers, without the fusion)."""
-    return torch._C._are_functorch_transforms_active() and not torch.compiler.is_compiling()
+def _composition_needed() -> bool:
+    """Whether the op's C++ autograd cannot serve this call, so that the composition of
+    the same ops runs instead (the same numbers, without the fusion): under a torch.func
+    transform (grad, vmap, jacrev, ...) and inside a forward-mode AD level
+    (``torch.autograd.forward_ad.dual_level``), which the C++ autograd function does not
+    support. torch.compile traces the op itself."""
+    return (
+        torch._C._are_functorch_transforms_active() or _forward_ad._current_level >= 0
+    ) and not torch.compiler.is_compiling()
+
+
+def _autocast_args(
+    input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The tensors as the op's autocast kernel (csrc/conv2d_bias_relu_autocast.cpp) casts
+    them, for the composition: under ``torch.autocast`` for ``input``'s device, floating
+    tensors on that device other than float64 go to the autocast dtype."""
+    device = input.device.type
+    if not (torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)):
+        return input, weight, bias
+    dtype = torch.get_autocast_dtype(device)
+
+    def cast(t: torch.Tensor | None) -> Any:
+        eligible = (
+            t is not None
+            and t.is_floating_point()
+            and t.dtype != torch.float64
+            and t.device.type == device
+        )
+        return t.to(dtype) if eligible else t
+
+    return cast(input), cast(weight), cast(bias)
 
 
 # ---------------------------------------------------------------- arguments
 
 
+def _resolve_call(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: Any,
+    padding: Any,
+    dilation: Any,
+    groups: int,
+) -> tuple[torch.Tensor, list[int], list[int], list[int]]:
+    """The wrapper's general path: int pairs for ``stride``, ``padding`` and
+    ``dilation``, and a 4-D ``input`` (an unbatched one batched, padded for what
+    ``"same"`` leaves over), after checking the shapes as the caller gave them."""
+    stride_ = _pair("stride", stride)
+    dilation_ = _pair("dilation", dilation)
+    padding_, extra = _resolve_padding(weight, padding, stride_, dilation_)
+    _require(
+        input.dim() in (3, 4),
+        lambda: (
+            f"{_OP}: expected argument 'input' to be a 4-D (N, C, H, W) or 3-D (C, H, W) tensor, "
+            f"but got a {input.dim()}-D tensor of shape {list(input.shape)}"
+        ),
+    )
+    _check_weight_rank(_OP, weight, _require)
+    shown = "'same'" if isinstance(padding, str) and padding == "same" else None
+    _check_geometry(
+        _OP, input, weight, stride_, padding_, dilation_, groups, _require, extra, shown
+    )
+    if bias is not None:
+        _check_bias_shape(_OP, bias, weight, _require)
+    if input.dim() == 3:
+        input = input.unsqueeze(0)
+    if extra != [0, 0]:
+        input = F.pad(input, [0, extra[1], 0, extra[0]])
+    return input, stride_, padding_, dilation_
+
+
+def _int(value: Any) -> int:
+    """``value`` as an int when it is one (a numpy integer too, through
+    ``__index__``, as ``torch.nn.functional.conv2d`` takes it); TypeError for the rest,
+    bools included."""
+    if isinstance(value, bool):
+        raise TypeError("a bool is not an int here")
+    return operator.index(value)
+
+
 def _pair(name: str, value: Any) -> list[int]:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return [value, value]
-    if (
-        isinstance(value, Sequence)
-        and len(value) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-    ):
-        return [int(value[0]), int(value[1])]
+    """An int, or a list or tuple of 1 or 2 ints (as torch.nn.functional.conv2d takes
+    them), as a pair."""
+    try:
+        if not isinstance(value, Sequence) or isinstance(value, str):
+            return [_int(value), _int(value)]
+        if len(value) == 1:
+            return [_int(value[0]), _int(value[0])]
+        if len(value) == 2:
+            return [_int(value[0]), _int(value[1])]
+    except TypeError:
+        pass
     raise ValueError(f"{_OP}: argument '{name}' must be an int or a pair of ints, got {value!r}")
 
 
 def _resolve_padding(
-    input: torch.Tensor,
     weight: torch.Tensor,
     padding: Any,
     stride: list[int],
     dilation: list[int],
-) -> tuple[torch.Tensor, list[int]]:
-    """Turns ``padding`` into a symmetric pair, padding ``input`` for what is left."""
+) -> tuple[list[int], list[int]]:
+    """``padding`` as a symmetric pair, and the rows and columns to add at the bottom
+    and right of the input for what that leaves over (``"same"``'s odd totals)."""
     if not isinstance(padding, str):
-        return input, _pair("padding", padding)
+        return _pair("padding", padding), [0, 0]
     if padding == "valid":
-        return input, [0, 0]
+        return [0, 0], [0, 0]
     if padding != "same":
         raise ValueError(
             f"{_OP}: argument 'padding' must be an int, a pair of ints, 'valid' or 'same', "
@@ -191,13 +279,10 @@ def _resolve_padding(
             "for TensorFlow's 'SAME' with strides"
         )
     if weight.dim() != 4:
-        return input, [0, 0]  # the op's checks report the weight's rank
+        return [0, 0], [0, 0]  # the checks report the weight's rank
     total = [dilation[d] * (weight.shape[d + 2] - 1) for d in range(2)]
     low = [t // 2 for t in total]
-    extra = [t - 2 * lo for t, lo in zip(total, low, strict=True)]
-    if extra != [0, 0]:
-        input = F.pad(input, [0, extra[1], 0, extra[0]])
-    return input, low
+    return low, [t - 2 * lo for t, lo in zip(total, low, strict=True)]
 
 
 def _require(condition: Any, message: Callable[[], str]) -> None:
@@ -222,7 +307,7 @@ def _check_args(
     bias: torch.Tensor | None = None,
     check: Callable[[Any, Callable[[], str]], None] = torch._check,
 ) -> None:
-    """The checks of csrc/conv2d_bias_relu.cpp, with the same messages.
+    """The checks of csrc/conv2d_bias_relu.cpp, in its order, with the same messages.
 
     ``check`` is ``torch._check`` in the fake kernels (symbolic shapes) and
     :func:`_require` on the eager fallback path (which torch.compile traces).
@@ -234,13 +319,7 @@ def _check_args(
             f"{input.dim()}-D tensor of shape {list(input.shape)}"
         ),
     )
-    check(
-        weight.dim() == 4,
-        lambda: (
-            f"{op}: expected argument 'weight' to be a 4-D tensor (C_out, C_in / groups, "
-            f"kH, kW), but got a {weight.dim()}-D tensor of shape {list(weight.shape)}"
-        ),
-    )
+    _check_weight_rank(op, weight, check)
     check(
         input.is_floating_point(),
         lambda: (
@@ -248,20 +327,59 @@ def _check_args(
             f"{_dtype_name(input.dtype)}"
         ),
     )
+    _check_like_input(op, "weight", weight, input, check)
+    _check_geometry(op, input, weight, stride, padding, dilation, groups, check)
+    if bias is not None:
+        _check_bias_shape(op, bias, weight, check)
+        _check_like_input(op, "bias", bias, input, check)
+
+
+def _check_weight_rank(op: str, weight: torch.Tensor, check: Callable[..., None]) -> None:
     check(
-        weight.dtype == input.dtype,
+        weight.dim() == 4,
         lambda: (
-            f"{op}: expected argument 'weight' to have the dtype of 'input' "
-            f"({_dtype_name(input.dtype)}), but got {_dtype_name(weight.dtype)}"
+            f"{op}: expected argument 'weight' to be a 4-D tensor (C_out, C_in / groups, "
+            f"kH, kW), but got a {weight.dim()}-D tensor of shape {list(weight.shape)}"
+        ),
+    )
+
+
+def _check_like_input(
+    op: str, name: str, t: torch.Tensor, input: torch.Tensor, check: Callable[..., None]
+) -> None:
+    """``t`` has ``input``'s dtype and device."""
+    check(
+        t.dtype == input.dtype,
+        lambda: (
+            f"{op}: expected argument '{name}' to have the dtype of 'input' "
+            f"({_dtype_name(input.dtype)}), but got {_dtype_name(t.dtype)}"
         ),
     )
     check(
-        weight.device == input.device,
+        t.device == input.device,
         lambda: (
-            f"{op}: expected argument 'weight' to be on the device of 'input' "
-            f"({input.device}), but got {weight.device}"
+            f"{op}: expected argument '{name}' to be on the device of 'input' "
+            f"({input.device}), but got {t.device}"
         ),
     )
+
+
+def _check_geometry(
+    op: str,
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int],
+    groups: int,
+    check: Callable[..., None],
+    extra: Sequence[int] = (0, 0),
+    padding_shown: str | None = None,
+) -> None:
+    """groups, the int pairs, and how ``input`` (4-D, or 3-D unbatched: channels at
+    ``dim - 3``) and ``weight`` (4-D) fit. ``extra`` rows/columns are padded at the
+    bottom/right on top of ``padding`` (``"same"``, which the messages then show as
+    ``padding_shown``)."""
     check(
         groups > 0,
         lambda: f"{op}: expected argument 'groups' to be a positive integer, but got {groups}",
@@ -277,13 +395,14 @@ def _check_args(
                 f"{op}: expected argument '{name}' to be 2 {what} integers, but got {list(value)}"
             ),
         )
+    channel_dim = input.dim() - 3
     check(
-        weight.shape[1] * groups == input.shape[1],
+        weight.shape[1] * groups == input.shape[channel_dim],
         lambda: (
             f"{op}: expected argument 'input' to have weight.size(1) * groups = "
-            f"{weight.shape[1]} * {groups} = {weight.shape[1] * groups} channels (dim 1), but got "
-            f"{input.shape[1]} channels (input shape {list(input.shape)}, weight shape "
-            f"{list(weight.shape)})"
+            f"{weight.shape[1]} * {groups} = {weight.shape[1] * groups} channels "
+            f"(dim {channel_dim}), but got {input.shape[channel_dim]} channels (input shape "
+            f"{list(input.shape)}, weight shape {list(weight.shape)})"
         ),
     )
     check(
@@ -293,8 +412,9 @@ def _check_args(
             f"divisible by groups = {groups}, but got {weight.shape[0]}"
         ),
     )
+    shown = list(padding) if padding_shown is None else padding_shown
     for d in range(2):
-        padded = input.shape[d + 2] + 2 * padding[d]
+        padded = input.shape[channel_dim + 1 + d] + 2 * padding[d] + extra[d]
         kernel = dilation[d] * (weight.shape[d + 2] - 1) + 1
         check(
             padded >= kernel,
@@ -302,33 +422,23 @@ def _check_args(
                 f"{op}: expected argument 'input' to be at least as large as the dilated "
                 f"kernel of 'weight' after padding, but got padded size "
                 f"{padded} < kernel size {kernel} in spatial dim {d} (input shape "
-                f"{list(input.shape)}, weight shape {list(weight.shape)}, padding {list(padding)}, "
+                f"{list(input.shape)}, weight shape {list(weight.shape)}, padding {shown}, "
                 f"dilation {list(dilation)})"
             ),
         )
-    if bias is not None:
-        check(
-            bias.dim() == 1 and bias.shape[0] == weight.shape[0],
-            lambda: (
-                f"{op}: expected argument 'bias' to be a 1-D tensor of {weight.shape[0]} "
-                f"elements (one per output channel of 'weight'), but got a tensor of shape "
-                f"{list(bias.shape)}"
-            ),
-        )
-        check(
-            bias.dtype == input.dtype,
-            lambda: (
-                f"{op}: expected argument 'bias' to have the dtype of 'input' "
-                f"({_dtype_name(input.dtype)}), but got {_dtype_name(bias.dtype)}"
-            ),
-        )
-        check(
-            bias.device == input.device,
-            lambda: (
-                f"{op}: expected argument 'bias' to be on the device of 'input' "
-                f"({input.device}), but got {bias.device}"
-            ),
-        )
+
+
+def _check_bias_shape(
+    op: str, bias: torch.Tensor, weight: torch.Tensor, check: Callable[..., None]
+) -> None:
+    check(
+        bias.dim() == 1 and bias.shape[0] == weight.shape[0],
+        lambda: (
+            f"{op}: expected argument 'bias' to be a 1-D tensor of {weight.shape[0]} "
+            f"elements (one per output channel of 'weight'), but got a tensor of shape "
+            f"{list(bias.shape)}"
+        ),
+    )
 
 
 def _output_shape(
