@@ -4,6 +4,7 @@ values, default initializers, trainable, device, constraints and the dtype rule.
 import math
 import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -220,6 +221,90 @@ def test_initializer_value_takes_dtype():
     assert v.dtype == torch.float64
     i = ts.get_variable("i", initializer=torch.tensor([1, 2]), dtype=torch.int64)
     assert i.dtype == torch.int64 and not i.requires_grad
+
+
+@pytest.mark.parametrize(
+    ("value", "dtype", "found"),
+    [
+        (torch.tensor([1.5, 2.7]), torch.int32, "torch.float32"),
+        (torch.ones(2), torch.float64, "torch.float32"),
+        (torch.tensor([1, 2]), torch.int32, "torch.int64"),
+        (np.array([1.0, 2.0]), torch.float32, "torch.float64"),
+    ],
+)
+def test_value_with_its_own_dtype_must_match_an_explicit_dtype(value, dtype, found):
+    # TensorFlow: "Initializer type '%s' and explicit dtype '%s' don't match."
+    with (
+        ts.variable_scope("s"),
+        pytest.raises(
+            ValueError,
+            match=rf"^Initializer type '{found}' and explicit dtype '{dtype}' don't match for "
+            r"variable 's/v': .*Convert it first",
+        ),
+    ):
+        ts.get_variable("v", initializer=value, dtype=dtype)
+    assert len(ts.get_default_store()) == 0
+
+
+def test_value_dtype_check_is_for_creation_only():
+    v = ts.get_variable("v", initializer=torch.ones(2))
+    root = ts.get_variable_scope()
+    int_value = torch.ones(2, dtype=torch.int64)
+    # On reuse the initializer is ignored (the dtype asked for is still checked).
+    with ts.variable_scope(root, reuse=True):
+        assert ts.get_variable("v", initializer=int_value, dtype="float32") is v
+    with ts.variable_scope(root, reuse=ts.AUTO_REUSE):
+        assert ts.get_variable("v", initializer=int_value, dtype="float32") is v
+        with pytest.raises(ValueError, match=r"Initializer type 'torch.int64' and explicit dtype"):
+            ts.get_variable("w", initializer=int_value, dtype="float32")
+    assert list(ts.get_default_store()) == ["v"]
+
+
+@pytest.mark.parametrize(
+    ("value", "dtype", "shown"),
+    [
+        ([1.5, 2.7], torch.int32, "1.5 would become 1"),
+        (0.5, torch.bool, "0.5 would become True"),
+        ([1, 2], torch.bool, "2 would become True"),
+        ([3, -1], torch.uint8, "-1 would become 255"),
+        ([[1.0, 2.0], [3.25, 4.0]], torch.int64, "3.25 would become 3"),
+        ([1 + 2j], torch.float32, None),
+    ],
+)
+def test_python_value_that_does_not_fit_the_dtype_is_refused(value, dtype, shown):
+    if shown is None:  # torch refuses to drop an imaginary part on its own
+        match = r"initializer of variable 'v' is not a value torch.tensor\(\) understands"
+        error = TypeError
+    else:
+        match = rf"^initializer of variable 'v' holds values that dtype {dtype} cannot hold "
+        match += rf"exactly: {re.escape(shown)}\. Give values of that type"
+        error = ValueError
+    with pytest.raises(error, match=match):
+        ts.get_variable("v", initializer=value, dtype=dtype)
+    with (
+        ts.variable_scope("s", dtype=dtype),
+        pytest.raises(error, match=match.replace("'v'", "'s/v'")),
+    ):
+        ts.get_variable("v", initializer=value)  # the scope's dtype too
+    assert len(ts.get_default_store()) == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "dtype"),
+    [
+        ([1, 2, 3], torch.float64),
+        ([1.0, 2.0], torch.int32),
+        (0.1, torch.float16),
+        ([1, 0], torch.bool),
+        ([True, False], torch.float32),
+        (1, torch.complex64),
+        (2.0, torch.uint8),
+    ],
+)
+def test_python_value_that_fits_is_converted(value, dtype):
+    v = ts.get_variable("v", initializer=value, dtype=dtype)
+    assert v.dtype == dtype
+    assert torch.equal(v.detach(), torch.tensor(value, dtype=dtype))
 
 
 def test_initializer_not_understood():

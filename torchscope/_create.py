@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 from ._checks import check_device, check_dtype, describe, shapes_compatible
-from ._errors import SHAPE_NOT_DEFINED
+from ._errors import INITIALIZER_DTYPE_MISMATCH, SHAPE_NOT_DEFINED, VALUE_DOES_NOT_FIT
 
-__all__ = ["check_dtype_arg", "make_parameter"]
+__all__ = ["check_dtype_arg", "check_value_dtype", "make_parameter"]
 
 _VALUE_TYPES = (torch.Tensor, bool, int, float, complex, list, tuple)
 
@@ -21,6 +21,61 @@ def check_dtype_arg(dtype: Any, name: str) -> torch.dtype | None:
 
 def _is_value(initializer: Any) -> bool:
     return isinstance(initializer, _VALUE_TYPES) or hasattr(initializer, "__array__")
+
+
+def check_value_dtype(name: str, value: Any, dtype: Any) -> None:
+    """TensorFlow's rule for a value initializer and an explicit ``dtype``: a value that
+    has a dtype of its own (a tensor, an array) must have that dtype. (Python numbers and
+    lists have none: they are converted to ``dtype`` when the variable is made, and
+    refused there if values would be lost.)
+
+    >>> check_value_dtype("v", torch.ones(2), torch.float64)
+    Traceback (most recent call last):
+    ...
+    ValueError: Initializer type 'torch.float32' and explicit dtype 'torch.float64' don't ...
+    """
+    if isinstance(value, torch.Tensor):
+        found = value.dtype
+    elif hasattr(value, "__array__") and not isinstance(value, _VALUE_TYPES):
+        found = torch.as_tensor(value).dtype
+    else:
+        return
+    dtype = check_dtype(dtype, name)
+    if found != dtype:
+        raise ValueError(INITIALIZER_DTYPE_MISMATCH.format(found=found, dtype=dtype, name=name))
+
+
+def _exact(value: Any) -> torch.Tensor:
+    """A Python number or list as a tensor that holds it exactly (float64, complex128)."""
+    tensor = torch.tensor(value)
+    if tensor.is_floating_point():
+        return torch.tensor(value, dtype=torch.float64)
+    if tensor.is_complex():
+        return torch.tensor(value, dtype=torch.complex128)
+    return tensor
+
+
+def _check_fits(name: str, value: Any, tensor: torch.Tensor) -> None:
+    """Refuses a Python value that ``tensor`` (the value converted to the variable's
+    dtype) holds only with changes: a fraction, an imaginary part or a sign dropped, a
+    number other than 0 and 1 made a bool. (Rounding to a float's precision is fine.)"""
+    dtype = tensor.dtype
+    if dtype.is_complex:
+        return
+    exact = _exact(value)
+    if dtype.is_floating_point and not exact.is_complex():
+        return
+    changed = tensor.cpu().to(exact.dtype) != exact
+    if bool(changed.any()):
+        index = tuple(changed.nonzero()[0].tolist())
+        raise ValueError(
+            VALUE_DOES_NOT_FIT.format(
+                name=name,
+                dtype=dtype,
+                example=exact[index].item(),
+                converted=tensor.cpu()[index].item(),
+            )
+        )
 
 
 def _from_value(
@@ -37,6 +92,8 @@ def _from_value(
                 f"({error}); give a tensor, a number, a nested list or a callable "
                 "init(shape, dtype=None, device=None)."
             ) from None
+        if dtype is not None:
+            _check_fits(name, value, tensor)
     if shape is not None and not shapes_compatible(shape, tensor.shape):
         raise ValueError(
             f"initializer of variable {name!r} is a value of shape {list(tensor.shape)}, but "

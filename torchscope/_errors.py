@@ -29,3 +29,15 @@ SHAPE_NOT_DEFINED = (
     "Shape of a new variable {name} must be fully defined, but instead was {shape}; give "
     "every dimension (None is only allowed when reusing)."
 )
+
+INITIALIZER_DTYPE_MISMATCH = (
+    "Initializer type '{found}' and explicit dtype '{dtype}' don't match for variable {name!r}: "
+    "the initializer is a value of dtype {found}. Convert it first (value.to({dtype})), or "
+    "leave dtype out to create the variable from the value as it is."
+)
+
+VALUE_DOES_NOT_FIT = (
+    "initializer of variable {name!r} holds values that dtype {dtype} cannot hold exactly: "
+    "{example!r} would become {converted!r}. Give values of that type, or leave dtype out to "
+    "use the value's own."
+)

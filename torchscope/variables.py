@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from . import _state
+from ._create import check_value_dtype
 from ._fastpath import same_shape as _same_shape
 from ._state import _THREAD, DEFAULT
 from .scopes import VariableScope
@@ -46,9 +47,11 @@ def get_variable(
         name: the name relative to the current scope.
         shape: the shape; may be omitted on reuse, or when ``initializer`` is a value.
         dtype: default: the scope's dtype, else ``torch.get_default_dtype()``.
-        initializer: ``init(shape, dtype=None, device=None)``, or a tensor, number or
-            nested list. Default: the scope's, else Glorot-uniform (zeros for integer
-            and bool dtypes).
+        initializer: ``init(shape, dtype=None, device=None)`` (or an initializer class,
+            made with no arguments), or a tensor, number or nested list. With an explicit
+            ``dtype``, a tensor (or array) must have that dtype, and numbers must fit it
+            without losing values (ValueError otherwise). Default: the scope's, else
+            Glorot-uniform (zeros for integer and bool dtypes).
         regularizer: ``fn(variable) -> loss``; see ``ts.regularization_losses()``.
         trainable: ``False`` makes a Parameter with ``requires_grad=False``.
         device: default: the scope's, else ``torch.get_default_device()``.
@@ -107,6 +110,8 @@ def _get_variable(
     if not isinstance(name, str):
         raise TypeError(f"get_variable's name must be a str, got {type(name).__name__}: {name!r}")
     full_name = scope._prefix + name
+    if dtype is not None and initializer is not None and not callable(initializer):
+        _check_value_dtype(context, scope, full_name, initializer, dtype)
     # get_variable's reuse path read this name from the context's dict, which counted it
     # if it is ts.summary's counting dict (_Uses) and held the name.
     counted_on_reuse_path = fast_path_tried and scope._fast and dtype is None
@@ -151,3 +156,15 @@ def _get_variable(
     if type(params) is _Uses and not (counted_on_reuse_path and full_name in params):
         params.uses[id(variable)] += 1
     return variable
+
+
+def _check_value_dtype(
+    context: _state.Context, scope: VariableScope, full_name: str, value: Any, dtype: Any
+) -> None:
+    """TensorFlow's check of a value initializer against an explicit ``dtype``, made as
+    TensorFlow makes it: before the scope's defaults apply and the custom getters run.
+    Only for a variable that will be created: on reuse the initializer is ignored."""
+    reuse = scope._reuse
+    if reuse is True or (reuse and dict.get(context.params, full_name) is not None):
+        return
+    check_value_dtype(full_name, value, dtype)
