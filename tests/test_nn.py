@@ -174,6 +174,45 @@ def test_bias_add():
     assert ts.nn.bias_add(torch.zeros(1, 2, 3, 3, 3), torch.ones(2), "NC...").sum() == 54
 
 
+@pytest.mark.parametrize(
+    "data_format, shape, channel_dim",
+    [
+        (None, (2, 3, 4), 2),
+        ("NWC", (2, 3, 4), 2),
+        ("NDHWC", (1, 2, 3, 2, 4), 4),
+        ("NHWC", (2, 3, 4, 5), 3),
+        ("N...C", (2, 3), 1),
+        ("NCW", (2, 4, 3), 1),
+        ("NCDHW", (1, 4, 2, 3, 2), 1),
+        ("NCHW", (2, 4, 3, 3), 1),
+        ("NC...", (2, 4, 3, 3, 3), 1),
+    ],
+)
+def test_bias_add_reads_data_format_as_tensorflow(data_format, shape, channel_dim):
+    """tf.nn.bias_add: "NC..." strings put the channels second; None and other "N...C"
+    strings last."""
+    value = torch.zeros(shape)
+    bias = torch.arange(1.0, shape[channel_dim] + 1)
+    out = ts.nn.bias_add(value, bias, data_format)
+    expected = bias.reshape([-1] + [1] * (len(shape) - 1 - channel_dim))
+    torch.testing.assert_close(out, torch.zeros(shape) + expected)
+
+
+def test_bias_add_defaults_to_channels_last():
+    value, bias = torch.zeros(2, 3, 4), torch.ones(4)
+    torch.testing.assert_close(ts.nn.bias_add(value, bias), value + bias)
+
+
+@pytest.mark.parametrize("fn", ["conv2d", "conv2d_bias_relu"])
+def test_conv_data_format_none_means_nhwc(fn):
+    x, f, b = torch.randn(1, 5, 4, 3), torch.randn(3, 3, 3, 2), torch.randn(2)
+    args = (x, f, b) if fn == "conv2d_bias_relu" else (x, f)
+    conv = getattr(ts.nn, fn)
+    torch.testing.assert_close(
+        conv(*args, 1, "SAME", data_format=None), conv(*args, 1, "SAME", data_format="NHWC")
+    )
+
+
 def test_relu():
     assert ts.nn.relu(torch.tensor([-1.0, 0.0, 3.0])).tolist() == [0.0, 0.0, 3.0]
 
@@ -228,10 +267,146 @@ def test_conv_errors_name_the_argument(fn, kwargs, message):
 
 
 def test_fused_bias_length_error_names_bias():
-    with pytest.raises(RuntimeError, match=r"argument 'bias' to be a 1-D tensor of 4 elements"):
+    with pytest.raises(
+        ValueError,
+        match=r"torchscope\.nn\.conv2d_bias_relu: argument 'bias' must be 1-D with 4 elements "
+        r"\(the out_channels of 'filter', shape \[3, 3, 3, 4\]\), got shape \[3\]",
+    ):
         ts.nn.conv2d_bias_relu(
             torch.ones(1, 5, 5, 3), torch.ones(3, 3, 3, 4), torch.ones(3), 1, "SAME"
         )
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (  # 6 channels / 3 in_channels = 2 groups; 5 out_channels: was a RuntimeError in OIHW
+            dict(input=torch.ones(1, 5, 5, 6), filter=torch.ones(3, 3, 3, 5)),
+            r"argument 'filter' has 5 output channels \(dim 3\), which must be a multiple of "
+            r"the 2 groups \('input' has 6 channels, 2 times the filter's 3 in_channels; "
+            r"input shape \[1, 5, 5, 6\] \(NHWC\), filter shape \[3, 3, 3, 5\] \(HWIO\)\)",
+        ),
+        (
+            dict(input=torch.ones(1, 6, 5, 5), filter=torch.ones(3, 3, 3, 5), data_format="NCHW"),
+            r"argument 'filter' has 5 output channels .* input shape \[1, 6, 5, 5\] \(NCHW\)",
+        ),
+        (  # was PyTorch's "Kernel size can't be greater than actual input size" in NCHW
+            dict(input=torch.ones(1, 2, 5, 3), padding="VALID"),
+            r"argument 'filter' \(dilated height 3\) is larger than the height of 'input' after "
+            r"padding \(2\) \(input shape \[1, 2, 5, 3\] \(NHWC\), filter shape "
+            r"\[3, 3, 3, 4\] \(HWIO\), padding='VALID', dilations=\[1, 1\]\)",
+        ),
+        (
+            dict(padding="VALID", dilations=[1, 3]),
+            r"argument 'filter' \(dilated width 7\) is larger than the width of 'input' after "
+            r"padding \(5\)",
+        ),
+        (
+            dict(input=torch.ones(1, 1, 1, 3), padding=[[0, 0], [0, 1], [1, 1], [0, 0]]),
+            r"argument 'filter' \(dilated height 3\) is larger than the height of 'input' after "
+            r"padding \(2\)",
+        ),
+        (
+            dict(filter=torch.ones(3, 3, 3, 4, dtype=torch.float64)),
+            r"argument 'filter' must have the dtype of 'input' \(torch\.float32\), "
+            r"got torch\.float64",
+        ),
+        (
+            dict(input=torch.ones(1, 5, 5, 3, dtype=torch.int64)),
+            r"argument 'input' must have a floating-point dtype, got torch\.int64",
+        ),
+    ],
+)
+@pytest.mark.parametrize("fn", ["conv2d", "conv2d_bias_relu"])
+def test_conv_errors_show_the_callers_layouts(fn, kwargs, message):
+    args = dict(
+        input=torch.ones(1, 5, 5, 3), filter=torch.ones(3, 3, 3, 4), strides=1, padding="SAME"
+    )
+    args.update(kwargs)
+    if fn == "conv2d_bias_relu":
+        args["bias"] = torch.ones(args["filter"].shape[3])
+    with pytest.raises(ValueError, match=rf"torchscope\.nn\.{fn}: {message}"):
+        getattr(ts.nn, fn)(**args)
+
+
+def test_fused_bias_dtype_error_names_bias():
+    with pytest.raises(
+        ValueError,
+        match=r"torchscope\.nn\.conv2d_bias_relu: argument 'bias' must have the dtype of "
+        r"'input' \(torch\.float32\), got torch\.float64",
+    ):
+        ts.nn.conv2d_bias_relu(
+            torch.ones(1, 5, 5, 3), torch.ones(3, 3, 3, 4), torch.ones(4).double(), 1, "SAME"
+        )
+
+
+@pytest.mark.parametrize("fn", ["conv2d", "conv2d_bias_relu"])
+def test_conv_under_autocast_takes_mixed_dtypes(fn):
+    """The dtype check gives way to torch.autocast, which casts as PyTorch's conv2d."""
+    x = torch.randn(1, 5, 5, 3, dtype=torch.bfloat16)
+    f, b = torch.randn(3, 3, 3, 4), torch.randn(4)
+    args = (x, f, b) if fn == "conv2d_bias_relu" else (x, f)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = getattr(ts.nn, fn)(*args, 1, "SAME")
+        fused = fn == "conv2d_bias_relu"
+        expected = F.conv2d(
+            x.permute(0, 3, 1, 2), f.permute(3, 2, 0, 1), b if fused else None, 1, 1
+        )
+        expected = F.relu(expected) if fused else expected
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out, expected.permute(0, 2, 3, 1), atol=5e-2, rtol=2e-2)
+
+
+def test_strides_dilations_and_padding_take_numpy_integers():
+    np = pytest.importorskip("numpy")
+    x, f = torch.randn(1, 7, 6, 2), torch.randn(3, 2, 2, 4)
+    got = ts.nn.conv2d(x, f, np.int64(2), "SAME", dilations=[np.int32(1), np.int64(2)])
+    torch.testing.assert_close(got, ts.nn.conv2d(x, f, 2, "SAME", dilations=[1, 2]))
+    got = ts.nn.conv2d(x, f, [1, np.int64(2), 1, 1], "VALID")
+    torch.testing.assert_close(got, ts.nn.conv2d(x, f, [1, 2, 1, 1], "VALID"))
+    pad = [[0, 0], [np.int64(1), 0], [0, np.int32(2)], [0, 0]]
+    got = ts.nn.conv2d(x, f, 1, pad)
+    torch.testing.assert_close(got, ts.nn.conv2d(x, f, 1, [[0, 0], [1, 0], [0, 2], [0, 0]]))
+
+
+@pytest.mark.parametrize(
+    "strides",
+    [True, [1, True], 1.0, [2.0, 2.0], "2"],
+    ids=["bool", "bool-in-list", "float", "floats", "str"],
+)
+def test_strides_still_reject_bools_floats_and_strings(strides):
+    with pytest.raises(ValueError, match=r"argument 'strides' must be a positive int"):
+        ts.nn.conv2d(torch.ones(1, 5, 5, 3), torch.ones(3, 3, 3, 4), strides, "SAME")
+
+
+# ------------------------------------------------------ empty inputs, "SAME"
+
+
+@pytest.mark.parametrize(
+    "data_format, shape, strides, expected",
+    [
+        ("NHWC", (1, 0, 5, 4), 1, (1, 0, 5, 2)),
+        ("NHWC", (1, 0, 5, 4), 2, (1, 0, 3, 2)),
+        ("NHWC", (2, 4, 0, 4), [1, 2], (2, 4, 0, 2)),
+        ("NCHW", (1, 4, 0, 5), 1, (1, 2, 0, 5)),
+    ],
+)
+@pytest.mark.parametrize("fn", ["conv2d", "conv2d_bias_relu"])
+def test_same_with_an_empty_dimension_gives_an_empty_output(
+    fn, data_format, shape, strides, expected
+):
+    """TensorFlow's output size for "SAME" is ceil(size / stride): 0 for an empty one."""
+    args = (torch.randn(shape), torch.randn(3, 3, 4, 2))
+    if fn == "conv2d_bias_relu":
+        args += (torch.randn(2),)
+    out = getattr(ts.nn, fn)(*args, strides, "SAME", data_format=data_format)
+    assert out.shape == expected
+    assert out.dtype == torch.float32
+
+
+def test_valid_with_an_empty_dimension_still_raises():
+    with pytest.raises(ValueError, match=r"argument 'filter' \(dilated height 3\) is larger"):
+        ts.nn.conv2d(torch.randn(1, 0, 5, 4), torch.randn(3, 3, 4, 2), 1, "VALID")
 
 
 @pytest.mark.parametrize(
@@ -243,7 +418,14 @@ def test_fused_bias_length_error_names_bias():
             r"argument 'bias' must be 1-D with 3 elements \(the size of dimension 1",
         ),
         ((torch.ones(3), torch.ones(3)), r"argument 'value' must be at least 2-D"),
-        ((torch.ones(2, 3), torch.ones(3), "CHWN"), r"argument 'data_format' must be 'NHWC'"),
+        (
+            (torch.ones(2, 3), torch.ones(3), "CHWN"),
+            r"argument 'data_format' must be None, a string of the form 'N\.\.\.C' .* "
+            r"got 'CHWN'",
+        ),
+        ((torch.ones(2, 3), torch.ones(3), "NHW"), r"argument 'data_format' .* got 'NHW'"),
+        ((torch.ones(2, 3), torch.ones(3), ""), r"argument 'data_format' .* got ''"),
+        ((torch.ones(2, 3), torch.ones(3), 1), r"argument 'data_format' .* got 1"),
         (
             (torch.ones(2, 3), torch.ones(3, dtype=torch.float64)),
             r"argument 'bias' must have the dtype of 'value' \(torch\.float32\)",
