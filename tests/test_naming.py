@@ -114,3 +114,28 @@ def test_scope_name_kind_in_message():
         _naming.check_scope_name("a b", "name_scope")
     with pytest.raises(TypeError, match=r"scope name must be a str"):
         _naming.check_scope_name(None)
+
+
+@pytest.mark.parametrize("name", ["_private", "-x", ">x", "\\x", "_"])
+def test_scope_names_valid_only_below_the_root(name):
+    assert _naming.check_scope_name(name) == name
+    with pytest.raises(
+        ValueError,
+        match=r"^variable_scope name .* is not valid at the root: .*start with a letter or digit",
+    ):
+        _naming.check_scope_name(name, "variable_scope", root=True)
+    # Never cached as checked: the scopes' fast path skips checks for cached names.
+    assert not _naming.is_checked_scope_name(name)
+
+
+@pytest.mark.parametrize("name", ["layer", "a_b/-c", "0x", "A/_b"])
+def test_scope_names_valid_at_the_root(name):
+    assert _naming.check_scope_name(name, root=True) == name
+    assert _naming.is_checked_scope_name(name)
+    # A name valid at the root is a valid start of a full variable name.
+    assert _naming.check_variable_name(f"{name}/v") == f"{name}/v"
+
+
+def test_root_scope_name_error_suggests_a_fix():
+    with pytest.raises(ValueError, match=r"rename it, for example 'x'"):
+        _naming.check_scope_name("_x", "name_scope", root=True)

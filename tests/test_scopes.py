@@ -1,6 +1,8 @@
 """variable_scope, name_scope and custom getters: nesting, capture, default names,
 reuse inheritance, inherited defaults, name scopes of operations, argument errors."""
 
+import re
+
 import pytest
 import torch
 
@@ -301,6 +303,50 @@ def test_bad_scope_names(bad):
             pass
         assert ts.get_variable_scope().name == "outer" and ts.get_name_scope() == "outer"
         assert bad not in ts.get_variable_scope()._children
+
+
+@pytest.mark.parametrize("bad", ["_a", "-a", ">a", "\\a", "_"])
+def test_scope_names_at_the_root_start_with_a_letter_or_digit(bad):
+    # TensorFlow checks a scope opened at the root against its op-name rule: the name
+    # begins the full names inside, and a full name starts with a letter or digit.
+    match = rf"name {re.escape(repr(bad))} is not valid at the root: .* letter or digit"
+    for make in (
+        lambda: ts.variable_scope(bad),
+        lambda: ts.variable_scope(bad, initializer=ts.zeros_initializer()),
+        lambda: ts.variable_scope(bad, auxiliary_name_scope=False),
+        lambda: ts.variable_scope(None, default_name=bad),
+        lambda: ts.name_scope(bad),
+        lambda: ts.name_scope(None, default_name=bad),
+    ):
+        with pytest.raises(ValueError, match=match), make():
+            pass
+        assert ts.get_variable_scope().name == "" and ts.get_name_scope() == ""
+    # An absolute name scope is a full name, wherever it is opened.
+    with ts.variable_scope("outer"), pytest.raises(ValueError, match=match):
+        ts.name_scope(bad + "/")
+    # At the root of name scopes only (TensorFlow's rule), or of variable names only.
+    with ts.variable_scope("v", auxiliary_name_scope=False), pytest.raises(ValueError, match=match):
+        ts.variable_scope(bad).__enter__()
+    with ts.name_scope("n"), pytest.raises(ValueError, match=match):
+        ts.variable_scope(bad).__enter__()
+    assert ts.get_variable_scope().name == "" and ts.get_name_scope() == ""
+    assert len(ts.get_default_store()) == 0
+
+
+@pytest.mark.parametrize("name", ["_a", "-a", "_"])
+def test_scope_names_below_the_root_may_start_with_underscore_or_dash(name):
+    with ts.variable_scope("o"):
+        for _ in range(2):  # the second entry comes from the re-entry cache
+            with ts.variable_scope(name) as scope, ts.name_scope(name) as ns:
+                assert scope.name == f"o/{name}"
+                assert ns.startswith(f"o/{name}/{name}")
+        with ts.variable_scope(None, default_name=name) as scope:
+            assert scope.name == f"o/{name}_1"
+        v = ts.get_variable(f"{name}/v", [1])
+    assert ts.name_of(v) == f"o/{name}/v"
+    # A name checked below the root is still refused at the root.
+    with pytest.raises(ValueError, match=r"not valid at the root"), ts.variable_scope(name):
+        pass
 
 
 def test_bad_name_scope_names():

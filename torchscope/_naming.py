@@ -3,7 +3,9 @@
 Every name torchscope hands out goes through this module. Full variable names
 follow TensorFlow's op-name rule, without ``.`` (PyTorch forbids it in parameter
 names): the first character is a letter or digit, the rest letters, digits and
-``_ - / > \\``, and no path component is empty. The full name is also the
+``_ - / > \\``, and no path component is empty. A scope name follows the same rule
+where it begins a full name (at the root, as TensorFlow checks it against its op-name
+rule there); below the root it may also begin with ``_ - > \\``. The full name is also the
 variable's key in its store's ``ParameterDict`` and in ``state_dict()``, so the
 mapping from names to keys is the identity.
 
@@ -30,6 +32,7 @@ __all__ = [
 ]
 
 _ALLOWED = "letters, digits and '_', '-', '/', '>', '\\'"
+_NOT_FIRST_AT_ROOT = "_->\\"  # allowed in a scope name, but not as a full name's first character
 _VARIABLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-/>\\]*")
 _SCOPE_NAME = re.compile(r"[A-Za-z0-9_\-/>\\]+")
 
@@ -79,12 +82,15 @@ def check_variable_name(full_name: str) -> str:
     return full_name
 
 
-_CHECKED_SCOPE_NAMES: dict[str, None] = {}  # valid names seen (a forward re-checks the same few)
+# Names seen that are valid anywhere, the root included (a forward re-checks the same few).
+# Names valid only below the root are not kept: their check depends on where they are opened.
+_CHECKED_SCOPE_NAMES: dict[str, None] = {}
 
 
 @torch.compiler.assume_constant_result
 def is_checked_scope_name(name: Any) -> bool:
-    """Whether ``name`` is a scope name already found valid: the scopes' fast path.
+    """Whether ``name`` is a scope name already found valid, at the root too: the scopes'
+    fast path.
 
     ``torch.compile`` takes the answer as a constant (a valid name stays valid) instead
     of guarding on the table's contents, which would be two guards per scope name.
@@ -92,11 +98,18 @@ def is_checked_scope_name(name: Any) -> bool:
     return type(name) is str and name in _CHECKED_SCOPE_NAMES
 
 
-def check_scope_name(name: str, kind: str = "scope") -> str:
+def check_scope_name(name: str, kind: str = "scope", *, root: bool = False) -> str:
     """Returns ``name`` if it is a valid (relative) scope name, else raises ValueError.
 
-    >>> check_scope_name("layer_1/conv")
-    'layer_1/conv'
+    With ``root``, the name begins a full name (it is opened at the root, or it is an
+    absolute name), and must start with a letter or digit, as a full name does.
+
+    >>> check_scope_name("layer_1/conv"), check_scope_name("_private")
+    ('layer_1/conv', '_private')
+    >>> check_scope_name("_private", "variable_scope", root=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: variable_scope name '_private' is not valid at the root: ...
     """
     if type(name) is str and name in _CHECKED_SCOPE_NAMES:
         return name
@@ -110,6 +123,15 @@ def check_scope_name(name: str, kind: str = "scope") -> str:
             "('.' is not allowed: PyTorch reserves it in parameter names)."
         )
     _check_components(kind, name)
+    if name[0] in _NOT_FIRST_AT_ROOT:
+        if root:
+            raise ValueError(
+                f"{kind} name {name!r} is not valid at the root: a scope opened there begins "
+                "the full names of what it holds, which start with a letter or digit (below "
+                f"the root a scope name may also start with '_', '-', '>' or '\\'); rename "
+                f"it, for example {name.lstrip(_NOT_FIRST_AT_ROOT) or 'scope'!r}."
+            )
+        return name  # not cached: valid only below the root
     if len(_CHECKED_SCOPE_NAMES) >= 4096:  # bounded: names made in a loop do not pile up
         _CHECKED_SCOPE_NAMES.clear()
     _CHECKED_SCOPE_NAMES[name] = None

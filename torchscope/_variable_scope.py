@@ -246,7 +246,9 @@ class VariableScope:
         made and cached (the cache is bounded: names made in a loop do not pile up).
         Raises ValueError for an invalid name: the cache holds valid names only."""
         if not is_checked_scope_name(relative):
-            _naming.check_scope_name(relative, "variable_scope")
+            # At the root (of variable names, or of name scopes) a name begins a full name.
+            root = not self._prefix or not outer_ns
+            _naming.check_scope_name(relative, "variable_scope", root=root)
         ns = f"{outer_ns}/{relative}" if outer_ns else relative
         scope = self._copy(reuse, self._prefix + relative, ns + "/")
         scope._outer_ns = outer_ns

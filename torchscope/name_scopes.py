@@ -84,9 +84,9 @@ class name_scope(_ScopeEntry):
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name_scope's name must be a str or None, got {describe(name)}")
         if name and not name.endswith("/"):
-            _naming.check_scope_name(name, "name_scope")
+            _naming.check_scope_name(name, "name_scope")  # where it opens: see __enter__
         elif name:
-            _naming.check_scope_name(name[:-1], "name_scope")
+            _naming.check_scope_name(name[:-1], "name_scope", root=True)  # an absolute name
         self._name = name
 
     def __enter__(self) -> str:
@@ -95,6 +95,9 @@ class name_scope(_ScopeEntry):
         context = current()
         name = self._name
         outer_ns = context.name_scope
+        if not outer_ns and name and name[0] in "_->\\":
+            # Opened at the root, where names begin with a letter or digit (_naming's rule).
+            _naming.check_scope_name(name, "name_scope", root=True)
         name_counts = context.name_counts
         if name_counts is None:
             name_counts = context.name_counts = {}

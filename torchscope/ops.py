@@ -176,9 +176,9 @@ def _autocast_args(
     them, for the composition: under ``torch.autocast`` for ``input``'s device, floating
     tensors on that device other than float64 go to the autocast dtype."""
     device = input.device.type
-    if not (torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)):
+    dtype = _autocast_dtype(device)
+    if dtype is None:
         return input, weight, bias
-    dtype = torch.get_autocast_dtype(device)
 
     def cast(t: torch.Tensor | None) -> Any:
         eligible = (
@@ -190,6 +190,14 @@ def _autocast_args(
         return t.to(dtype) if eligible else t
 
     return cast(input), cast(weight), cast(bias)
+
+
+def _autocast_dtype(device: str) -> torch.dtype | None:
+    """The dtype ``torch.autocast`` runs convolutions in on ``device``, or None when it
+    is not enabled there."""
+    if torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device):
+        return torch.get_autocast_dtype(device)
+    return None
 
 
 # ---------------------------------------------------------------- arguments

@@ -248,6 +248,10 @@ class variable_scope(_ScopeEntry):
             relative = (
                 target if target is not None else _unique_default(context, old, self._default_name)
             )
+            if not old._prefix or (self._auxiliary and not outer_ns):
+                # At the root (of variable names, or of name scopes): begins a full name.
+                kind = "variable_scope" if target is not None else "default_name"
+                _naming.check_scope_name(relative, kind, root=True)
             reuse = self._reuse if self._reuse else old._reuse
             name_scope = _naming.join(outer_ns, relative) if self._auxiliary else None
             current_ns = name_scope if name_scope is not None else outer_ns
