@@ -63,11 +63,14 @@ class Model:
     def top(self):
         return self.frames[-1]
 
-    def _open_variable_scope(self, name, reuse, relative):
+    def _open_variable_scope(self, name, reuse, relative, default=None):
         top = self.top
         top.var_opened.add(name)
         if relative is None:  # a captured scope: the name scope stays
             frame = Frame(ModelScope(name, reuse), set(), top.ns, top.ns_used)
+        elif default is not None:  # TensorFlow opens name_scope(default_name): made unique
+            ns = join(top.ns, tf_unique_name(top.ns_used, default))
+            frame = Frame(ModelScope(name, reuse), set(), ns, {})
         else:
             top.ns_used.setdefault(relative.lower(), 1)
             frame = Frame(ModelScope(name, reuse), set(), join(top.ns, relative), {})
@@ -85,7 +88,9 @@ class Model:
         while join(parent.name, relative) in self.top.var_opened:
             relative = f"{default}_{i}"
             i += 1
-        return self._open_variable_scope(join(parent.name, relative), parent.reuse, relative)
+        return self._open_variable_scope(
+            join(parent.name, relative), parent.reuse, relative, default
+        )
 
     def open_captured(self, scope, reuse):
         return self._open_variable_scope(scope.name, reuse if reuse else scope.reuse, None)

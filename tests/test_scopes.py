@@ -110,6 +110,39 @@ def test_default_name_counters_are_per_parent():
     assert (x.name, y.name) == ("a/l", "b/l")
 
 
+def test_default_name_scope_is_unique_among_name_scopes():
+    # TensorFlow opens name_scope(default_name), which is made unique among the name
+    # scopes; the variable scope's name comes from the variable-scope counters.
+    with ts.name_scope("layer"):
+        pass
+    with ts.variable_scope(None, default_name="layer") as first:
+        assert (first.name, ts.get_name_scope(), first.original_name_scope) == (
+            "layer",
+            "layer_1",
+            "layer_1/",
+        )
+        assert ts.name_of(ts.get_variable("w", [1])) == "layer/w"
+    with ts.variable_scope(None, default_name="layer") as second:
+        assert (second.name, ts.get_name_scope()) == ("layer_1", "layer_2")
+    with ts.name_scope("layer") as ns:
+        assert ns == "layer_3/"
+
+
+def test_default_name_scope_inside_a_captured_scope_is_unique():
+    with ts.variable_scope(None, default_name="layer") as layer:
+        pass
+    with ts.variable_scope(layer), ts.variable_scope(None, default_name="layer") as inner:
+        assert (inner.name, ts.get_name_scope()) == ("layer/layer", "layer_1")
+
+
+def test_default_name_without_auxiliary_name_scope_leaves_the_name_scope():
+    with ts.name_scope("n"):
+        with ts.variable_scope(None, default_name="d", auxiliary_name_scope=False) as d:
+            assert (d.name, ts.get_name_scope()) == ("d", "n")
+        with ts.name_scope("d") as ns:
+            assert ns == "n/d/"
+
+
 def test_default_name_ignored_when_a_name_is_given():
     with ts.variable_scope("given", default_name="layer") as scope:
         assert scope.name == "given"

@@ -253,14 +253,10 @@ class variable_scope(_ScopeEntry):
                 kind = "variable_scope" if target is not None else "default_name"
                 _naming.check_scope_name(relative, kind, root=True)
             reuse = self._reuse if self._reuse else old._reuse
-            name_scope = _naming.join(outer_ns, relative) if self._auxiliary else None
+            name_scope = self._open_name_scope(context, outer_ns, relative)
             current_ns = name_scope if name_scope is not None else outer_ns
             scope = old._copy(reuse, old._prefix + relative, current_ns + "/" if current_ns else "")
             outer_getter = old._custom_getter
-            if name_scope is not None:
-                if context.name_counts is None:
-                    context.name_counts = {}
-                _naming.mark_used(context.name_counts, relative)
         initializer, regularizer, dtype, device, constraint, getter = self._overrides
         if initializer is not None:
             scope._initializer = initializer
@@ -276,6 +272,23 @@ class variable_scope(_ScopeEntry):
             scope._custom_getter = _wrap_getter(getter, outer_getter)
         scope._update_fast()
         return scope, name_scope
+
+    def _open_name_scope(self, context: _state.Context, outer_ns: str, relative: str) -> str | None:
+        """The name scope a named or default-named entry opens (None without one), marked
+        as used among its siblings. A named scope's is its own name; a default name's is
+        made unique among the name scopes, as TensorFlow's ``name_scope(default_name)``
+        makes it, while the variable scope's name comes from the variable-scope counters:
+        after ``name_scope("layer")``, ``variable_scope(None, default_name="layer")`` is
+        variable scope ``layer`` with name scope ``layer_1``."""
+        if not self._auxiliary:
+            return None
+        if context.name_counts is None:
+            context.name_counts = {}
+        if self._name_or_scope is None:
+            relative = _naming.unique_name(context.name_counts, self._default_name)
+        else:
+            _naming.mark_used(context.name_counts, relative)
+        return _naming.join(outer_ns, relative)
 
 
 _NO_OVERRIDES = (None,) * 6
