@@ -645,6 +645,121 @@ def test_scope_global_and_trainable_variables():
     assert len(ts.get_variable_scope().global_variables()) == 3
 
 
+# -- improper nesting ----------------------------------------------------------------------------
+
+
+def _where():
+    return ts.get_variable_scope().name, ts.get_name_scope()
+
+
+def test_generator_closing_its_scope_inside_another_scope_raises():
+    g = ts.variable_scope("g")
+
+    def gen():
+        with g:
+            yield
+
+    it = gen()
+    next(it)
+    with (
+        pytest.raises(
+            RuntimeError,
+            match=r"^Improper nesting of variable_scope: closing 'g', which is not the innermost "
+            r"open scope \(the current variable scope is 'g/h', not 'g'\); nothing was changed\.",
+        ),
+        ts.variable_scope("h"),
+    ):
+        next(it, None)
+    # "h" closed normally; the generator's failed exit changed nothing: "g" is current.
+    assert _where() == ("g", "g")
+    g.__exit__(None, None, None)
+    assert _where() == ("", "")
+
+
+def test_exit_out_of_order_by_hand_raises_and_changes_nothing():
+    a, b = ts.variable_scope("A"), ts.variable_scope("B")
+    a.__enter__()
+    b.__enter__()
+    with pytest.raises(
+        RuntimeError,
+        match=r"closing 'A', which .* variable scope is 'A/B', not 'A'\)",
+    ):
+        a.__exit__(None, None, None)
+    assert _where() == ("A/B", "A/B")
+    b.__exit__(None, None, None)
+    assert _where() == ("A", "A")
+    a.__exit__(None, None, None)
+    assert _where() == ("", "")
+    with ts.variable_scope("A") as again:  # the counters were put back as well
+        assert again.name == "A" and ts.get_name_scope() == "A"
+
+
+def test_name_scope_exit_out_of_order_raises_and_changes_nothing():
+    a, b = ts.name_scope("a"), ts.name_scope("b")
+    a.__enter__()
+    b.__enter__()
+    with pytest.raises(
+        RuntimeError,
+        match=r"^Improper nesting of name_scope: closing 'a', .* name scope is 'a/b', not 'a'\)",
+    ):
+        a.__exit__(None, None, None)
+    assert ts.get_name_scope() == "a/b"
+    b.__exit__(None, None, None)
+    a.__exit__(None, None, None)
+    assert ts.get_name_scope() == ""
+
+
+def test_name_scope_closed_while_a_variable_scope_inside_is_open_raises():
+    with ts.variable_scope("cap") as cap:
+        pass
+    n = ts.name_scope("n")
+    n.__enter__()
+    inner = ts.variable_scope(cap)  # a captured scope leaves the name scope alone
+    inner.__enter__()
+    with pytest.raises(
+        RuntimeError, match=r"name_scope: closing 'n', .* variable scope is 'cap', not the root\)"
+    ):
+        n.__exit__(None, None, None)
+    assert _where() == ("cap", "n")
+    inner.__exit__(None, None, None)
+    n.__exit__(None, None, None)
+    assert _where() == ("", "")
+
+
+def test_variable_scope_closed_while_a_name_scope_inside_is_open_is_caught_by_the_name_scope():
+    # variable_scope's exit tests the variable scope only (one identity test on the hot
+    # path); the name scope left open finds the state changed when it closes.
+    v, n = ts.variable_scope("v"), ts.name_scope("n")
+    v.__enter__()
+    n.__enter__()
+    v.__exit__(None, None, None)
+    assert _where() == ("", "")
+    with pytest.raises(
+        RuntimeError, match=r"name_scope: closing 'v/n', .* variable scope is the root, not 'v'\)"
+    ):
+        n.__exit__(None, None, None)
+    assert _where() == ("", "")
+
+
+def test_proper_nesting_of_every_kind_of_entry_closes_cleanly():
+    with ts.variable_scope("m") as m:
+        pass
+    for _ in range(2):
+        with (
+            ts.variable_scope("a"),
+            ts.name_scope("a/"),
+            ts.variable_scope(m),
+            ts.variable_scope(m),
+            ts.name_scope(None),
+            ts.name_scope(""),
+            ts.variable_scope(None, default_name="d", initializer=ts.zeros_initializer()),
+            ts.variable_scope(ts.get_variable_scope()),
+            ts.name_scope("a/"),
+        ):
+            assert _where() == ("m/d", "a")
+        assert _where() == ("", "")
+
+
 # -- bounded bookkeeping -------------------------------------------------------------------------
 
 

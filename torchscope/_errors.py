@@ -41,3 +41,10 @@ VALUE_DOES_NOT_FIT = (
     "{example!r} would become {converted!r}. Give values of that type, or leave dtype out to "
     "use the value's own."
 )
+
+IMPROPER_NESTING = (
+    "Improper nesting of {kind}: closing {closing}, which is not the innermost open scope "
+    "(the current {what} is {current}, not {expected}); nothing was changed. Scopes close in "
+    "the reverse order they were opened. (A generator that yields inside a scope must be "
+    "finished, or closed, before the scopes open around the code that resumes it close.)"
+)

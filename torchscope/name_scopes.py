@@ -10,14 +10,18 @@ through the same save/restore half (:class:`_ScopeEntry`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from . import _naming
 from ._checks import describe
+from ._errors import IMPROPER_NESTING
 from ._naming import is_checked_scope_name
 from ._state import current, profiling
+
+if TYPE_CHECKING:
+    from . import _state
 
 __all__ = ["get_name_scope", "name_scope"]
 
@@ -26,14 +30,24 @@ class _ScopeEntry:
     """The save/restore half shared by ``name_scope`` and ``variable_scope``.
 
     ``_saved`` is None while closed; while open, one tuple: the context, its four scope
-    fields as they were before the entry, and the profiler range the entry opened (None
-    when the profiler is off).
+    fields as they were before the entry, the variable scope current inside the entry,
+    and the profiler range the entry opened (None when the profiler is off).
+
+    Entries close in the reverse order they were opened. Closing one while a variable
+    scope opened inside it is still open (a generator holding a scope, resumed and
+    finished inside another scope; ``__exit__`` called by hand) raises RuntimeError and
+    changes nothing, as TensorFlow's "Improper nesting of variable_scope." does. The
+    check is one identity test of the current variable scope; ``name_scope`` adds one of
+    the current name scope. (A variable scope closed while only a name scope opened
+    inside it is open is caught when that name scope closes.)
     """
 
     __slots__ = ("_saved",)
 
     def __exit__(self, *exc: object) -> None:
-        context, scope, var_counts, name_scope, name_counts, profiler_range = self._saved
+        context, scope, var_counts, name_scope, name_counts, entered, profiler_range = self._saved
+        if context.scope is not entered:
+            raise RuntimeError(_improper_nesting(self, entered._name, context))
         context.scope = scope
         context.var_counts = var_counts
         context.name_scope = name_scope
@@ -41,6 +55,27 @@ class _ScopeEntry:
         self._saved = None
         if profiler_range is not None:
             profiler_range.__exit__(None, None, None)
+
+
+def _improper_nesting(entry: _ScopeEntry, closing: str, context: _state.Context) -> str:
+    """The error for closing ``entry`` (named ``closing``) when it is not the innermost
+    open scope: the current variable scope (or name scope) is not the one it opened."""
+    entered = entry._saved[5]
+    if context.scope is not entered:
+        what, current, expected = "variable scope", context.scope._name, entered._name
+    else:
+        what, current, expected = "name scope", context.name_scope, closing
+    return IMPROPER_NESTING.format(
+        kind=type(entry).__name__,
+        closing=_shown(closing),
+        what=what,
+        current=_shown(current),
+        expected=_shown(expected),
+    )
+
+
+def _shown(name: str) -> str:
+    return repr(name) if name else "the root"
 
 
 def _open_range(name_scope: str) -> Any:
@@ -70,7 +105,7 @@ class name_scope(_ScopeEntry):
     ('foo/', 'foo_1/')
     """
 
-    __slots__ = ("_name",)
+    __slots__ = ("_name", "_full")
 
     def __init__(
         self, name: str | None, default_name: str | None = None, values: Any = None
@@ -115,13 +150,24 @@ class name_scope(_ScopeEntry):
         var_counts = context.var_counts  # stays current: made now, so that it is put back
         if var_counts is None:
             var_counts = context.var_counts = {}
-        saved = (context, context.scope, var_counts, outer_ns, name_counts, None)
+        scope = context.scope
+        saved = (context, scope, var_counts, outer_ns, name_counts, scope, None)
         context.name_scope = full
         context.name_counts = None
         if profiling():
-            saved = (*saved[:5], _open_range(full))
+            saved = (*saved[:6], _open_range(full))
+        self._full = full
         self._saved = saved
         return full + "/" if full else ""
+
+    def __exit__(self, *exc: object) -> None:
+        saved = self._saved
+        if saved is not None:
+            context = saved[0]
+            # Identity tests: every entry puts back the very objects it replaced.
+            if context.name_scope is not self._full or context.scope is not saved[5]:
+                raise RuntimeError(_improper_nesting(self, self._full, context))
+        _ScopeEntry.__exit__(self, *exc)
 
 
 def get_name_scope() -> str:

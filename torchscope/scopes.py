@@ -223,12 +223,12 @@ class variable_scope(_ScopeEntry):
             # inside marks the table this entry puts back on exit.
             if name_counts is None:
                 name_counts = context.name_counts = {}
-            self._saved = (context, old, counts, outer_ns, name_counts, None)
+            self._saved = (context, old, counts, outer_ns, name_counts, scope, None)
         else:
             context.name_scope = name_scope
             context.name_counts = None
             self._saved = (
-                context, old, counts, outer_ns, name_counts,
+                context, old, counts, outer_ns, name_counts, scope,
                 _open_range(name_scope) if profiling() else None,
             )  # fmt: skip
         return scope
