@@ -511,20 +511,200 @@ def test_custom_getter_receives_tensorflow_keywords():
         return getter(name, *args, **kwargs)
 
     reg = lambda v: v.sum()  # noqa: E731
+    con = lambda v: v.clamp(0, 1)  # noqa: E731
     init = ts.zeros_initializer()
-    with ts.variable_scope("g", custom_getter=getter, regularizer=reg):
+    with ts.variable_scope("g", custom_getter=getter, regularizer=reg, constraint=con):
         v = ts.get_variable("v", [2], initializer=init, trainable=False)
     assert ts.name_of(v) == "g/v"
-    assert seen["name"] == "g/v"
-    assert seen["shape"] == [2]
-    assert seen["dtype"] is None
-    assert seen["initializer"] is init
-    assert seen["regularizer"] is reg
-    assert seen["reuse"] is False
-    assert seen["trainable"] is False
-    assert {"name", "shape", "dtype", "initializer", "regularizer", "reuse", "trainable"} <= set(
-        seen
+    # TensorFlow's _VariableStore.get_variable passes all of its keywords, always (those
+    # torchscope has no use for with TensorFlow's defaults), and constraint to a getter
+    # that takes it; torchscope adds device, also only to a getter that takes it (this
+    # one has **kwargs).
+    assert seen == {
+        "name": "g/v",
+        "shape": [2],
+        "dtype": None,
+        "initializer": init,
+        "regularizer": reg,
+        "reuse": False,
+        "trainable": False,
+        "collections": None,
+        "caching_device": None,
+        "partitioner": None,
+        "validate_shape": True,
+        "use_resource": None,
+        "synchronization": None,
+        "aggregation": None,
+        "constraint": con,
+        "device": None,
+    }
+
+
+def _tf_explicit_getter(
+    getter,
+    name,
+    shape=None,
+    dtype=None,
+    initializer=None,
+    regularizer=None,
+    reuse=None,
+    trainable=None,
+    collections=None,
+    caching_device=None,
+    partitioner=None,
+    validate_shape=True,
+    use_resource=None,
+    synchronization=None,
+    aggregation=None,
+):
+    """A getter ported from TensorFlow: every keyword TensorFlow passes, no **kwargs."""
+    v = getter(
+        name,
+        shape=shape,
+        dtype=dtype,
+        initializer=initializer,
+        regularizer=regularizer,
+        reuse=reuse,
+        trainable=trainable,
+        collections=collections,
     )
+    return v * 2
+
+
+def test_getter_with_tensorflow_signature_and_no_kwargs_works():
+    with ts.variable_scope("e", custom_getter=_tf_explicit_getter):
+        doubled = ts.get_variable("v", [2], initializer=ts.ones_initializer())
+    assert torch.equal(doubled, torch.full((2,), 2.0))
+    assert list(ts.get_default_store()) == ["e/v"]
+
+
+def test_device_and_constraint_apply_through_a_getter_that_does_not_take_them():
+    # The getter never sees them; the real getter at the end of the chain has them bound.
+    con = lambda v: v.clamp(max=0.5)  # noqa: E731
+    with ts.variable_scope("e", custom_getter=_tf_explicit_getter, device="cpu", constraint=con):
+        ts.get_variable("v", [2], initializer=ts.ones_initializer())
+    v = ts.get_default_store()["e/v"]
+    assert v.device == torch.device("cpu")
+    ts.apply_constraints()
+    assert torch.equal(v.detach(), torch.full((2,), 0.5))
+
+
+def test_extras_go_to_a_getter_that_names_them():
+    seen = {}
+
+    def takes_constraint(getter, name, constraint=None, **tf):
+        seen["constraint"] = constraint
+        return getter(name, constraint=constraint, **tf)
+
+    def takes_device(getter, name, *, device=None, shape=None, **tf):
+        seen["device"] = device
+        return getter(name, shape=shape, device=device, **tf)
+
+    con = lambda v: v  # noqa: E731
+    with ts.variable_scope("a", custom_getter=takes_constraint, constraint=con):
+        ts.get_variable("v", [1])
+    with ts.variable_scope("b", custom_getter=takes_device, device="cpu"):
+        ts.get_variable("v", [1])
+    assert seen == {"constraint": con, "device": torch.device("cpu")}
+
+
+def test_composed_getters_each_get_only_the_extras_they_take():
+    order = []
+
+    def forwarding(getter, name, *args, **kwargs):
+        order.append(("forwarding", sorted({"device", "constraint"} & set(kwargs))))
+        return getter(name, *args, **kwargs)  # forwards device and constraint outwards
+
+    def explicit(getter, name, shape=None, dtype=None, initializer=None, regularizer=None,
+                 reuse=None, trainable=None, collections=None, caching_device=None,
+                 partitioner=None, validate_shape=True, use_resource=None,
+                 synchronization=None, aggregation=None):  # fmt: skip
+        order.append(("explicit", []))
+        return getter(name, shape=shape, dtype=dtype, reuse=reuse, trainable=trainable)
+
+    with (
+        ts.variable_scope("o", custom_getter=explicit),
+        ts.variable_scope("i", custom_getter=forwarding),
+    ):
+        v = ts.get_variable("v", [1])
+    assert order == [("forwarding", ["constraint", "device"]), ("explicit", [])]
+    assert ts.name_of(v) == "o/i/v"
+    order.clear()
+    with (
+        ts.variable_scope("p", custom_getter=forwarding),
+        ts.variable_scope("q", custom_getter=explicit),
+        ts.variable_scope("r", custom_getter=forwarding),
+    ):
+        ts.get_variable("v", [1])
+    # The outermost one gets what the explicit one forwarded: no extras.
+    assert order == [
+        ("forwarding", ["constraint", "device"]),
+        ("explicit", []),
+        ("forwarding", []),
+    ]
+
+
+class _ScaleGetter:
+    def __init__(self, scale):
+        self.scale = scale
+
+    def __call__(self, getter, name, shape=None, dtype=None, initializer=None, regularizer=None,
+                 reuse=None, trainable=None, collections=None, caching_device=None,
+                 partitioner=None, validate_shape=True, use_resource=None,
+                 synchronization=None, aggregation=None):  # fmt: skip
+        return getter(name, shape=shape, dtype=dtype, initializer=initializer, reuse=reuse) * (
+            self.scale
+        )
+
+    def method(self, getter, name, *args, constraint=None, **kwargs):
+        assert "device" in kwargs  # **kwargs: everything
+        return getter(name, *args, constraint=constraint, **kwargs) * self.scale
+
+
+def test_getters_of_every_callable_kind_are_read_the_same_way():
+    import functools
+
+    def scaled(getter, name, shape=None, dtype=None, initializer=None, regularizer=None,
+               reuse=None, trainable=None, collections=None, caching_device=None,
+               partitioner=None, validate_shape=True, use_resource=None,
+               synchronization=None, aggregation=None, scale=1.0):  # fmt: skip
+        return getter(name, shape=shape, dtype=dtype, initializer=initializer) * scale
+
+    getters = {
+        "obj": _ScaleGetter(3.0),
+        "method": _ScaleGetter(4.0).method,
+        "partial": functools.partial(scaled, scale=5.0),
+        "lambda": lambda getter, name, *a, **k: getter(name, *a, **k) * 6.0,
+    }
+    for key, getter in getters.items():
+        with ts.variable_scope(key, custom_getter=getter):
+            value = ts.get_variable("v", [1], initializer=ts.ones_initializer())
+        assert value.item() == {"obj": 3.0, "method": 4.0, "partial": 5.0, "lambda": 6.0}[key]
+
+
+def test_getter_signature_is_read_once_per_function(monkeypatch):
+    from torchscope import _variable_scope
+
+    with ts.variable_scope("e", custom_getter=_tf_explicit_getter):
+        ts.get_variable("v", [1])
+    assert _variable_scope._EXTRAS_TAKEN[_tf_explicit_getter] == ()
+    reads = []
+    real = _variable_scope._EXTRAS_TAKEN
+
+    class Counting(dict):
+        def get(self, key, default=None):
+            value = real.get(key, default)
+            reads.append(value)
+            return value
+
+        def __setitem__(self, key, value):
+            raise AssertionError(f"read again: {key}")
+
+    monkeypatch.setattr(_variable_scope, "_EXTRAS_TAKEN", Counting())
+    with ts.variable_scope("e", reuse=True, custom_getter=_tf_explicit_getter):
+        for _ in range(3):
+            ts.get_variable("v", [1])
+    assert reads == [(), (), ()]
 
 
 def test_custom_getter_sees_reuse_flag():

@@ -18,6 +18,7 @@ from . import _state
 from ._create import check_value_dtype
 from ._fastpath import same_shape as _same_shape
 from ._state import _THREAD, DEFAULT
+from ._variable_scope import TENSORFLOW_GETTER_KEYWORDS, call_getter
 from .scopes import VariableScope
 from .summary import _Uses
 
@@ -125,10 +126,10 @@ def _get_variable(
         device = scope._device
     if constraint is None:
         constraint = scope._constraint
-    real_getter = functools.partial(context.store._get_or_create, context.params)
     getter = scope._custom_getter
     if getter is None:
-        variable = real_getter(
+        variable = context.store._get_or_create(
+            context.params,
             full_name,
             shape,
             dtype,
@@ -140,7 +141,13 @@ def _get_variable(
             device=device,
         )
     else:
-        variable = getter(
+        # TensorFlow's keywords, all of them; device and constraint only to a getter that
+        # takes them (the real getter has them bound, so they apply either way).
+        real_getter = functools.partial(
+            context.store._get_or_create, context.params, device=device, constraint=constraint
+        )
+        variable = call_getter(
+            getter,
             getter=real_getter,
             name=full_name,
             shape=shape,
@@ -149,6 +156,7 @@ def _get_variable(
             regularizer=regularizer,
             reuse=scope._reuse,
             trainable=trainable,
+            **TENSORFLOW_GETTER_KEYWORDS,
             device=device,
             constraint=constraint,
         )
