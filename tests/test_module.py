@@ -360,6 +360,8 @@ def test_bad_arguments():
         ts.ScopedModule(3)
     with pytest.raises(ValueError, match=r"ScopedModule name 'a.b' is not valid"):
         ts.ScopedModule(mlp, name="a.b")
+    with pytest.raises(ValueError, match=r"ScopedModule name '_x' is not valid at the root"):
+        ts.ScopedModule(mlp, name="_x")
     with pytest.raises(NotImplementedError, match="needs a function"):
         ts.ScopedModule()(torch.ones(1))
 

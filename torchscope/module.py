@@ -67,7 +67,7 @@ class ScopedModule(nn.Module):
         if fn is not None and not callable(fn):
             raise TypeError(f"ScopedModule's fn must be callable, got {type(fn).__name__}")
         if name is not None:
-            _naming.check_scope_name(name, "ScopedModule")
+            _naming.check_scope_name(name, "ScopedModule", root=True)
         store = VariableStore()
         store._owner = weakref.ref(self)  # what prune / parametrize put in a variable's place
         # Not a submodule: its parameters are this module's own (one shared dict).
