@@ -168,7 +168,7 @@ class ScopedModule(nn.Module):
             or self._compiled_call_impl is not None
             or "_former_parameters" in self.__dict__
         ):
-            return self._run(True, args, kwargs)
+            return self._run(True, args, kwargs, None)
         # The eager call of a built module, every training step: _run's work, inlined, and
         # forward called directly when no hook is registered (nn.Module's _call_impl makes
         # the same test). In a training loop this code runs with caches that backward and
@@ -200,7 +200,8 @@ class ScopedModule(nn.Module):
                 pop(context, previous)  # raises: a context opened inside is still open
             slot[0] = previous
 
-    def _run(self, reuse: Any, args: tuple, kwargs: dict, getter: Callable | None = None) -> Any:
+    def _run(self, reuse: Any, args: tuple, kwargs: dict, getter: Callable | None) -> Any:
+        # getter has no default: torch.compile would guard on _run.__defaults__ on every call.
         # A data-parallel replica (torch.nn.parallel.replicate) holds its copies of the
         # parameters as plain attributes, listed in _former_parameters: hand out those.
         params = self.__dict__.get("_former_parameters") or self._parameters
