@@ -108,6 +108,20 @@ def test_failed_first_call_leaves_no_variables():
     assert len(module.store) == 0 and not module.built
 
 
+def test_failed_first_call_takes_back_what_it_added_to_collections():
+    def broken(x):
+        ts.add_to_collection("activations", x)
+        ts.add_to_collection("losses", x.sum())
+        raise RuntimeError("boom")
+
+    module = ts.ScopedModule(broken)
+    with module.store.as_default():
+        ts.add_to_collection("activations", "kept")
+    with pytest.raises(RuntimeError, match="boom"):
+        module(torch.ones(1))
+    assert module.store._collections == {"activations": ["kept"]}
+
+
 def test_calls_ignore_the_callers_scopes_and_names_are_stable(ts_store):
     module = ts.ScopedModule(mlp, name="mlp")
     with ts.variable_scope("outer"):

@@ -249,6 +249,7 @@ class ScopedModule(nn.Module):
         store = self.store
         self._refuse_substitutes(())
         before = set(store._parameters)
+        collected = {key: len(items) for key, items in store._collections.items()}
         loaded = self._loaded
         getter = None if loaded is None else self._claiming_getter(loaded)
         self._building, self._build_getter = True, getter
@@ -258,7 +259,9 @@ class ScopedModule(nn.Module):
             self._refuse_substitutes(created)
             unused = [n for n in store._parameters if loaded and n in loaded]
         except BaseException:
-            store._forget(set(store._parameters) - before)  # a failed call leaves nothing behind
+            # A failed call leaves nothing behind: no variables, no collection items.
+            store._forget(set(store._parameters) - before)
+            store._truncate_collections(collected)
             raise
         finally:
             self._building, self._build_getter = False, None

@@ -342,6 +342,16 @@ class VariableStore(nn.ParameterDict):
                 ):
                     table.pop(name, None)
 
+    def _truncate_collections(self, lengths: dict[str, int]) -> None:
+        """Puts the collections back to ``lengths`` (key -> length; keys not in it were made
+        since, and are removed)."""
+        with self._lock:
+            for key in list(self._collections):
+                if key in lengths:
+                    del self._collections[key][lengths[key] :]
+                else:
+                    del self._collections[key]
+
     def _missing_message(self, name: str) -> str:
         if self._frozen is not None:
             return FROZEN.format(name=name, owner=self._frozen)
