@@ -199,6 +199,12 @@ at::Tensor onednn_forward(
     int64_t groups) {
   const auto* op = pointwise_op();
   if (op == nullptr) return at::Tensor();
+  // oneDNN reads the bias through its data pointer as a dense vector: a strided
+  // bias (a slice b[::2], an expanded scalar) gave wrong sums. Rare, so the common
+  // call pays one is_contiguous() test and no copy.
+  if (bias.has_value() && bias->defined() && !bias->is_contiguous()) {
+    return onednn_forward(input, weight, bias->contiguous(), stride, padding, dilation, groups);
+  }
   try {
     return op->call(input, weight, bias, padding, stride, dilation, groups, "relu", c10::List<std::optional<c10::Scalar>>(), std::nullopt);
   } catch (const c10::Error&) {
