@@ -123,3 +123,37 @@ def test_mixed_devices_name_the_argument():
         match=r"argument 'weight' to be on the device of 'input' \(cuda:0\), but got cpu",
     ):
         ts.ops.conv2d_bias_relu(x, torch.randn(4, 3, 3, 3), None)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last], ids=str)
+def test_planes_and_rows_with_odd_sizes_and_strided_bias(layout):
+    """Mask tails (27 and 15 elements per plane), an expanded bias, every gradient."""
+    x = torch.randn(3, 2, 3, 5, device="cuda", dtype=torch.float64).to(memory_format=layout)
+    w = torch.randn(5, 2, 1, 3, device="cuda", dtype=torch.float64).to(memory_format=layout)
+    b = torch.randn(1, device="cuda", dtype=torch.float64).expand(5)
+    args = ([1, 1], [0, 1], [1, 1], 1)
+    out, mask = torch.ops.torchscope.conv2d_bias_relu_with_mask(x, w, b, *args)
+    torch.testing.assert_close(out, reference(x, w, b, 1, (0, 1)))
+    assert torch.equal(mask, relu_mask(out))
+    grad = torch.randn_like(out)
+    backward = torch.ops.torchscope.conv2d_bias_relu_backward
+    gi, gw, gb = backward(grad, mask, x, w, *args, [True, True, True])
+    masked = grad * (out > 0)
+    torch.testing.assert_close(gb, masked.sum((0, 2, 3)))
+    want_gi, want_gw, _ = torch.ops.aten.convolution_backward(
+        masked, x, w, None, *args[:3], False, [0, 0], 1, [True, True, False]
+    )
+    torch.testing.assert_close(gi, want_gi)
+    torch.testing.assert_close(gw, want_gw)
+
+
+def test_empty_batch_on_cuda():
+    x = torch.randn(0, 3, 6, 5, device="cuda", requires_grad=True)
+    w = torch.randn(4, 3, 3, 3, device="cuda", requires_grad=True)
+    b = torch.randn(4, device="cuda", requires_grad=True)
+    out = ts.ops.conv2d_bias_relu(x, w, b, padding=1)
+    assert out.shape == (0, 4, 6, 5)
+    gx, gw, gb = torch.autograd.grad(out.sum(), (x, w, b))
+    assert gx.shape == x.shape
+    assert torch.equal(gw, torch.zeros_like(w))
+    assert torch.equal(gb, torch.zeros_like(b))

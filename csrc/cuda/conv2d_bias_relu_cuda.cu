@@ -32,9 +32,12 @@ namespace torchscope {
 namespace {
 
 constexpr int kThreads = 256;
+// The most blocks a launch asks for; the kernels loop (grid-stride) over the rest,
+// so no grid size is computed from an unbounded count.
+constexpr int64_t kMaxBlocks = 65535 * 8;
 
 int64_t blocks_for(int64_t n) {
-  return std::max<int64_t>(1, std::min<int64_t>((n + kThreads - 1) / kThreads, 65535 * 8));
+  return std::max<int64_t>(1, std::min<int64_t>((n + kThreads - 1) / kThreads, kMaxBlocks));
 }
 
 // ---------------------------------------------------------------- forward
@@ -161,11 +164,14 @@ __device__ T block_sum(T v, T* shared) {
   return total;
 }
 
-// Contiguous layout: one block per (n, c) plane of hw elements; the plane's
-// sum goes to partial[plane].
 __device__ __forceinline__ bool mask_bit(const uint8_t* __restrict__ mask, int64_t i) {
   return (mask[i >> 3] >> (i & 7)) & 1;
 }
+
+// Contiguous layout: block b takes the (n, c) planes b, b + gridDim.x, ... of hw
+// elements (a grid-stride loop: n * c may pass gridDim.x's limit); each plane's
+// sum goes to partial[plane]. The loop's bounds are the same for the whole block,
+// so every thread reaches block_sum's barriers.
 
 template <typename scalar_t, typename opmath_t>
 __global__ void relu_grad_planes_kernel(
@@ -173,17 +179,21 @@ __global__ void relu_grad_planes_kernel(
     const uint8_t* __restrict__ mask,
     scalar_t* __restrict__ gm,
     opmath_t* __restrict__ partial,
+    int64_t planes,
     int64_t hw) {
   __shared__ opmath_t shared[kThreads];
-  const int64_t base = static_cast<int64_t>(blockIdx.x) * hw;
-  opmath_t sum = 0;
-  for (int64_t i = threadIdx.x; i < hw; i += blockDim.x) {
-    const opmath_t v = epilogue::relu_grad<opmath_t>(static_cast<opmath_t>(g[base + i]), mask_bit(mask, base + i));
-    gm[base + i] = static_cast<scalar_t>(v);
-    sum += v;
+  for (int64_t plane = blockIdx.x; plane < planes; plane += gridDim.x) {
+    const int64_t base = plane * hw;
+    opmath_t sum = 0;
+    for (int64_t i = threadIdx.x; i < hw; i += blockDim.x) {
+      const opmath_t v =
+          epilogue::relu_grad<opmath_t>(static_cast<opmath_t>(g[base + i]), mask_bit(mask, base + i));
+      gm[base + i] = static_cast<scalar_t>(v);
+      sum += v;
+    }
+    sum = block_sum(sum, shared);
+    if (partial != nullptr && threadIdx.x == 0) partial[plane] = sum;
   }
-  sum = block_sum(sum, shared);
-  if (partial != nullptr && threadIdx.x == 0) partial[blockIdx.x] = sum;
 }
 
 // channels_last: block b takes rows [b * rows_per_block, ...) of c channels;
@@ -250,9 +260,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_bias_relu_backward_cuda(
             partial.defined() ? partial.data_ptr<opmath_t>() : nullptr, rows, c, rows_per_block);
       } else {
         if (output_mask[2]) partial = at::empty({n, c}, grad.options().dtype(acc_type));
-        relu_grad_planes_kernel<scalar_t, opmath_t><<<n * c, kThreads, 0, stream>>>(
+        const int64_t planes = n * c;
+        relu_grad_planes_kernel<scalar_t, opmath_t><<<std::min(planes, kMaxBlocks), kThreads, 0, stream>>>(
             grad.const_data_ptr<scalar_t>(), bits.const_data_ptr<uint8_t>(), grad_masked.data_ptr<scalar_t>(),
-            partial.defined() ? partial.data_ptr<opmath_t>() : nullptr, hw);
+            partial.defined() ? partial.data_ptr<opmath_t>() : nullptr, planes, hw);
       }
       C10_CUDA_KERNEL_LAUNCH_CHECK();
       if (partial.defined()) grad_bias = partial.sum(0).to(grad.scalar_type());
