@@ -851,3 +851,21 @@ def test_a_parametrized_variable():
     assert module.parametrizations["m/dense/w"].original0.grad is not None
     with pytest.raises(ValueError, match="would create a new variable m/dense/v"):
         module.store._get_or_create(module._parameters, "m/dense/v", [1], reuse=None)
+
+
+def test_export_or_trace_before_the_first_call_says_to_call_it_first():
+    x = torch.randn(3, 8)
+    module = ts.ScopedModule(mlp, name="mlp")
+    with pytest.raises(
+        RuntimeError, match=r"call it once on an example input before torch\.export"
+    ):
+        torch.export.export(module, (x,), strict=False)
+    with pytest.raises(
+        RuntimeError, match=r"call it once on an example input before torch\.export"
+    ):
+        torch.jit.trace(module, (x,))
+    assert not module.built and len(module.store) == 0
+    module(x)
+    exported = torch.export.export(module, (x,), strict=False)
+    assert [n for n, _ in exported.named_parameters()] == NAMES
+    torch.testing.assert_close(exported.module()(x), module(x))

@@ -235,6 +235,14 @@ class ScopedModule(nn.Module):
             pop(context, previous)
 
     def _first_call(self, args: tuple, kwargs: dict) -> Any:
+        if torch.compiler.is_exporting() or torch._C._get_tracing_state() is not None:
+            # torch.export and torch.jit.trace run the call on fake or traced values: the
+            # variables would be made of those, and the program would hold no parameters.
+            raise RuntimeError(
+                f"ScopedModule {self._describe()} has not made its variables yet: call it once "
+                "on an example input before torch.export.export or torch.jit.trace (they "
+                "record the variables the first call makes as the program's parameters)."
+            )
         # One thread builds; the others wait, then reuse what it made. A call of this module
         # inside its own first call (recursion) is part of the build: it reuses what exists
         # so far and makes what is missing.
