@@ -860,6 +860,9 @@ def test_export_or_trace_before_the_first_call_says_to_call_it_first():
         RuntimeError, match=r"call it once on an example input before torch\.export"
     ):
         torch.export.export(module, (x,), strict=False)
+    # strict export: dynamo reports the error it traced, with the message
+    with pytest.raises(Exception, match=r"call it once on an example input before torch\.export"):
+        torch.export.export(module, (x,), strict=True)
     with pytest.raises(
         RuntimeError, match=r"call it once on an example input before torch\.export"
     ):
