@@ -286,3 +286,15 @@ def test_vmap_over_an_ensemble():
     out = vmap(run, in_dims=(0, 0, None))(params, buffers, x)
     for i, model in enumerate(models):
         torch.testing.assert_close(out[i], model(x))
+
+
+def test_a_shape_mismatch_under_compile_reports_the_variable():
+    module = ts.ScopedModule(lambda x: x @ ts.get_variable("w", [x.shape[-1], 4]), name="m")
+    module(torch.ones(2, 4))
+    compiled = torch.compile(module, fullgraph=True, backend="eager")
+    compiled(torch.ones(2, 4))
+    # The second shape makes dynamo trace the size as dynamic; the error is the ValueError.
+    with pytest.raises(Exception, match=r"Trying to share variable m/w, but specified shape"):
+        compiled(torch.ones(2, 5))
+    with pytest.raises(ValueError, match=r"specified shape \(5, 4\) and found shape \(4, 4\)"):
+        module(torch.ones(2, 5))

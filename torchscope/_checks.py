@@ -68,12 +68,15 @@ def check_shape(shape: Any, variable: str | None = None) -> Shape | None:
         if dim is None:
             dims.append(None)
             continue
-        if isinstance(dim, bool) or not hasattr(dim, "__index__"):
+        if isinstance(dim, int | torch.SymInt) and not isinstance(dim, bool):
+            pass  # (tested first: torch.compile traces neither hasattr nor __index__ on a SymInt)
+        elif isinstance(dim, bool) or not hasattr(dim, "__index__"):
             raise TypeError(
                 f"shape{_where(variable)} has a dimension that is not an int: {describe(dim)} in "
                 f"{list(shape)}; dimensions are non-negative ints, or None for an unknown one."
             )
-        dim = dim.__index__()
+        else:
+            dim = dim.__index__()  # numpy integers and the like
         if dim < 0:
             raise ValueError(
                 f"shape{_where(variable)} has a negative dimension: {list(shape)}; dimensions are "
