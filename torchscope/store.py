@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.compiler import is_compiling
 
 from . import _naming, _state
 from ._checks import check_shape, describe, shapes_compatible
@@ -491,7 +492,12 @@ def _check_reused(
 ) -> Any:
     if shape is not None and not shapes_compatible(shape, found.shape):
         raise ValueError(
-            SHAPE_MISMATCH.format(name=name, shape=_fmt_shape(shape), found=_fmt_shape(found.shape))
+            SHAPE_MISMATCH.format(
+                name=name,
+                # torch.compile cannot format a size it traces as dynamic (a SymInt)
+                shape="(sizes torch.compile traced)" if is_compiling() else _fmt_shape(shape),
+                found=_fmt_shape(found.shape),
+            )
         )
     if dtype is not None and dtype != found.dtype:
         raise ValueError(DTYPE_MISMATCH.format(name=name, dtype=dtype, found=found.dtype))
@@ -499,12 +505,11 @@ def _check_reused(
 
 
 def _fmt_shape(shape: Any) -> str:
-    return (
-        "("
-        + ", ".join("?" if d is None else str(d) for d in shape)
-        + ("," if len(shape) == 1 else "")
-        + ")"
-    )
+    return "(" + ", ".join(_fmt_dim(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _fmt_dim(dim: Any) -> str:
+    return "?" if dim is None else str(dim)
 
 
 def _caller() -> str:
