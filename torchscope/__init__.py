@@ -8,6 +8,7 @@
 """
 
 from . import nn, ops
+from .checkpoint import checkpoint
 from .collection import (
     add_to_collection,
     apply_constraints,
@@ -57,6 +58,7 @@ __all__ = [
     "add_to_collection",
     "apply_constraints",
     "check_optimizer",
+    "checkpoint",
     "constant_initializer",
     "get_collection",
     "get_default_store",
