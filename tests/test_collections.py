@@ -173,3 +173,125 @@ def test_scope_collections():
     with ts.variable_scope("bar") as bar:
         assert bar.global_variables() == [d]
     assert ts.get_variable_scope().global_variables() == [a, b, c, d]
+
+
+def names(items):
+    return [ts.name_of(x) if isinstance(x, torch.nn.Parameter) else x for x in items]
+
+
+def test_added_items_interleave_with_variables_in_creation_order():
+    ts.add_to_collection(ts.GraphKeys.GLOBAL_VARIABLES, "early")
+    ts.add_to_collection(ts.GraphKeys.TRAINABLE_VARIABLES, "early")
+    ts.add_to_collection(ts.GraphKeys.REGULARIZATION_LOSSES, torch.tensor(10.0))
+    with ts.variable_scope("foo", regularizer=lambda v: v.sum()):
+        ts.get_variable("a", initializer=[1.0])
+    ts.add_to_collection(ts.GraphKeys.GLOBAL_VARIABLES, "middle")
+    ts.add_to_collection(ts.GraphKeys.REGULARIZATION_LOSSES, torch.tensor(20.0))
+    ts.get_variable("b", initializer=[2.0], regularizer=lambda v: v.sum(), trainable=False)
+    ts.add_to_collection(ts.GraphKeys.TRAINABLE_VARIABLES, "late")
+    assert names(ts.global_variables()) == ["early", "foo/a", "middle", "b"]
+    assert names(ts.trainable_variables()) == ["early", "foo/a", "late"]
+    assert [x.item() for x in ts.regularization_losses()] == [10.0, 1.0, 20.0, 2.0]
+    assert ts.regularization_loss().item() == 33.0
+
+
+def test_interleaving_after_a_failed_module_build():
+    ts.add_to_collection(ts.GraphKeys.GLOBAL_VARIABLES, "kept")
+
+    def fails(x):
+        ts.add_to_collection(ts.GraphKeys.GLOBAL_VARIABLES, "dropped")
+        ts.add_to_collection("made_by_the_call", "dropped")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        ts.ScopedModule(fails)(torch.ones(1))
+    v = ts.get_variable("v", [1])
+    ts.add_to_collection(ts.GraphKeys.GLOBAL_VARIABLES, "after")
+    ts.add_to_collection("made_by_the_call", "again")
+    assert names(ts.global_variables()) == ["kept", "v", "after"]
+    assert ts.get_collection("made_by_the_call") == ["again"]
+    assert ts.global_variables()[1] is v
+
+
+def test_regularization_loss_is_a_tensor_when_regularizers_return_numbers():
+    ts.get_variable("r", [1], regularizer=lambda v: 0.5)
+    loss = ts.regularization_loss()
+    assert isinstance(loss, torch.Tensor)
+    assert loss.dtype == torch.get_default_dtype() and loss.item() == 0.5
+    w = ts.get_variable("w", initializer=[2.0], regularizer=lambda v: v.sum())
+    loss = ts.regularization_loss()
+    assert isinstance(loss, torch.Tensor) and loss.item() == 2.5
+    loss.backward()
+    assert w.grad.tolist() == [1.0]
+
+
+def test_regularization_loss_of_numbers_follows_the_default_dtype():
+    ts.get_variable("r", [1], regularizer=lambda v: 1)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        loss = ts.regularization_loss()
+    finally:
+        torch.set_default_dtype(previous)
+    assert loss.dtype == torch.float64 and loss.item() == 1.0
+
+
+# TensorFlow 1.15's ops.GraphKeys values.
+TF_GRAPH_KEYS = {
+    "GLOBAL_VARIABLES": "variables",
+    "VARIABLES": "variables",
+    "LOCAL_VARIABLES": "local_variables",
+    "METRIC_VARIABLES": "metric_variables",
+    "MODEL_VARIABLES": "model_variables",
+    "TRAINABLE_VARIABLES": "trainable_variables",
+    "SUMMARIES": "summaries",
+    "QUEUE_RUNNERS": "queue_runners",
+    "TABLE_INITIALIZERS": "table_initializer",
+    "ASSET_FILEPATHS": "asset_filepaths",
+    "MOVING_AVERAGE_VARIABLES": "moving_average_variables",
+    "REGULARIZATION_LOSSES": "regularization_losses",
+    "CONCATENATED_VARIABLES": "concatenated_variables",
+    "SAVERS": "savers",
+    "WEIGHTS": "weights",
+    "BIASES": "biases",
+    "ACTIVATIONS": "activations",
+    "UPDATE_OPS": "update_ops",
+    "LOSSES": "losses",
+    "SAVEABLE_OBJECTS": "saveable_objects",
+    "RESOURCES": "resources",
+    "LOCAL_RESOURCES": "local_resources",
+    "TRAINABLE_RESOURCE_VARIABLES": "trainable_resource_variables",
+    "INIT_OP": "init_op",
+    "LOCAL_INIT_OP": "local_init_op",
+    "READY_OP": "ready_op",
+    "READY_FOR_LOCAL_INIT_OP": "ready_for_local_init_op",
+    "SUMMARY_OP": "summary_op",
+    "GLOBAL_STEP": "global_step",
+    "EVAL_STEP": "eval_step",
+    "TRAIN_OP": "train_op",
+    "COND_CONTEXT": "cond_context",
+    "WHILE_CONTEXT": "while_context",
+}
+
+
+@pytest.mark.parametrize(("attribute", "value"), sorted(TF_GRAPH_KEYS.items()))
+def test_graph_keys_have_tensorflows_values(attribute, value):
+    assert getattr(ts.GraphKeys, attribute) == value
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        ts.GraphKeys.UPDATE_OPS,
+        ts.GraphKeys.LOSSES,
+        ts.GraphKeys.LOCAL_VARIABLES,
+        ts.GraphKeys.MODEL_VARIABLES,
+        ts.GraphKeys.MOVING_AVERAGE_VARIABLES,
+    ],
+)
+def test_keys_the_store_does_not_fill_are_plain_collections(key):
+    w = ts.get_variable("w", [1])
+    assert ts.get_collection(key) == []
+    ts.add_to_collection(key, w)
+    ts.add_to_collection(key, "op")
+    assert ts.get_collection(key) == [w, "op"]

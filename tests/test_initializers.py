@@ -527,3 +527,50 @@ def test_uniform_within_bounds(low, width, seed, dtype):
 def test_integer_uniform_within_bounds(low, width, seed):
     x = init.random_uniform_initializer(low, low + width, seed=seed)((100,), dtype=torch.int64)
     assert x.min() >= low and x.max() < low + width
+
+
+@pytest.mark.parametrize(
+    "initializer",
+    [
+        init.truncated_normal_initializer(),
+        init.glorot_normal_initializer(),
+        init.variance_scaling_initializer(),
+        init.variance_scaling_initializer(2.0, "fan_avg", "normal"),
+    ],
+    ids=repr,
+)
+def test_truncated_normal_initializers_on_meta_without_seed(initializer):
+    x = initializer((3, 3, 8, 8), dtype=torch.float32, device="meta")
+    assert x.device.type == "meta" and x.shape == (3, 3, 8, 8) and x.dtype == torch.float32
+
+
+@pytest.mark.parametrize(
+    ("value", "dtype", "message"),
+    [
+        (-1, torch.uint8, r"value -1 does not fit torch\.uint8: -1 would become 255"),
+        (300, torch.int8, r"value 300 does not fit torch\.int8: 300 would become 44"),
+        (2**40, torch.int32, r"value 1099511627776 does not fit torch\.int32: 1099511627776 "),
+        (float("inf"), torch.int32, r"value inf does not fit torch\.int32: inf would become"),
+        (float("nan"), torch.int64, r"value nan does not fit torch\.int64: nan would become"),
+        (3, torch.bool, r"value 3 does not fit torch\.bool: 3 would become True"),
+        ([0, 2], torch.bool, r"value \[0, 2\] does not fit torch\.bool: 2 would become True"),
+        (torch.tensor([1, -5]), torch.uint8, r"does not fit torch\.uint8: -5 would become 251"),
+        (1j, torch.float32, r"value 1j does not fit torch\.float32: 1j would become 0\.0"),
+    ],
+)
+def test_constant_initializer_refuses_values_the_dtype_would_change(value, dtype, message):
+    with pytest.raises(TypeError, match=message):
+        init.constant_initializer(value)((2,), dtype=dtype)
+
+
+@pytest.mark.parametrize(
+    ("value", "dtype"),
+    [(255, torch.uint8), (-128, torch.int8), (1, torch.bool), (0, torch.bool), (2.0, torch.int32)],
+)
+def test_constant_initializer_accepts_values_that_fit(value, dtype):
+    out = init.constant_initializer(value)((2,), dtype=dtype)
+    assert out.dtype == dtype and out.tolist() == [dtype_cast(value, dtype)] * 2
+
+
+def dtype_cast(value, dtype):
+    return bool(value) if dtype == torch.bool else int(value)

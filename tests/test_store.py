@@ -524,3 +524,37 @@ def test_a_subclass_parameter_is_a_variable_with_the_stores_bookkeeping():
     assert [ts.name_of(v) for v in store.trainable_variables()] == ["temp", "w"]
     rows = {line.split()[0]: line.split() for line in ts.summary(store).splitlines()[1:-1]}
     assert rows["temp"][4] == "yes" and rows["frozen"][4] == "no"
+
+
+def test_name_of_refuses_a_reloaded_copy():
+    with ts.variable_scope("foo"):
+        v = ts.get_variable("v", [2])
+    buffer = io.BytesIO()
+    torch.save(v, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)
+    with pytest.raises(KeyError, match=r"no torchscope store holds this tensor"):
+        ts.name_of(loaded)
+    with pytest.raises(KeyError, match=r"no torchscope store holds this tensor"):
+        ts.name_of(copy.deepcopy(v))
+    assert ts.name_of(v) == "foo/v"
+
+
+def test_name_of_refuses_a_variable_of_a_dropped_store():
+    import gc
+
+    store = ts.VariableStore()
+    with store.as_default():
+        v = ts.get_variable("v", [1])
+    assert ts.name_of(v) == "v"
+    del store
+    gc.collect()
+    with pytest.raises(KeyError, match=r"no torchscope store holds this tensor"):
+        ts.name_of(v)
+
+
+def test_name_of_finds_variables_of_other_live_stores():
+    store = ts.VariableStore()
+    with store.as_default(), ts.variable_scope("s"):
+        v = ts.get_variable("v", [1])
+    assert ts.name_of(v) == "s/v"  # outside its store's as_default()

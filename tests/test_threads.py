@@ -4,6 +4,7 @@ and concurrent creation in one store loses nothing and creates nothing twice."""
 import random
 import sys
 import threading
+import time
 
 import pytest
 import torch
@@ -193,3 +194,43 @@ def test_module_calls_in_many_threads_each_put_back_their_threads_context(fast_s
     run_threads(work, 4)
     assert [list(s) for s in stores] == [[f"t{i}/mine"] for i in range(4)]
     assert list(module.store) == ["m/g"]
+
+
+def test_reading_a_store_while_another_thread_creates(fast_switching):
+    # Readers iterate the store's dicts; creation adds to them. Each read must see a
+    # snapshot, not raise "dictionary changed size during iteration".
+    store = ts.VariableStore()
+    stop = threading.Event()
+
+    def create(_):
+        with store.as_default():
+            for j in range(100_000):
+                if stop.is_set():
+                    return
+                ts.get_variable(
+                    f"v{j}",
+                    [1],
+                    regularizer=lambda v: v.sum(),
+                    constraint=lambda v: v.clamp(-1, 1),
+                )
+                if j % 7 == 0:
+                    ts.add_to_collection(ts.GraphKeys.GLOBAL_VARIABLES, j)
+
+    def read(_):
+        deadline = time.monotonic() + 1.5
+        reads = 0
+        try:
+            while time.monotonic() < deadline:
+                store.trainable_variables()
+                store.global_variables()
+                store.regularization_losses()
+                store.apply_constraints()
+                store.state_dict()
+                ts.summary(store)
+                reads += 1
+        finally:
+            stop.set()
+        assert reads > 0
+
+    run_threads(lambda i: (create if i == 0 else read)(i), 2)
+    assert len(store) > 0

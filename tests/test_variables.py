@@ -614,3 +614,98 @@ def test_variable_scope_get_variable_method():
     with ts.variable_scope("elsewhere"):
         v = outer.get_variable("v", [1])
     assert ts.name_of(v) == "outer/v"
+
+
+@pytest.mark.parametrize(
+    ("value", "dtype", "message"),
+    [
+        (-1, torch.uint8, r"-1 would become 255"),
+        (300, torch.int8, r"300 would become 44"),
+        (3, torch.bool, r"3 would become True"),
+    ],
+)
+def test_constant_initializer_refused_like_a_value_initializer(value, dtype, message):
+    with pytest.raises(TypeError, match=r"variable 'w': constant_initializer value .*" + message):
+        ts.get_variable("w", [2], initializer=ts.constant_initializer(value), dtype=dtype)
+    assert "w" not in ts.get_default_store()
+
+
+def test_truncated_normal_variable_on_meta():
+    with ts.variable_scope("x", initializer=ts.variance_scaling_initializer(2.0)):
+        k = ts.get_variable("k", [3, 3, 8, 8], device="meta")
+    g = ts.get_variable("g", [4, 4], initializer=ts.glorot_normal_initializer(), device="meta")
+    assert k.device.type == "meta" and g.device.type == "meta"
+
+
+def test_apply_constraints_includes_non_trainable_variables():
+    ema = ts.get_variable(
+        "ema", initializer=[3.0], trainable=False, constraint=lambda v: v.clamp(0, 1)
+    )
+    ts.apply_constraints()
+    assert ema.item() == 1.0
+
+
+def test_constraint_hook_applies_only_the_optimizers_variables():
+    # A GAN: the generator's optimizer must not project the discriminator's weights,
+    # nor a variable no optimizer holds (TF applies a constraint in the variable's update).
+    g = ts.get_variable("gen/w", initializer=[0.5], constraint=lambda v: v.clamp(-1, 0))
+    d = ts.get_variable("disc/w", initializer=[5.0], constraint=lambda v: v.clamp(-1, 1))
+    ema = ts.get_variable(
+        "stats/ema", initializer=[3.0], trainable=False, constraint=lambda v: v.clamp(0, 1)
+    )
+    opt_g = torch.optim.SGD([g], lr=0.1)
+    ts.register_constraint_hook(opt_g)
+    (g * 2).sum().backward()
+    opt_g.step()
+    assert g.item() == 0.0
+    assert d.item() == 5.0 and ema.item() == 3.0
+    opt_d = torch.optim.SGD([d], lr=0.1)
+    ts.register_constraint_hook(opt_d)
+    d.sum().backward()
+    opt_d.step()
+    assert d.item() == 1.0 and ema.item() == 3.0
+
+
+def test_constraint_hook_follows_added_param_groups():
+    a = ts.get_variable("a", initializer=[5.0], constraint=lambda v: v.clamp(max=1))
+    b = ts.get_variable("b", initializer=[5.0], constraint=lambda v: v.clamp(max=1))
+    opt = torch.optim.SGD([a], lr=0.0)
+    ts.register_constraint_hook(opt)
+    opt.step()
+    assert (a.item(), b.item()) == (1.0, 5.0)
+    opt.add_param_group({"params": [b]})
+    opt.step()
+    assert b.item() == 1.0
+
+
+def test_constraint_returning_another_shape_is_refused_and_changes_nothing():
+    w = ts.get_variable("w", initializer=[-3.0, 4.0], constraint=lambda v: v.clamp(min=0))
+    u = ts.get_variable("u", initializer=[3.0, 4.0], constraint=lambda v: v.norm())
+    with pytest.raises(
+        ValueError,
+        match=r"constraint .* of variable 'u' returned a tensor of shape \[\], but the "
+        r"variable's shape is \[2\].*No variable was changed",
+    ):
+        ts.apply_constraints()
+    assert w.tolist() == [-3.0, 4.0] and u.tolist() == [3.0, 4.0]
+
+
+def test_constraint_returning_none_is_refused_and_changes_nothing():
+    w = ts.get_variable("w", initializer=[-3.0, 4.0], constraint=lambda v: v.clamp(min=0))
+    ts.get_variable("n", initializer=[1.0], constraint=lambda v: None)
+    x = ts.get_variable("x", initializer=[-3.0], constraint=lambda v: v.clamp(min=0))
+    with pytest.raises(
+        TypeError,
+        match=r"constraint .* of variable 'n' returned NoneType None; .* tensor of shape \[1\]",
+    ):
+        ts.apply_constraints()
+    assert w.tolist() == [-3.0, 4.0] and x.tolist() == [-3.0]
+
+
+def test_constraint_returning_a_smaller_tensor_is_refused_by_the_hook():
+    w = ts.get_variable("w", initializer=[1.0, 2.0], constraint=lambda v: v[:1])
+    opt = torch.optim.SGD([w], lr=0.0)
+    ts.register_constraint_hook(opt)
+    with pytest.raises(ValueError, match=r"variable 'w' returned a tensor of shape \[1\]"):
+        opt.step()
+    assert w.tolist() == [1.0, 2.0]

@@ -10,7 +10,7 @@ from torch import nn
 from ._checks import check_device, check_dtype, describe, shapes_compatible
 from ._errors import INITIALIZER_DTYPE_MISMATCH, SHAPE_NOT_DEFINED, VALUE_DOES_NOT_FIT
 
-__all__ = ["check_dtype_arg", "check_value_dtype", "make_parameter"]
+__all__ = ["check_dtype_arg", "check_value_dtype", "first_change", "make_parameter"]
 
 _VALUE_TYPES = (torch.Tensor, bool, int, float, complex, list, tuple)
 
@@ -55,25 +55,33 @@ def _exact(value: Any) -> torch.Tensor:
     return tensor
 
 
+def first_change(exact: torch.Tensor, converted: torch.Tensor) -> tuple[Any, Any] | None:
+    """The first value of ``exact`` (a value as given, held exactly) that converting it to
+    ``converted``'s dtype changed, and what it became; None if nothing changed. Changed
+    means lost: a fraction, an imaginary part, a sign, a value out of range (wrapped), a
+    NaN or infinity made an integer, a number other than 0 and 1 made a bool. (Rounding
+    to a float's precision is not a change.)"""
+    dtype = converted.dtype
+    if dtype.is_complex or (dtype.is_floating_point and not exact.is_complex()):
+        return None
+    converted = converted.cpu()
+    changed = converted.to(exact.dtype) != exact.cpu()
+    if not bool(changed.any()):
+        return None
+    index = tuple(changed.nonzero()[0].tolist())
+    return exact.cpu()[index].item(), converted[index].item()
+
+
 def _check_fits(name: str, value: Any, tensor: torch.Tensor) -> None:
     """Refuses a Python value that ``tensor`` (the value converted to the variable's
-    dtype) holds only with changes: a fraction, an imaginary part or a sign dropped, a
-    number other than 0 and 1 made a bool. (Rounding to a float's precision is fine.)"""
-    dtype = tensor.dtype
-    if dtype.is_complex:
+    dtype) holds only with changes (see :func:`first_change`)."""
+    if tensor.dtype.is_complex:
         return
-    exact = _exact(value)
-    if dtype.is_floating_point and not exact.is_complex():
-        return
-    changed = tensor.cpu().to(exact.dtype) != exact
-    if bool(changed.any()):
-        index = tuple(changed.nonzero()[0].tolist())
+    change = first_change(_exact(value), tensor)
+    if change is not None:
         raise ValueError(
             VALUE_DOES_NOT_FIT.format(
-                name=name,
-                dtype=dtype,
-                example=exact[index].item(),
-                converted=tensor.cpu()[index].item(),
+                name=name, dtype=tensor.dtype, example=change[0], converted=change[1]
             )
         )
 

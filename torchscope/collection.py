@@ -84,7 +84,9 @@ def regularization_losses(scope: str | None = None) -> list[torch.Tensor]:
 
 
 def regularization_loss(scope: str | None = None) -> torch.Tensor:
-    """The sum of :func:`regularization_losses` (a zero tensor when there are none).
+    """The sum of :func:`regularization_losses`, always a tensor (as TensorFlow's
+    ``add_n``): a zero of the default dtype when there are none, and a regularizer that
+    returns a Python number still gives a tensor (default dtype when every loss is one).
 
     >>> ts.regularization_loss()
     tensor(0.)
@@ -99,14 +101,17 @@ def regularization_loss(scope: str | None = None) -> torch.Tensor:
     total = losses[0]
     for loss in losses[1:]:
         total = total + loss
+    if not isinstance(total, torch.Tensor):  # every loss was a Python number
+        total = torch.as_tensor(total, dtype=torch.get_default_dtype())
     return total
 
 
 def apply_constraints(store: Any = None) -> None:
-    """Applies every variable's ``constraint`` in place (after an optimizer step).
+    """Applies every variable's ``constraint`` in place, trainable or not.
 
     ``store`` is a ``VariableStore`` or a module that has one (``.store``);
-    default: the default store.
+    default: the default store. Every result is checked before any variable is written
+    (see ``VariableStore.apply_constraints``).
 
     >>> with ts.variable_scope("c", constraint=lambda v: v.clamp(0, 1)):
     ...     w = ts.get_variable("w", initializer=[-1.0, 0.5, 3.0])
@@ -117,11 +122,13 @@ def apply_constraints(store: Any = None) -> None:
 
 
 def register_constraint_hook(optimizer: torch.optim.Optimizer, store: Any = None) -> Any:
-    """Makes ``optimizer.step()`` apply the constraints of ``store`` after each step.
+    """Makes ``optimizer.step()`` apply, after each step, the constraints of the variables
+    of ``store`` that this optimizer updates (those in its ``param_groups`` at that step).
 
-    Returns the hook handle (``handle.remove()`` undoes it). This is how a
-    ``constraint=`` given to ``get_variable`` or ``variable_scope`` takes effect,
-    as TensorFlow's optimizers apply it after their update.
+    As in TensorFlow, whose optimizers apply a variable's constraint in their update of
+    that variable: the variables of another optimizer (a GAN's other network) and those
+    no optimizer holds (``trainable=False``) are left alone. ``ts.apply_constraints()``
+    applies them all. Returns the hook handle (``handle.remove()`` undoes it).
 
     >>> w = ts.get_variable("w", initializer=[0.5, -0.5], constraint=lambda v: v.clamp(min=0))
     >>> opt = torch.optim.SGD([w], lr=1.0)
@@ -134,7 +141,8 @@ def register_constraint_hook(optimizer: torch.optim.Optimizer, store: Any = None
     target = _resolve(store)
 
     def hook(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        target.apply_constraints()
+        updated = {id(p) for group in opt.param_groups for p in group["params"]}
+        target._apply_constraints(updated)
 
     return optimizer.register_step_post_hook(hook)
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from ._create import first_change
+
 ShapeLike = Sequence[int]
 DeviceLike = torch.device | str | int | None
 
@@ -103,13 +105,16 @@ def _exact_tensor(value: Any) -> torch.Tensor:
     return t
 
 
-def _loses_values(source: torch.Tensor, dtype: torch.dtype) -> bool:
-    """Whether casting drops an imaginary part or a fraction (TF refuses both)."""
-    if source.is_complex() and not dtype.is_complex:
-        return bool((source.imag != 0).any())
-    if source.is_floating_point() and not (dtype.is_floating_point or dtype.is_complex):
-        return not bool((source == source.trunc()).all())
-    return False
+def _check_fits(value: Any, source: torch.Tensor, converted: torch.Tensor) -> None:
+    """Refuses a value that ``converted`` (``source`` cast to the wanted dtype) holds only
+    with changes: the same round-trip check as ``get_variable(initializer=value)``."""
+    change = first_change(source, converted)
+    if change is not None:
+        raise TypeError(
+            f"constant_initializer value {value!r} does not fit {converted.dtype}: "
+            f"{change[0]!r} would become {change[1]!r}. Give values that dtype holds, or "
+            "another dtype."
+        )
 
 
 # ---------------------------------------------------------------------------- sampling
@@ -132,6 +137,8 @@ def _truncated_normal(dims, mean, stddev, dtype, device, seed) -> torch.Tensor:
     """Normal draws with every value beyond 2 standard deviations drawn again (as TF)."""
     gen, where = _rng(seed, device)
     x = torch.empty(dims, dtype=_work_dtype(dtype), device=where).normal_(generator=gen)
+    if x.device.type == "meta":  # no values to redraw (and bool() of one cannot be read)
+        return x.to(dtype=dtype, device=device)
     bad = x.abs() > 2.0
     while bool(bad.any()):
         x[bad] = torch.empty(int(bad.sum()), dtype=x.dtype, device=where).normal_(generator=gen)
@@ -262,9 +269,13 @@ class Constant(Initializer):
 
     def _generate(self, dims, dtype, device):
         source = _exact_tensor(self.value)
-        if _loses_values(source, dtype):
-            raise TypeError(f"constant_initializer value {self.value!r} does not fit {dtype}")
-        source = source.to(dtype=dtype, device=device)
+        if source.is_complex() and not dtype.is_complex:
+            converted = source.real.to(dtype)  # what the cast keeps, without its warning
+        else:
+            converted = source.to(dtype)
+        if not (type(self.value) is int and 0 <= self.value <= 1):  # 0 and 1 fit every dtype
+            _check_fits(self.value, source, converted)
+        source = converted.to(device)
         if source.numel() == math.prod(dims):
             return source.reshape(dims).clone()
         if source.numel() == 1:

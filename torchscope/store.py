@@ -35,21 +35,59 @@ __all__ = [
 
 _NAME_ATTR = "_torchscope_name"
 _LIVE_STORES: weakref.WeakSet[VariableStore] = weakref.WeakSet()
+_LIVE_LOCK = threading.Lock()  # a WeakSet cannot be iterated while another thread adds
 
 
 class GraphKeys:
-    """Names of the collections a store keeps itself (TensorFlow's values).
+    """TensorFlow's standard collection names (``tf.compat.v1.GraphKeys``, same values).
+
+    A store fills three of them itself: ``GLOBAL_VARIABLES``, ``TRAINABLE_VARIABLES`` and
+    ``REGULARIZATION_LOSSES`` (what ``add_to_collection`` puts there is listed with them,
+    in creation order). The others are plain collection names for ported code
+    (``UPDATE_OPS``, ``LOSSES``, ...): they hold what ``add_to_collection`` put there.
 
     >>> _ = ts.get_variable("w", [1]); _ = ts.get_variable("step", [], trainable=False)
     >>> [ts.name_of(v) for v in ts.get_collection(ts.GraphKeys.TRAINABLE_VARIABLES)]
     ['w']
-    >>> ts.GraphKeys.GLOBAL_VARIABLES
-    'variables'
+    >>> ts.GraphKeys.GLOBAL_VARIABLES, ts.GraphKeys.UPDATE_OPS
+    ('variables', 'update_ops')
     """
 
+    # Filled by the store.
     GLOBAL_VARIABLES = "variables"
     TRAINABLE_VARIABLES = "trainable_variables"
     REGULARIZATION_LOSSES = "regularization_losses"
+    VARIABLES = GLOBAL_VARIABLES  # TensorFlow's deprecated alias
+    # Plain names: only add_to_collection fills them.
+    LOCAL_VARIABLES = "local_variables"
+    METRIC_VARIABLES = "metric_variables"
+    MODEL_VARIABLES = "model_variables"
+    SUMMARIES = "summaries"
+    QUEUE_RUNNERS = "queue_runners"
+    TABLE_INITIALIZERS = "table_initializer"
+    ASSET_FILEPATHS = "asset_filepaths"
+    MOVING_AVERAGE_VARIABLES = "moving_average_variables"
+    CONCATENATED_VARIABLES = "concatenated_variables"
+    SAVERS = "savers"
+    WEIGHTS = "weights"
+    BIASES = "biases"
+    ACTIVATIONS = "activations"
+    UPDATE_OPS = "update_ops"
+    LOSSES = "losses"
+    SAVEABLE_OBJECTS = "saveable_objects"
+    RESOURCES = "resources"
+    LOCAL_RESOURCES = "local_resources"
+    TRAINABLE_RESOURCE_VARIABLES = "trainable_resource_variables"
+    INIT_OP = "init_op"
+    LOCAL_INIT_OP = "local_init_op"
+    READY_OP = "ready_op"
+    READY_FOR_LOCAL_INIT_OP = "ready_for_local_init_op"
+    SUMMARY_OP = "summary_op"
+    GLOBAL_STEP = "global_step"
+    EVAL_STEP = "eval_step"
+    TRAIN_OP = "train_op"
+    COND_CONTEXT = "cond_context"
+    WHILE_CONTEXT = "while_context"
 
 
 class _ThreadContext(threading.local):
@@ -109,6 +147,13 @@ class VariableStore(nn.ParameterDict):
         self._constraints: dict[str, Callable] = {}
         self._created_at: dict[str, str] = {}
         self._collections: dict[str, list[Any]] = {}
+        # Creation order across variables and added collection items (TensorFlow keeps one
+        # list per collection): a sequence number per variable, and per collection item
+        # (``_collection_seq[key][i]`` is that of ``_collections[key][i]``; see
+        # add_to_collection for how the two stay aligned).
+        self._next_seq = 0
+        self._seq: dict[str, int] = {}
+        self._collection_seq: dict[str, list[int]] = {}
         self._frozen: str | None = None
         # Set by a ScopedModule converted (.to(), .double(), ...) before its first call: the
         # conversion its new variables get as they are made (see module.py, _Conversion).
@@ -121,7 +166,8 @@ class VariableStore(nn.ParameterDict):
         self._lock = threading.RLock()
         self._build_lock = threading.RLock()  # a ScopedModule's first call holds it
         self._local = _ThreadContext(weakref.ref(self))
-        _LIVE_STORES.add(self)
+        with _LIVE_LOCK:
+            _LIVE_STORES.add(self)
 
     # -- pickling and copying: thread state and locks are not carried over ------------------
 
@@ -133,7 +179,19 @@ class VariableStore(nn.ParameterDict):
         state["_owner"] = None  # the owning module sets it again when it is restored
         return state
 
+    def _save_to_state_dict(self, destination: dict, prefix: str, keep_vars: bool) -> None:
+        # nn.Module's, over a snapshot: another thread may be creating variables.
+        for name, param in list(self._parameters.items()):
+            if param is not None:
+                destination[prefix + name] = param if keep_vars else param.detach()
+        for name, buf in list(self._buffers.items()):
+            if buf is not None and name not in self._non_persistent_buffers_set:
+                destination[prefix + name] = buf if keep_vars else buf.detach()
+
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("_next_seq", 0)  # stores pickled before creation order was kept
+        state.setdefault("_seq", {})
+        state.setdefault("_collection_seq", {})
         super().__setstate__(state)
         self._init_local()
 
@@ -327,7 +385,14 @@ class VariableStore(nn.ParameterDict):
         if constraint is not None:
             self._constraints[name] = constraint
         self._created_at[name] = created_at
+        self._seq[name] = self._take_seq()
         setattr(param, _NAME_ATTR, name)
+
+    def _take_seq(self) -> int:
+        with self._lock:
+            seq = self._next_seq
+            self._next_seq = seq + 1
+        return seq
 
     def _forget(self, names: Any) -> None:
         """Removes variables (a module's failed first call takes back what it made)."""
@@ -363,30 +428,51 @@ class VariableStore(nn.ParameterDict):
     def get_collection(
         self, key: str, scope: str | None = None, params: dict | None = None
     ) -> list[Any]:
-        """The items of collection ``key`` (a ``GraphKeys`` value or any string),
-        filtered by ``re.match(scope, name)`` when ``scope`` is given."""
+        """The items of collection ``key`` (a ``GraphKeys`` value or any string), in
+        creation order, filtered by ``re.match(scope, name)`` when ``scope`` is given.
+
+        For the keys the store fills (``GLOBAL_VARIABLES``, ``TRAINABLE_VARIABLES``,
+        ``REGULARIZATION_LOSSES``), what ``add_to_collection`` put there is listed where it
+        was added among the variables, as in TensorFlow's single list. Safe to call while
+        other threads create variables (it reads a snapshot taken under the store's lock).
+        """
         params = self._parameters if params is None else params
-        extra = _filtered(self._collections.get(key, ()), scope)
-        if key == GraphKeys.GLOBAL_VARIABLES:
-            names = list(params)
-        elif key == GraphKeys.TRAINABLE_VARIABLES:
-            names = [n for n in self._trainable if n in params]
-        elif key == GraphKeys.REGULARIZATION_LOSSES:
-            names = [n for n in self._regularizers if n in params]
-        else:
-            return extra
+        with self._lock:
+            # Not strict: after _truncate_collections the numbers may outlast the items.
+            seqs = self._collection_seq.get(key, ())
+            added = list(zip(seqs, self._collections.get(key, ()), strict=False))
+            if key == GraphKeys.GLOBAL_VARIABLES:
+                names = list(params)
+            elif key == GraphKeys.TRAINABLE_VARIABLES:
+                names = [n for n in list(self._trainable) if n in params]
+            elif key == GraphKeys.REGULARIZATION_LOSSES:
+                regularizers = dict(self._regularizers)
+                names = [n for n in regularizers if n in params]
+            else:
+                return _filtered((item for _, item in added), scope)
+            seqs = [self._seq.get(n) for n in names]
+            found = [params[n] for n in names]
+        own = [(q, n, v) for q, n, v in zip(seqs, names, found, strict=True)]
         if scope is not None:
-            names = [n for n in names if re.match(scope, n)]
+            own = [entry for entry in own if re.match(scope, entry[1])]
         if key == GraphKeys.REGULARIZATION_LOSSES:
-            losses = (self._regularizers[n](params[n]) for n in names)
-            return [loss for loss in losses if loss is not None] + extra
-        return [params[n] for n in names] + extra
+            own = [(q, n, regularizers[n](v)) for q, n, v in own]
+            own = [entry for entry in own if entry[2] is not None]
+        extra = [(q, item) for q, item in added if _in_scope(item, scope)]
+        return _merged([(q, v) for q, _, v in own], extra)
 
     def add_to_collection(self, key: str, value: Any) -> None:
         """Appends ``value`` to collection ``key``."""
         if not isinstance(key, str):
             raise TypeError(f"collection key must be a str, got {describe(key)}")
-        self._collections.setdefault(key, []).append(value)
+        with self._lock:
+            items = self._collections.setdefault(key, [])
+            seqs = self._collection_seq.setdefault(key, [])
+            # A failed ScopedModule build cuts items off the end of _collections only
+            # (_truncate_collections); cut the numbers the same way before appending.
+            del seqs[len(items) :]
+            seqs.append(self._take_seq())
+            items.append(value)
 
     def global_variables(self, scope: str | None = None) -> list[nn.Parameter]:
         return self.get_collection(GraphKeys.GLOBAL_VARIABLES, scope)
@@ -399,16 +485,41 @@ class VariableStore(nn.ParameterDict):
 
     # -- constraints ----------------------------------------------------------------------------
 
-    @torch.no_grad()
     def apply_constraints(self) -> None:
         """Projects every variable that has a constraint: ``v.copy_(constraint(v))``.
 
-        Call it after each optimizer step, or let :func:`ts.register_constraint_hook`
-        do it.
+        The explicit call: it applies the constraints of all the store's variables,
+        trainable or not. (:func:`ts.register_constraint_hook` applies, after an
+        optimizer's step, only those of the variables that optimizer updates.)
+
+        Every constraint runs first, and every result is checked (a tensor of the
+        variable's shape) before any variable is written: a constraint that fails, or
+        returns something else, raises naming its variable and leaves every variable as
+        it was. (A constraint that changes its variable in place has already done so.)
+
+        >>> w = ts.get_variable("w", initializer=[3.0, 4.0], constraint=lambda v: v.norm())
+        >>> ts.get_default_store().apply_constraints()
+        Traceback (most recent call last):
+        ...
+        ValueError: constraint ... of variable 'w' returned a tensor of shape [], ...
         """
-        for name, fn in self._constraints.items():
-            param = self._parameters[name]
-            value = fn(param)
+        self._apply_constraints(None)
+
+    @torch.no_grad()
+    def _apply_constraints(self, only: set[int] | None) -> None:
+        """Applies the constraints of the variables whose ``id`` is in ``only`` (all: None)."""
+        with self._lock:
+            pending = [
+                (name, fn, self._parameters.get(name))
+                for name, fn in list(self._constraints.items())
+            ]
+        pending = [
+            (name, fn, param)
+            for name, fn, param in pending
+            if param is not None and (only is None or id(param) in only)
+        ]
+        results = [(param, _checked_constraint(name, fn, param)) for name, fn, param in pending]
+        for param, value in results:
             if value is not param:
                 param.copy_(value)
 
@@ -417,10 +528,49 @@ class VariableStore(nn.ParameterDict):
         name = getattr(param, _NAME_ATTR, None)
         if name is not None and self._parameters.get(name) is param:
             return name
-        for name, held in self._parameters.items():
+        for name, held in list(self._parameters.items()):
             if held is param:
                 return name
         raise KeyError(f"this store holds no variable that is this tensor ({_short(param)})")
+
+
+def _checked_constraint(name: str, fn: Callable, param: torch.Tensor) -> torch.Tensor:
+    """``fn(param)``, refused unless it is a tensor of ``param``'s shape."""
+    value = fn(param)
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(
+            f"constraint {describe(fn)} of variable {name!r} returned {describe(value)}; a "
+            f"constraint returns the projected variable, a tensor of shape {list(param.shape)}. "
+            "No variable was changed."
+        )
+    if value.shape != param.shape:
+        raise ValueError(
+            f"constraint {describe(fn)} of variable {name!r} returned a tensor of shape "
+            f"{list(value.shape)}, but the variable's shape is {list(param.shape)}; a "
+            "constraint returns the projected variable, of the same shape. No variable was "
+            "changed."
+        )
+    return value
+
+
+def _merged(own: list[tuple[int | None, Any]], added: list[tuple[int, Any]]) -> list[Any]:
+    """The store's own entries and the added items, each list already in creation order,
+    merged by sequence number. An entry without one (a variable that entered without
+    ``get_variable``) keeps its place after the entry before it."""
+    if not added:
+        return [value for _, value in own]
+    out: list[Any] = []
+    i = 0
+    last = -1
+    for seq, value in own:
+        if seq is not None:
+            last = seq
+        while i < len(added) and added[i][0] < last:
+            out.append(added[i][1])
+            i += 1
+        out.append(value)
+    out.extend(item for _, item in added[i:])
+    return out
 
 
 def _short(tensor: Any) -> str:
@@ -437,15 +587,15 @@ def _item_name(item: Any) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def _filtered(items: Any, scope: str | None) -> list[Any]:
+def _in_scope(item: Any, scope: str | None) -> bool:
     if scope is None:
-        return list(items)
-    out = []
-    for item in items:
-        name = _item_name(item)
-        if name is not None and re.match(scope, name):
-            out.append(item)
-    return out
+        return True
+    name = _item_name(item)
+    return name is not None and re.match(scope, name) is not None
+
+
+def _filtered(items: Any, scope: str | None) -> list[Any]:
+    return [item for item in items if _in_scope(item, scope)]
 
 
 def _computed_by(owner: nn.Module | None, name: str) -> torch.Tensor | None:
@@ -596,7 +746,8 @@ def name_of(param: torch.Tensor) -> str:
     """The full name of a variable made by ``get_variable``.
 
     Names do not live on tensors (``Tensor.name`` is PyTorch's); this looks the
-    variable up. ``KeyError`` for a tensor that no store holds.
+    variable up. ``KeyError`` for a tensor that no live store holds (a copy, a tensor
+    loaded with ``torch.load``, a variable of a store that is gone).
 
     >>> with ts.variable_scope("foo"):
     ...     v = ts.get_variable("v", [1])
@@ -604,13 +755,23 @@ def name_of(param: torch.Tensor) -> str:
     'foo/v'
     """
     name = getattr(param, _NAME_ATTR, None)
-    if name is not None:
-        return name
-    for store in list(_LIVE_STORES):
-        for key, held in store._parameters.items():
+    if name is not None:  # the name of a candidate: one dict lookup in each live store
+        if _state.current().store._parameters.get(name) is param:
+            return name
+        for store in _live_stores():
+            if store._parameters.get(name) is param:
+                return name
+    for store in _live_stores():
+        for key, held in list(store._parameters.items()):
             if held is param:
                 return key
     raise KeyError(
         f"no torchscope store holds this tensor ({_short(param)}); only variables "
-        "made by ts.get_variable() have names"
+        "made by ts.get_variable() have names, and only while their store is alive (a "
+        "copy, or a tensor loaded with torch.load, is not the variable)"
     )
+
+
+def _live_stores() -> list[VariableStore]:
+    with _LIVE_LOCK:
+        return list(_LIVE_STORES)
