@@ -181,10 +181,10 @@ class VariableStore(nn.ParameterDict):
 
     def _save_to_state_dict(self, destination: dict, prefix: str, keep_vars: bool) -> None:
         # nn.Module's, over a snapshot: another thread may be creating variables.
-        for name, param in list(self._parameters.items()):
+        for name, param in self._snapshot().items():
             if param is not None:
                 destination[prefix + name] = param if keep_vars else param.detach()
-        for name, buf in list(self._buffers.items()):
+        for name, buf in self._buffers.copy().items():
             if buf is not None and name not in self._non_persistent_buffers_set:
                 destination[prefix + name] = buf if keep_vars else buf.detach()
 
@@ -219,20 +219,27 @@ class VariableStore(nn.ParameterDict):
     def __contains__(self, name: object) -> bool:
         return name in self._parameters
 
+    def _snapshot(self) -> dict[str, Any]:
+        """A copy of the variables dict, safe while another thread creates variables.
+        (``list(d.items())`` is not: a garbage collection it triggers can run other
+        threads between items; creation holds the lock, and ``dict.copy`` runs no Python.)"""
+        with self._lock:
+            return self._parameters.copy()
+
     def __iter__(self) -> Iterator[str]:
-        return iter(list(self._parameters))
+        return iter(list(self._snapshot()))
 
     def __len__(self) -> int:
         return len(self._parameters)
 
     def keys(self) -> list[str]:  # type: ignore[override]
-        return list(self._parameters)
+        return list(self._snapshot())
 
     def values(self) -> list[nn.Parameter]:  # type: ignore[override]
-        return list(self._parameters.values())  # type: ignore[arg-type]
+        return list(self._snapshot().values())
 
     def items(self) -> list[tuple[str, nn.Parameter]]:  # type: ignore[override]
-        return list(self._parameters.items())  # type: ignore[arg-type]
+        return list(self._snapshot().items())
 
     def get(self, name: str, default: Any = None) -> Any:
         return self._parameters.get(name, default)
@@ -442,11 +449,11 @@ class VariableStore(nn.ParameterDict):
             seqs = self._collection_seq.get(key, ())
             added = list(zip(seqs, self._collections.get(key, ()), strict=False))
             if key == GraphKeys.GLOBAL_VARIABLES:
-                names = list(params)
+                names = list(params.copy())
             elif key == GraphKeys.TRAINABLE_VARIABLES:
-                names = [n for n in list(self._trainable) if n in params]
+                names = [n for n in self._trainable.copy() if n in params]
             elif key == GraphKeys.REGULARIZATION_LOSSES:
-                regularizers = dict(self._regularizers)
+                regularizers = self._regularizers.copy()
                 names = [n for n in regularizers if n in params]
             else:
                 return _filtered((item for _, item in added), scope)
@@ -509,10 +516,8 @@ class VariableStore(nn.ParameterDict):
     def _apply_constraints(self, only: set[int] | None) -> None:
         """Applies the constraints of the variables whose ``id`` is in ``only`` (all: None)."""
         with self._lock:
-            pending = [
-                (name, fn, self._parameters.get(name))
-                for name, fn in list(self._constraints.items())
-            ]
+            params = self._parameters
+            pending = [(n, fn, params.get(n)) for n, fn in self._constraints.copy().items()]
         pending = [
             (name, fn, param)
             for name, fn, param in pending
@@ -528,7 +533,7 @@ class VariableStore(nn.ParameterDict):
         name = getattr(param, _NAME_ATTR, None)
         if name is not None and self._parameters.get(name) is param:
             return name
-        for name, held in list(self._parameters.items()):
+        for name, held in self._snapshot().items():
             if held is param:
                 return name
         raise KeyError(f"this store holds no variable that is this tensor ({_short(param)})")
@@ -762,7 +767,7 @@ def name_of(param: torch.Tensor) -> str:
             if store._parameters.get(name) is param:
                 return name
     for store in _live_stores():
-        for key, held in list(store._parameters.items()):
+        for key, held in store._snapshot().items():
             if held is param:
                 return key
     raise KeyError(
