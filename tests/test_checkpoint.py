@@ -61,3 +61,16 @@ def test_under_torch_compile():
     module(x)
     compiled = torch.compile(module, fullgraph=True, backend="eager")
     torch.testing.assert_close(compiled(x), module(x))
+
+
+@pytest.mark.parametrize("use_reentrant", [False, True])
+def test_torch_checkpoint_inside_a_module_fails_loudly(use_reentrant, ts_store):
+    from torch.utils.checkpoint import checkpoint
+
+    module = ts.ScopedModule(lambda x: checkpoint(block, x, use_reentrant=use_reentrant).sum())
+    x = torch.randn(3, 4, requires_grad=True)
+    with pytest.raises(
+        RuntimeError, match=r"create variable blk/w while backward runs.*ts\.checkpoint"
+    ):
+        module(x).backward()
+    assert len(ts_store) == 0  # nothing made in the default store

@@ -48,3 +48,10 @@ IMPROPER_NESTING = (
     "the reverse order they were opened. (A generator that yields inside a scope must be "
     "finished, or closed, before the scopes open around the code that resumes it close.)"
 )
+
+CREATED_IN_BACKWARD = (
+    "get_variable would create variable {name} while backward runs: a function that "
+    "activation checkpointing recomputes (torch.utils.checkpoint.checkpoint) runs again "
+    "outside the scopes, store and ScopedModule call it first ran in. Checkpoint scoped "
+    "code with ts.checkpoint(fn, *args), which recomputes it in the same scope state."
+)

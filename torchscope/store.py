@@ -22,7 +22,14 @@ from torch.compiler import is_compiling
 
 from . import _naming, _state
 from ._checks import check_shape, describe, shapes_compatible
-from ._errors import ALREADY_EXISTS, DOES_NOT_EXIST, DTYPE_MISMATCH, FROZEN, SHAPE_MISMATCH
+from ._errors import (
+    ALREADY_EXISTS,
+    CREATED_IN_BACKWARD,
+    DOES_NOT_EXIST,
+    DTYPE_MISMATCH,
+    FROZEN,
+    SHAPE_MISMATCH,
+)
 from .scopes import VariableScope
 
 __all__ = [
@@ -309,6 +316,8 @@ class VariableStore(nn.ParameterDict):
             raise ValueError(self._missing_message(name))
         if self._frozen is not None:
             raise ValueError(FROZEN.format(name=name, owner=self._frozen))
+        if torch._C._current_graph_task_id() != -1 and not is_compiling():
+            raise RuntimeError(CREATED_IN_BACKWARD.format(name=name))
         _naming.check_variable_name(name)
         with self._lock:
             found = self._parameters.get(name)
