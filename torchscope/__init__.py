@@ -8,6 +8,8 @@
 """
 
 from . import nn, ops
+from ._default_store import get_default_store, name_of, reset_default_store
+from ._graph_keys import GraphKeys
 from .checkpoint import checkpoint
 from .collection import (
     add_to_collection,
@@ -41,7 +43,7 @@ from .scopes import (
     name_scope,
     variable_scope,
 )
-from .store import GraphKeys, VariableStore, get_default_store, name_of, reset_default_store
+from .store import VariableStore
 from .summary import summary
 from .templates import Template, make_template
 from .variables import get_variable

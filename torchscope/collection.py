@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from . import _state
-from .store import GraphKeys
+from ._graph_keys import GraphKeys
 
 __all__ = [
     "add_to_collection",

@@ -30,71 +30,14 @@ from ._errors import (
     FROZEN,
     SHAPE_MISMATCH,
 )
+from ._graph_keys import GraphKeys
 from .scopes import VariableScope
 
-__all__ = [
-    "GraphKeys",
-    "VariableStore",
-    "get_default_store",
-    "name_of",
-    "reset_default_store",
-]
+__all__ = ["VariableStore"]
 
 _NAME_ATTR = "_torchscope_name"
 _LIVE_STORES: weakref.WeakSet[VariableStore] = weakref.WeakSet()
 _LIVE_LOCK = threading.Lock()  # a WeakSet cannot be iterated while another thread adds
-
-
-class GraphKeys:
-    """TensorFlow's standard collection names (``tf.compat.v1.GraphKeys``, same values).
-
-    A store fills three of them itself: ``GLOBAL_VARIABLES``, ``TRAINABLE_VARIABLES`` and
-    ``REGULARIZATION_LOSSES`` (what ``add_to_collection`` puts there is listed with them,
-    in creation order). The others are plain collection names for ported code
-    (``UPDATE_OPS``, ``LOSSES``, ...): they hold what ``add_to_collection`` put there.
-
-    >>> _ = ts.get_variable("w", [1]); _ = ts.get_variable("step", [], trainable=False)
-    >>> [ts.name_of(v) for v in ts.get_collection(ts.GraphKeys.TRAINABLE_VARIABLES)]
-    ['w']
-    >>> ts.GraphKeys.GLOBAL_VARIABLES, ts.GraphKeys.UPDATE_OPS
-    ('variables', 'update_ops')
-    """
-
-    # Filled by the store.
-    GLOBAL_VARIABLES = "variables"
-    TRAINABLE_VARIABLES = "trainable_variables"
-    REGULARIZATION_LOSSES = "regularization_losses"
-    VARIABLES = GLOBAL_VARIABLES  # TensorFlow's deprecated alias
-    # Plain names: only add_to_collection fills them.
-    LOCAL_VARIABLES = "local_variables"
-    METRIC_VARIABLES = "metric_variables"
-    MODEL_VARIABLES = "model_variables"
-    SUMMARIES = "summaries"
-    QUEUE_RUNNERS = "queue_runners"
-    TABLE_INITIALIZERS = "table_initializer"
-    ASSET_FILEPATHS = "asset_filepaths"
-    MOVING_AVERAGE_VARIABLES = "moving_average_variables"
-    CONCATENATED_VARIABLES = "concatenated_variables"
-    SAVERS = "savers"
-    WEIGHTS = "weights"
-    BIASES = "biases"
-    ACTIVATIONS = "activations"
-    UPDATE_OPS = "update_ops"
-    LOSSES = "losses"
-    SAVEABLE_OBJECTS = "saveable_objects"
-    RESOURCES = "resources"
-    LOCAL_RESOURCES = "local_resources"
-    TRAINABLE_RESOURCE_VARIABLES = "trainable_resource_variables"
-    INIT_OP = "init_op"
-    LOCAL_INIT_OP = "local_init_op"
-    READY_OP = "ready_op"
-    READY_FOR_LOCAL_INIT_OP = "ready_for_local_init_op"
-    SUMMARY_OP = "summary_op"
-    GLOBAL_STEP = "global_step"
-    EVAL_STEP = "eval_step"
-    TRAIN_OP = "train_op"
-    COND_CONTEXT = "cond_context"
-    WHILE_CONTEXT = "while_context"
 
 
 class _ThreadContext(threading.local):
@@ -717,75 +660,3 @@ class _AsDefault:
 
 
 _state.DEFAULT[0] = VariableStore()
-
-
-def get_default_store() -> VariableStore:
-    """The store ``get_variable`` uses on this thread: the innermost ``as_default()``
-    store, else the process default.
-
-    >>> isinstance(ts.get_default_store(), ts.VariableStore)
-    True
-    """
-    return _state.current().store
-
-
-def reset_default_store() -> VariableStore:
-    """Replaces the process default store with an empty one and returns it.
-
-    Like ``tf.reset_default_graph()``, it refuses to run inside an
-    ``as_default()`` block or a module call on this thread.
-
-    >>> _ = ts.get_variable("w", [1])
-    >>> len(ts.reset_default_store())
-    0
-    >>> ts.get_default_store() is ts.reset_default_store()
-    False
-    """
-    if _state.is_open():
-        raise RuntimeError(
-            "ts.reset_default_store() was called inside a store's as_default() block or a "
-            "ScopedModule call; call it outside them (it replaces the process default store)."
-        )
-    scope = _state.DEFAULT[0]._local.context.scope
-    if scope.name:
-        raise RuntimeError(
-            f"ts.reset_default_store() was called inside variable_scope {scope.name!r}; "
-            "call it outside every scope."
-        )
-    _state.DEFAULT[0] = VariableStore()
-    return _state.DEFAULT[0]
-
-
-def name_of(param: torch.Tensor) -> str:
-    """The full name of a variable made by ``get_variable``.
-
-    Names do not live on tensors (``Tensor.name`` is PyTorch's); this looks the
-    variable up. ``KeyError`` for a tensor that no live store holds (a copy, a tensor
-    loaded with ``torch.load``, a variable of a store that is gone).
-
-    >>> with ts.variable_scope("foo"):
-    ...     v = ts.get_variable("v", [1])
-    >>> ts.name_of(v)
-    'foo/v'
-    """
-    name = getattr(param, _NAME_ATTR, None)
-    if name is not None:  # the name of a candidate: one dict lookup in each live store
-        if _state.current().store._parameters.get(name) is param:
-            return name
-        for store in _live_stores():
-            if store._parameters.get(name) is param:
-                return name
-    for store in _live_stores():
-        for key, held in store._snapshot().items():
-            if held is param:
-                return key
-    raise KeyError(
-        f"no torchscope store holds this tensor ({_short(param)}); only variables "
-        "made by ts.get_variable() have names, and only while their store is alive (a "
-        "copy, or a tensor loaded with torch.load, is not the variable)"
-    )
-
-
-def _live_stores() -> list[VariableStore]:
-    with _LIVE_LOCK:
-        return list(_LIVE_STORES)

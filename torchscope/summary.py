@@ -18,7 +18,8 @@ __all__ = ["summary"]
 
 
 def _named(target: Any) -> list[tuple[str, torch.Tensor, bool]]:
-    from .store import VariableStore, get_default_store
+    from ._default_store import get_default_store
+    from .store import VariableStore
 
     if target is None:
         target = get_default_store()

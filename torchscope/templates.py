@@ -11,8 +11,8 @@ from typing import Any
 import torch
 
 from . import _naming, _state
+from ._graph_keys import GraphKeys
 from .scopes import VariableScope, _unique_default, name_scope, variable_scope
-from .store import GraphKeys
 
 __all__ = ["Template", "make_template"]
 
