@@ -445,7 +445,9 @@ def test_shape_and_dtype_errors():
         init.compute_fans([-3])
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available (no GPU on this machine)")
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="CUDA not available (no GPU on this machine)"
+)
 def test_cuda_seeded_matches_cpu_and_unseeded_runs_on_device():
     for initializer in _all_random(seed=3):
         cpu, gpu = initializer((32, 16)), initializer((32, 16), device="cuda")
