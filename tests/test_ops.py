@@ -217,7 +217,7 @@ def test_gradient_flows_only_where_required():
     torch.testing.assert_close(w.grad, expected)
 
 
-@pytest.mark.parametrize(
+GRADCHECK_CASES = pytest.mark.parametrize(
     "geometry",
     [
         dict(stride=1, padding=1, dilation=1, groups=1, bias=True),
@@ -226,9 +226,11 @@ def test_gradient_flows_only_where_required():
     ],
     ids=["plain", "strided-dilated-grouped", "no-bias"],
 )
-@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
-def test_gradcheck_float64(geometry, layout):
-    x = make((2, 4, 6, 6), torch.float64, layout, seed=5, requires_grad=True)
+
+
+def gradcheck_args(geometry, layout, input_shape):
+    """float64 (x, w, b) requiring grad, and the op as a function of them."""
+    x = make(input_shape, torch.float64, layout, seed=5, requires_grad=True)
     w = make((4, 4 // geometry["groups"], 3, 3), torch.float64, layout, seed=6, requires_grad=True)
     b = (
         make((4,), torch.float64, "contiguous", seed=7, requires_grad=True)
@@ -236,34 +238,22 @@ def test_gradcheck_float64(geometry, layout):
         else None
     )
     args = (geometry["stride"], geometry["padding"], geometry["dilation"], geometry["groups"])
-    assert torch.autograd.gradcheck(
-        lambda x, w, b: ts.ops.conv2d_bias_relu(x, w, b, *args), (x, w, b)
-    )
+    return (lambda x, w, b: ts.ops.conv2d_bias_relu(x, w, b, *args)), (x, w, b)
 
 
-@pytest.mark.parametrize(
-    "geometry",
-    [
-        dict(stride=1, padding=1, dilation=1, groups=1, bias=True),
-        dict(stride=2, padding=(0, 1), dilation=(1, 2), groups=2, bias=True),
-        dict(stride=1, padding=0, dilation=1, groups=1, bias=False),
-    ],
-    ids=["plain", "strided-dilated-grouped", "no-bias"],
-)
+@GRADCHECK_CASES
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_gradcheck_float64(geometry, layout):
+    fn, inputs = gradcheck_args(geometry, layout, (2, 4, 6, 6))
+    assert torch.autograd.gradcheck(fn, inputs)
+
+
+@GRADCHECK_CASES
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 def test_gradgradcheck_float64(geometry, layout):
     """Double backward: the backward recorded with create_graph=True is differentiable."""
-    x = make((1, 4, 5, 5), torch.float64, layout, seed=5, requires_grad=True)
-    w = make((4, 4 // geometry["groups"], 3, 3), torch.float64, layout, seed=6, requires_grad=True)
-    b = (
-        make((4,), torch.float64, "contiguous", seed=7, requires_grad=True)
-        if geometry["bias"]
-        else None
-    )
-    args = (geometry["stride"], geometry["padding"], geometry["dilation"], geometry["groups"])
-    assert torch.autograd.gradgradcheck(
-        lambda x, w, b: ts.ops.conv2d_bias_relu(x, w, b, *args), (x, w, b)
-    )
+    fn, inputs = gradcheck_args(geometry, layout, (1, 4, 5, 5))
+    assert torch.autograd.gradgradcheck(fn, inputs)
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
