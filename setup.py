@@ -14,6 +14,17 @@ import shutil
 
 from setuptools import setup
 
+# Whatever a toolchain links in statically stays private to our libraries. Some
+# link the C++ standard library statically (a GPU machine's image did: its g++
+# put libstdc++'s stream and locale code into _C.abi3.so). Exported, and with
+# Python's -Wl,-Bsymbolic-functions, our calls bound to that copy's functions but
+# its data (facet ids, the global locale) to the process's shared libstdc++, of
+# another version: formatting an integer into a TORCH_CHECK message called the
+# wrong facet and every argument error crashed the process. Hidden, the copy is
+# self-consistent. Where libstdc++ is linked dynamically (the usual case) this
+# changes nothing. tests/test_linkage.py checks the exported symbols.
+_PRIVATE_STATIC_LIBS = ["-Wl,--exclude-libs,ALL"]
+
 
 def _extensions():
     if os.environ.get("TORCHSCOPE_NO_EXTENSION") == "1":
@@ -35,7 +46,7 @@ def _extensions():
     # -fopenmp: at::parallel_for is inlined from ATen's OpenMP headers; without
     # the flag its `#pragma omp parallel` is ignored and the epilogue runs on one thread.
     cxx = ["-O3", "-fopenmp", "-std=c++20", "-DPy_LIMITED_API=0x030A0000"]
-    link = ["-fopenmp"]
+    link = ["-fopenmp", *_PRIVATE_STATIC_LIBS]
     use_cuda = (
         torch.version.cuda is not None
         and CUDA_HOME is not None
@@ -67,6 +78,7 @@ def _extensions():
         "torchscope._fastpaths",
         [os.path.join("csrc", "python", "fastpaths.cpp")],
         extra_compile_args={"cxx": ["-O3", "-std=c++20"]},
+        extra_link_args=_PRIVATE_STATIC_LIBS,
     )
     return [ext, fastpaths], {"build_ext": BuildExtension}
 
