@@ -27,6 +27,12 @@ training ratio beside it.
     python bench/conv.py                 # full run, 3 processes (about 8 minutes)
     python bench/conv.py --processes 5   # more processes
     python bench/conv.py --quick         # a few rounds in this process, to check that it runs
+    python bench/conv.py --device cuda   # the GPU part: the same cases on the current GPU
+
+On CUDA each call is timed from a synchronized start to a synchronized end (what a
+caller waits for, launches included), float32 and bfloat16, one process; there is
+no generic path to force (the CUDA op is always cuDNN's convolution + the epilogue
+kernel), so the generic column reads nan there.
 """
 
 from __future__ import annotations
@@ -59,11 +65,12 @@ SHAPES = {
 }
 
 
-def median_times(fns: dict, rounds: int, warmup: int = 5) -> dict:
+def median_times(fns: dict, rounds: int, warmup: int = 5, sync=None) -> dict:
     """Median seconds per call of each fn, calling them interleaved round by round.
 
     The order rotates from round to round, so that no variant always runs
-    right after the same other one (cache and allocator state).
+    right after the same other one (cache and allocator state). ``sync`` (CUDA's
+    synchronize) is called before the clock starts and before it stops.
     """
     names = list(fns)
     for _ in range(warmup):
@@ -72,8 +79,12 @@ def median_times(fns: dict, rounds: int, warmup: int = 5) -> dict:
     times = {name: [] for name in fns}
     for r in range(rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:
+            if sync is not None:
+                sync()
             t0 = time.perf_counter()
             fns[name]()
+            if sync is not None:
+                sync()
             times[name].append(time.perf_counter() - t0)
     return {name: statistics.median(ts_) for name, ts_ in times.items()}
 
@@ -102,14 +113,23 @@ class Generic:
         torch.ops.torchscope._set_cpu_onednn(True)
 
 
-def run_case(name: str, layout: str, rounds_fwd: int, rounds_train: int) -> dict:
+def run_case(
+    name: str,
+    layout: str,
+    rounds_fwd: int,
+    rounds_train: int,
+    device: str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> dict:
     n, c_in, c_out, k, hw = SHAPES[name]
     torch.manual_seed(0)
     fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
-    x = torch.randn(n, c_in, hw, hw).to(memory_format=fmt)
-    w = (torch.randn(c_out, c_in, k, k) * 0.1).to(memory_format=fmt)
-    b = torch.randn(c_out) * 0.1
+    like = dict(device=device, dtype=dtype)
+    x = torch.randn(n, c_in, hw, hw, **like).to(memory_format=fmt)
+    w = (torch.randn(c_out, c_in, k, k, **like) * 0.1).to(memory_format=fmt)
+    b = torch.randn(c_out, **like) * 0.1
     pad = k // 2
+    sync = torch.cuda.synchronize if device == "cuda" else None
 
     def conv():
         return F.conv2d(x, w, None, 1, pad)
@@ -124,17 +144,19 @@ def run_case(name: str, layout: str, rounds_fwd: int, rounds_train: int) -> dict
         with Generic():
             return fused()
 
+    variants = {"conv": conv, "eager": eager, "fused": fused}
+    if device == "cpu":
+        variants["generic"] = generic
     with torch.no_grad():
-        fwd = median_times(
-            {"conv": conv, "eager": eager, "fused": fused, "generic": generic}, rounds_fwd
-        )
+        fwd = median_times(variants, rounds_fwd, sync=sync)
+    fwd.setdefault("generic", float("nan"))
 
     # Training: weights and bias learn; the input needs a gradient except for
     # the first layer of a network (c).
     xg = x.detach().requires_grad_(name != "c")
     wg = w.detach().requires_grad_()
     bg = b.detach().requires_grad_()
-    grad = torch.randn(n, c_out, hw, hw).to(memory_format=fmt)
+    grad = torch.randn(n, c_out, hw, hw, **like).to(memory_format=fmt)
 
     def step(fn):
         def run():
@@ -151,6 +173,7 @@ def run_case(name: str, layout: str, rounds_fwd: int, rounds_train: int) -> dict
             "fused": step(lambda: ts.ops.conv2d_bias_relu(xg, wg, bg, 1, pad)),
         },
         rounds_train,
+        sync=sync,
     )
     mem = {
         "eager": saved_bytes(lambda: F.relu(F.conv2d(xg, wg, bg, 1, pad))),
@@ -178,6 +201,18 @@ def measure(cases: str, rounds_fwd: int, rounds_train: int) -> dict[str, dict]:
     return results
 
 
+def measure_cuda(cases: str, rounds_fwd: int, rounds_train: int) -> dict[str, dict]:
+    """The GPU part: every case in float32 and bfloat16, on the current GPU."""
+    results = {}
+    for dtype, tag in ((torch.float32, "f32"), (torch.bfloat16, "bf16")):
+        for name in [n for n in SHAPES if n in cases]:
+            for layout in ("NCHW", "channels_last"):
+                results[f"({name}) {layout.replace('channels_', 'ch')} {tag}"] = run_case(
+                    name, layout, rounds_fwd, rounds_train, "cuda", dtype
+                )
+    return results
+
+
 def in_processes(args: argparse.Namespace) -> list[dict[str, dict]]:
     """measure() in args.processes fresh processes, one after the other."""
     command = [sys.executable, os.path.abspath(__file__), "--worker", "--cases", args.cases]
@@ -201,6 +236,9 @@ def main() -> None:
         "--processes", type=int, default=None, help="fresh processes to measure in (default 3)"
     )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--device", default="cpu", choices=("cpu", "cuda"), help="cuda: the GPU part"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rounds_fwd, rounds_train = (3, 3) if args.quick else (41, 41)
@@ -209,6 +247,11 @@ def main() -> None:
     if args.worker:
         print(json.dumps(measure(args.cases, rounds_fwd, rounds_train)))
         return
+    if args.device == "cuda":
+        if not torch.cuda.is_available():
+            sys.exit("bench/conv.py: --device cuda, but torch sees no GPU")
+        args.processes = 1
+        rounds_fwd, rounds_train = (3, 3) if args.quick else (101, 101)
     if args.processes is None:
         args.processes = 1 if args.quick else 3
 
@@ -220,7 +263,10 @@ def main() -> None:
         f"{args.processes} process(es)",
         flush=True,
     )
-    if args.processes == 1:
+    if args.device == "cuda":
+        print(f"device: {torch.cuda.get_device_name()}, float32 and bfloat16", flush=True)
+        runs = [measure_cuda(args.cases, rounds_fwd, rounds_train)]
+    elif args.processes == 1:
         runs = [measure(args.cases, rounds_fwd, rounds_train)]
     else:
         runs = in_processes(args)
@@ -263,7 +309,12 @@ def main() -> None:
             f"{mb['eager']:>16.2f}{mb['fused']:>7.2f}",
             flush=True,
         )
-        summary += [f"SUMMARY {figure} {case}: {value:.3f}" for figure, value in r.items()]
+        where = "cuda " if args.device == "cuda" else ""
+        summary += [
+            f"SUMMARY {where}{figure} {case}: {value:.3f}"
+            for figure, value in r.items()
+            if value == value  # nan: no generic path on CUDA
+        ]
         each = " ".join(f"{x:.3f}" for x in ratio_of(case, "train fused/eager"))
         spread.append(f"  {case:<18}{each}")
     if args.processes > 1:
