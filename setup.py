@@ -12,7 +12,7 @@ import glob
 import os
 import shutil
 
-from setuptools import setup
+from setuptools import Extension, setup
 
 # Whatever a toolchain links in statically stays private to our libraries. Some
 # link the C++ standard library statically (a GPU machine's image did: its g++
@@ -80,7 +80,14 @@ def _extensions():
         extra_compile_args={"cxx": ["-O3", "-std=c++20"]},
         extra_link_args=_PRIVATE_STATIC_LIBS,
     )
-    return [ext, fastpaths], {"build_ext": BuildExtension}
+    # CRC-32C for TensorFlow checkpoints (torchscope.train): plain C, no torch.
+    crc32c = Extension(
+        "torchscope._crc32c",
+        [os.path.join("csrc", "crc32c", "crc32c.c")],
+        extra_compile_args=["-O3"],
+        extra_link_args=_PRIVATE_STATIC_LIBS,
+    )
+    return [ext, fastpaths, crc32c], {"build_ext": BuildExtension}
 
 
 ext_modules, cmdclass = _extensions()
