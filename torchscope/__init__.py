@@ -7,7 +7,7 @@
 ('conv1/weights', (5, 5, 32, 32))
 """
 
-from . import nn, ops
+from . import nn, ops, train
 from ._default_store import get_default_store, name_of, reset_default_store
 from ._graph_keys import GraphKeys
 from .checkpoint import checkpoint
@@ -85,6 +85,7 @@ __all__ = [
     "regularization_losses",
     "reset_default_store",
     "summary",
+    "train",
     "trainable_variables",
     "truncated_normal_initializer",
     "variable_scope",

@@ -366,24 +366,27 @@ class ScopedModule(nn.Module):
         (trainable, regularizer, constraint; see ``_claiming_getter``). Variables the call
         asks for that the checkpoint lacks are made fresh, and ones it holds that the call
         does not ask for are dropped, each with a warning."""
-        store = self.store
-        names = []
+        values = {}
         for key, value in state_dict.items():
             name = key[len(prefix) :]
-            if (
-                key.startswith(prefix)
-                and "." not in name
-                and isinstance(value, torch.Tensor)
-                and name not in self._parameters
-                and name not in self._buffers
-            ):
-                names.append(name)
+            if key.startswith(prefix) and "." not in name and isinstance(value, torch.Tensor):
+                values[name] = value
+        self._create_loaded(values, own=False)
+
+    def _create_loaded(self, values: dict[str, torch.Tensor], *, own: bool) -> None:
+        """Makes a variable for each name of ``values`` this unbuilt module does not have yet,
+        for its first call to claim (see ``_create_from_checkpoint``). ``own``: the tensors
+        become the variables' data (``ts.train.init_from_checkpoint`` reads into fresh
+        tensors); else each variable gets fresh memory its values are copied into later."""
+        store = self.store
+        names = [n for n in values if n not in self._parameters and n not in self._buffers]
         for name in names:
             _naming.check_variable_name(name)
         for name in names:
-            value = state_dict[prefix + name]
+            value = values[name]
             grad = value.is_floating_point() or value.is_complex()
-            param = nn.Parameter(torch.empty_like(value), requires_grad=grad)
+            data = value.detach() if own else torch.empty_like(value)
+            param = nn.Parameter(data, requires_grad=grad)
             if store._conversion is not None:
                 param = store._conversion.apply(param)
             store._insert(name, param, trainable=grad)
