@@ -704,3 +704,63 @@ def test_packed_crc_fields_match_the_index():
     entry = reader._bundle.entries["beta1_power"]
     assert entries[b"beta1_power"] == entry.serialize()
     assert struct.unpack("<I", entries[b"beta1_power"][-4:])[0] == entry.crc32c
+
+
+def test_snappy_compressed_blocks_are_read():
+    """TensorFlow writes index blocks uncompressed but can read Snappy-compressed ones."""
+    from torchscope.train import _sstable
+
+    # "abcabcabcabcX": the literal "abc", a copy of 9 bytes from 3 back, the literal "X"
+    stream = bytes([13, (3 - 1) << 2]) + b"abc" + bytes([((9 - 4) << 2) | 1, 3, 0]) + b"X"
+    assert _sstable._snappy_decompress(stream, "t") == b"abcabcabcabcX"
+    long_literal = bytes([70, 60 << 2, 69]) + bytes(range(70))  # a literal with a length byte
+    assert _sstable._snappy_decompress(long_literal, "t") == bytes(range(70))
+    with pytest.raises(_sstable.TableError, match="damaged compressed block"):
+        _sstable._snappy_decompress(bytes([5, 1 | (1 << 2), 9]), "t")  # copy before any data
+    # a whole table whose data block is compressed
+    block = _sstable._BlockBuilder()
+    block.add(b"", b"header")
+    block.add(b"key", b"value")
+    raw = block.finish()
+    compressed = bytes([len(raw), (len(raw) - 1) << 2]) + raw  # one literal (len(raw) < 60)
+    trailer = bytes([1])
+    crc = _crc.mask(_crc.extend(_crc.value(compressed), trailer))
+    data = bytearray(compressed + trailer + struct.pack("<I", crc))
+    index = _sstable._BlockBuilder()
+    index.add(b"key", _sstable._handle((0, len(compressed))))
+    meta = _sstable._BlockBuilder().finish()
+    meta_at = len(data)
+    data += meta + bytes([0]) + struct.pack("<I", _crc.mask(_crc.extend(_crc.value(meta), b"\0")))
+    index_block = index.finish()
+    index_at = len(data)
+    data += index_block + b"\0"
+    data += struct.pack("<I", _crc.mask(_crc.extend(_crc.value(index_block), b"\0")))
+    footer = _sstable._handle((meta_at, len(meta))) + _sstable._handle((index_at, len(index_block)))
+    data += footer + bytes(40 - len(footer)) + struct.pack("<Q", _sstable.MAGIC)
+    assert read_table(bytes(data), "t") == [(b"", b"header"), (b"key", b"value")]
+
+
+@pytest.mark.parametrize("where", ["big-first-chunk", "big-last-chunk", "small-in-a-batch"])
+def test_checksums_are_checked_in_every_chunk_and_batch(tmp_path, where):
+    """Large tensors are checked in 4 MiB chunks, runs of small ones in one read each."""
+    big = torch.randn(3_000_000)  # 12 MB: three chunks
+    small = {f"s/{i:03d}": torch.full((100,), float(i)) for i in range(50)}
+    writer = _bundle.BundleWriter(str(tmp_path / "m"))
+    writer.add("big", big)
+    for key, value in small.items():
+        writer.add(key, value)
+    writer.finish()
+    entries = ts.train.load_checkpoint(tmp_path / "m")._bundle.entries
+    offset = {
+        "big-first-chunk": entries["big"].offset + 10,
+        "big-last-chunk": entries["big"].offset + entries["big"].size - 1,
+        "small-in-a-batch": entries["s/025"].offset + 3,
+    }[where]
+    _flip(tmp_path / "m.data-00000-of-00001", offset)
+    victim = "'big'" if where.startswith("big") else "'s/025'"
+    targets = [("big", torch.zeros(3_000_000))] + [(k, torch.zeros(100)) for k in small]
+    with pytest.raises(ts.train.CheckpointError, match=f"checksum mismatch for tensor {victim}"):
+        ts.train.load_checkpoint(tmp_path / "m").read_into(targets)
+    assert all(not t.any() for _, t in targets)
+    with pytest.raises(ts.train.CheckpointError, match=victim):
+        ts.train.load_checkpoint(tmp_path / "m").verify_all()
