@@ -764,3 +764,90 @@ def test_checksums_are_checked_in_every_chunk_and_batch(tmp_path, where):
     assert all(not t.any() for _, t in targets)
     with pytest.raises(ts.train.CheckpointError, match=victim):
         ts.train.load_checkpoint(tmp_path / "m").verify_all()
+
+
+# -- Saver with an optimizer ------------------------------------------------------------------
+
+OPTIMIZERS = {
+    "adam": lambda p: ts.train.AdamOptimizer(p, 0.01),
+    "momentum": lambda p: ts.train.MomentumOptimizer(p, 0.05, momentum=0.9),
+    "rmsprop": lambda p: ts.train.RMSPropOptimizer(p, 0.01),
+}
+
+
+def _fixture_model():
+    _mlp("mlp")
+    step = ts.train.get_or_create_global_step()
+    return ts.get_default_store(), step
+
+
+def _train(store, opt, x, y):
+    opt.zero_grad()
+    _loss(store, x, y).backward()
+    opt.step()
+
+
+def _loss(store, x, y):
+    h = torch.relu(x @ store["mlp/hidden/kernel"] + store["mlp/hidden/bias"])
+    return torch.mean((h @ store["mlp/out/kernel"] + store["mlp/out/bias"] - y) ** 2)
+
+
+@pytest.mark.parametrize("folder", sorted(OPTIMIZERS))
+def test_a_tensorflow_training_run_resumes_with_the_saver(folder):
+    from tf_fixtures import train_data
+
+    store, step = _fixture_model()
+    opt = OPTIMIZERS[folder](store.parameters())  # the int64 global_step is left alone
+    ts.train.Saver(store, optimizer=opt).restore(CHECKPOINTS / folder)
+    data = train_data(folder)
+    assert int(step) == 3
+    loss = _loss(store, data["x"], data["y"])
+    torch.testing.assert_close(loss.detach(), data["loss"], rtol=1e-6, atol=0)
+    loss.backward()
+    opt.step()
+    for name in ["mlp/hidden/kernel", "mlp/hidden/bias", "mlp/out/kernel", "mlp/out/bias"]:
+        assert (store[name].detach() - data[f"next/{name}"]).abs().max() <= 1e-6, name
+
+
+@pytest.mark.parametrize(
+    "make",
+    [*OPTIMIZERS.values(), lambda p: torch.optim.Adam(p, 0.01)],
+    ids=[*OPTIMIZERS, "torch-adam"],
+)
+def test_saving_and_restoring_optimizer_state_continues_the_same_run(tmp_path, make):
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 5), torch.randn(8, 2)
+    runs = []
+    for resumed in (False, True):
+        with ts.VariableStore().as_default():
+            torch.manual_seed(1)
+            store, _ = _fixture_model()
+            opt = make([p for p in store.parameters() if p.requires_grad])
+            saver = ts.train.Saver(store, optimizer=opt)
+
+            for _ in range(3):
+                _train(store, opt, x, y)
+            if resumed:
+                path = saver.save(tmp_path / "m")
+                for p in store.parameters():  # wreck the state, then restore it
+                    p.data.fill_(0.5)
+                opt.state.clear()
+                saver.restore(path)
+            for _ in range(2):
+                _train(store, opt, x, y)
+            runs.append({k: v.detach().clone() for k, v in store.items()})
+    for key in runs[0]:
+        assert torch.equal(runs[0][key], runs[1][key]), key
+
+
+def test_a_restore_with_missing_slots_changes_nothing(tmp_path):
+    store, _ = _fixture_model()
+    opt = ts.train.AdamOptimizer([p for p in store.parameters() if p.requires_grad], 0.01)
+    path = ts.train.Saver(store).save(tmp_path / "m")  # no optimizer state in it
+    with torch.no_grad():
+        for p in store.parameters():
+            p.fill_(0.5)
+    with pytest.raises(ValueError, match=r"checkpoint key 'beta1_power' .* is missing"):
+        ts.train.Saver(store, optimizer=opt).restore(path)
+    assert all((p == 0.5).all() for p in store.parameters())
+    assert not opt.state

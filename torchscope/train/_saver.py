@@ -114,7 +114,7 @@ class Saver:
         if self.optimizer is not None:
             from ._slots import optimizer_slots
 
-            slots = optimizer_slots(self.optimizer, _names(variables))
+            slots = optimizer_slots(self.optimizer, variables)
             clash = sorted(set(slots) & set(entries))
             if clash:
                 raise ValueError(f"optimizer slot names {clash[:5]} are also variable names")
@@ -200,19 +200,9 @@ class Saver:
 
         reader.verify_all()  # every CRC, before anything is written
         unverified = CheckpointReader(reader.prefix, verify=False)
-        load_optimizer_slots(self.optimizer, _names(variables), _slot_reader(unverified))
+        # Checks every slot before it changes the optimizer; the variables were checked above.
+        load_optimizer_slots(self.optimizer, variables, unverified)
         unverified.read_into(list(variables.items()))
-
-
-def _names(variables: dict[str, torch.Tensor]) -> dict[torch.Tensor, str]:
-    return {tensor: name for name, tensor in variables.items()}
-
-
-def _slot_reader(reader: CheckpointReader) -> Any:
-    def read(key: str) -> torch.Tensor | None:
-        return reader.get_tensor(key) if reader.has_tensor(key) else None
-
-    return read
 
 
 def _step(global_step: Any) -> int:
