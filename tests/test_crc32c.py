@@ -26,7 +26,9 @@ def test_known_values(data, crc):
     assert _crc._extend_torch(0, memoryview(data)) == crc
 
 
-@pytest.mark.parametrize("size", [0, 1, 7, 8, 255, 4095, 4096, 24575, 24576, 24577, 100_003, 1 << 20])
+@pytest.mark.parametrize(
+    "size", [0, 1, 7, 8, 255, 4095, 4096, 24575, 24576, 24577, 100_003, 1 << 20]
+)
 @pytest.mark.parametrize("offset", [0, 1, 3])
 def test_native_and_fallback_agree_at_every_size_and_alignment(size, offset):
     rng = random.Random(size * 7 + offset)
@@ -42,7 +44,9 @@ def test_native_and_fallback_agree_at_every_size_and_alignment(size, offset):
 def test_native_takes_any_buffer_and_checks_its_arguments():
     native = _crc._native
     data = os.urandom(100_000)
-    assert native.extend(0, bytearray(data)) == native.extend(0, memoryview(data)) == _crc.value(data)
+    assert (
+        native.extend(0, bytearray(data)) == native.extend(0, memoryview(data)) == _crc.value(data)
+    )
     with pytest.raises(ValueError, match="32-bit"):
         native.extend(1 << 32, b"")
     with pytest.raises(TypeError):
