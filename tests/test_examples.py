@@ -49,6 +49,7 @@ def number(pattern: str, text: str) -> float:
 def test_every_example_has_a_docstring_argparse_and_ts():
     scripts = sorted(p.name for p in EXAMPLES.glob("*.py"))
     assert {"image_filter.py", "train_digits.py", "gan.py", "rnn.py", "siamese.py"} <= set(scripts)
+    assert "resume_tf1.py" in scripts
     for name in scripts:
         source = (EXAMPLES / name).read_text()
         assert source.startswith('"""'), f"{name} must open with a docstring"
@@ -188,3 +189,24 @@ def test_python_dash_m_torchscope_self_check():
 
     native = "compiled and loaded" if ts.ops.native_available() else "missing"
     assert any(line.startswith("native operator library: " + native) for line in lines)
+
+
+# ---------------------------------------------------------------- resume_tf1
+
+
+def test_resume_tf1_continues_tensorflows_run():
+    pytest.importorskip("numpy")
+    out = run("resume_tf1.py")
+    assert "restored 5 variables and Adam's slots from" in out and "at global step 3" in out
+    ours = number(r"loss at the restored state: ([\d.]+)", out)
+    assert ours == number(r"\(TensorFlow: ([\d.]+)\)", out)
+    assert number(r"max \|torchscope - TensorFlow\| = (\S+)", out) < 1e-6
+    assert number(r"step 204: loss ([\d.]+)", out) < 0.01
+    assert "saved model.ckpt-204 (15 tensors, optimizer slots included)" in out
+    assert out.rstrip().endswith("at step 204: identical")
+
+
+def test_resume_tf1_quick():
+    pytest.importorskip("numpy")
+    out = run("resume_tf1.py", "--steps", "4")
+    assert "step 8: loss" in out and "identical" in out

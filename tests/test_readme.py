@@ -43,3 +43,15 @@ def test_table_names_every_public_name():
         assert f"ts.{name}" in table, name
     for name in ("conv2d", "bias_add", "relu", "conv2d_bias_relu"):
         assert f"ts.nn.{name}" in table
+    for name in ts.train.__all__:
+        assert f"ts.train.{name}" in table, name
+
+
+def test_readme_python_blocks_run(tmp_path, monkeypatch):
+    """Each ```python block runs as written (in a scratch folder, on a fresh store)."""
+    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    assert len(blocks) >= 2
+    monkeypatch.chdir(tmp_path)
+    for block in blocks:
+        ts.reset_default_store()
+        exec(compile(block.replace("/tmp/", f"{tmp_path}/"), "README.md", "exec"), {})
