@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from torchscope import initializers as init
+from torchscope import _initializers as init
 
 N = 1_000_000
 TRUNC_STD = 0.87962566103423978  # std of a unit normal truncated at +-2

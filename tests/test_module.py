@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 import torchscope as ts
+from torchscope._lookup import get_or_create
 
 
 def mlp(x, layers=3, width=16):
@@ -748,7 +749,7 @@ def test_conversion_before_the_first_call_applies_to_the_variables_it_makes(conv
     assert module.store["m/w"].dtype == dtype and module.store["m/w"].requires_grad
     assert module.store["m/step"].dtype == torch.int64
     assert all(p.device.type == device for p in module.parameters())
-    assert module.store._conversion is None  # built: later conversions act on the variables
+    assert module.store.policy.conversion is None  # built: later conversions act on the variables
 
 
 def test_conversion_before_the_first_call_survives_copies_and_pickling():
@@ -850,7 +851,7 @@ def test_a_parametrized_variable():
     module(x).sum().backward()
     assert module.parametrizations["m/dense/w"].original0.grad is not None
     with pytest.raises(ValueError, match="would create a new variable m/dense/v"):
-        module.store._get_or_create(module._parameters, "m/dense/v", [1], reuse=None)
+        get_or_create(module.store, module._parameters, "m/dense/v", [1], reuse=None)
 
 
 def test_export_or_trace_before_the_first_call_says_to_call_it_first():

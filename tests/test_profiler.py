@@ -4,7 +4,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 import torchscope as ts
-from torchscope import _state
+from torchscope import _context as _state
 
 
 def encoder(x):
@@ -53,7 +53,7 @@ def test_no_ranges_when_the_profiler_is_off():
     assert not _state.profiling()
     ns = ts.name_scope("quiet")
     with ns:
-        assert ns._saved[-1] is None  # no range opened
+        assert ns._range is None  # no range opened
     with ts.variable_scope("v") as _:
         assert ts.get_name_scope() == "v"
 

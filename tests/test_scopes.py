@@ -683,7 +683,7 @@ def test_getters_of_every_callable_kind_are_read_the_same_way():
 
 
 def test_getter_signature_is_read_once_per_function(monkeypatch):
-    from torchscope import _variable_scope
+    from torchscope import _getters as _variable_scope
 
     with ts.variable_scope("e", custom_getter=_tf_explicit_getter):
         ts.get_variable("v", [1])
@@ -959,7 +959,7 @@ def _training_step():
 
 
 def _table_sizes():
-    from torchscope import _state
+    from torchscope import _context as _state
 
     context = _state.current()
     return len(context.name_counts or ()), len(context.var_counts or ())

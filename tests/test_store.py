@@ -140,7 +140,7 @@ def test_reset_default_store_refused_inside_scopes():
 
 
 def test_as_default_closed_out_of_order():
-    from torchscope import _state
+    from torchscope import _context as _state
 
     default = ts.get_default_store()
     store_a, store_b = ts.VariableStore(), ts.VariableStore()

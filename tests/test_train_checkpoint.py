@@ -17,7 +17,7 @@ import torch
 from tf_fixtures import CHECKPOINTS, expected, strings
 
 import torchscope as ts
-from torchscope.train import _bundle, _crc
+from torchscope.train import _bundle, _crc, _writer
 from torchscope.train._proto import BundleHeader
 from torchscope.train._sstable import read_table, write_table
 
@@ -280,7 +280,7 @@ def _every_dtype() -> dict[str, torch.Tensor]:
 
 def test_save_and_read_back_every_dtype_bit_exact(tmp_path):
     values = _every_dtype()
-    writer = _bundle.BundleWriter(str(tmp_path / "model.ckpt"))
+    writer = _writer.BundleWriter(str(tmp_path / "model.ckpt"))
     for key, value in values.items():
         writer.add(key, value)
     writer.add("words", [["a", "bé"], [b"\xff\x00", ""]])
@@ -300,7 +300,7 @@ def test_save_and_read_back_every_dtype_bit_exact(tmp_path):
 
 
 def test_writer_refuses_bad_keys_and_values(tmp_path):
-    writer = _bundle.BundleWriter(str(tmp_path / "m"))
+    writer = _writer.BundleWriter(str(tmp_path / "m"))
     writer.add("a", torch.ones(1))
     with pytest.raises(ValueError, match="'a' is empty or given twice"):
         writer.add("a", torch.ones(1))
@@ -435,7 +435,7 @@ def test_an_exception_mid_save_leaves_the_previous_checkpoint(tmp_path, monkeypa
         calls.append(len(chunk))
         raise OSError("disk full (injected)")
 
-    monkeypatch.setattr(_bundle.BundleWriter, "_write", fail)
+    monkeypatch.setattr(_writer.BundleWriter, "_write", fail)
     with pytest.raises(OSError, match="injected"):
         saver.save(tmp_path / "m")
     monkeypatch.undo()
@@ -444,7 +444,7 @@ def test_an_exception_mid_save_leaves_the_previous_checkpoint(tmp_path, monkeypa
     assert (tmp_path / "checkpoint").read_text() == state
     assert torch.equal(ts.train.load_checkpoint(path).get_tensor("mlp/w"), saved)
     # and one that fails while writing the index
-    monkeypatch.setattr("torchscope.train._bundle.write_table", lambda f, items: 1 / 0)
+    monkeypatch.setattr("torchscope.train._writer.write_table", lambda f, items: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         saver.save(tmp_path / "m")
     assert sorted(os.listdir(tmp_path)) == ["checkpoint", "m.data-00000-of-00001", "m.index"]
@@ -745,7 +745,7 @@ def test_checksums_are_checked_in_every_chunk_and_batch(tmp_path, where):
     """Large tensors are checked in 4 MiB chunks, runs of small ones in one read each."""
     big = torch.randn(3_000_000)  # 12 MB: three chunks
     small = {f"s/{i:03d}": torch.full((100,), float(i)) for i in range(50)}
-    writer = _bundle.BundleWriter(str(tmp_path / "m"))
+    writer = _writer.BundleWriter(str(tmp_path / "m"))
     writer.add("big", big)
     for key, value in small.items():
         writer.add(key, value)

@@ -406,8 +406,8 @@ def test_initializer_class_glorot_uniform():
 def test_initializer_class_needing_arguments_is_refused_with_the_variable_name():
     with pytest.raises(
         TypeError,
-        match=r"^variable 'v': initializer InitFrom is a class, and making an instance with no "
-        r"arguments failed \(.*'fn'\); pass an instance",
+        match=r"^initializer InitFrom is a class, and making an instance with no "
+        r"arguments failed \(.*'fn'\); pass an instance(.|\n)*\nvariable 'v': raised while",
     ):
         ts.get_variable("v", [2], initializer=ts.init_from)
     assert "v" not in ts.get_default_store()
@@ -417,31 +417,40 @@ def test_initializer_errors_name_the_variable():
     with (
         ts.variable_scope("net", initializer=ts.random_normal_initializer()),
         pytest.raises(
-            ValueError, match=r"^variable 'net/step': random_normal_initializer needs a floating"
+            ValueError,
+            match=r"^random_normal_initializer needs a floating(.|\n)*\nvariable 'net/step'",
         ),
     ):
         ts.get_variable("step", [], dtype=torch.int64)
     with pytest.raises(
-        ValueError, match=r"^variable 'c': constant_initializer value has 3 elements but shape"
+        ValueError,
+        match=r"^constant_initializer value has 3 elements but shape(.|\n)*\nvariable 'c'",
     ):
         ts.get_variable("c", [2], initializer=ts.constant_initializer([1, 2, 3]))
     with pytest.raises(
-        ValueError, match=r"^variable 'o': orthogonal_initializer needs a shape with at least 2"
+        ValueError,
+        match=r"^orthogonal_initializer needs a shape with at least 2(.|\n)*\nvariable 'o'",
     ):
         ts.get_variable("o", [3], initializer=ts.orthogonal_initializer())
     with pytest.raises(
-        ValueError, match=r"^variable 'z': no default initializer for dtype torch.complex64"
+        ValueError, match=r"^no default initializer for dtype torch.complex64(.|\n)*\nvariable 'z'"
     ):
         ts.get_variable("z", [2], dtype=torch.complex64)
     assert len(ts.get_default_store()) == 0
 
 
 def test_error_from_a_custom_initializer_names_the_variable_and_keeps_its_traceback():
+    """The initializer's own exception, its type and message kept, with a note naming the
+    variable (PEP 678: Python 3.11 prints it under the message)."""
+
     def init(shape, dtype=None, device=None):
         raise TypeError("my initializer is broken")
 
     with (
-        pytest.raises(TypeError, match=r"^variable 'a/v': my initializer is broken$") as info,
+        pytest.raises(
+            TypeError,
+            match=r"^my initializer is broken\nvariable 'a/v': raised while its initial value was",
+        ) as info,
         ts.variable_scope("a"),
     ):
         ts.get_variable("v", [2], initializer=init)
@@ -625,7 +634,7 @@ def test_variable_scope_get_variable_method():
     ],
 )
 def test_constant_initializer_refused_like_a_value_initializer(value, dtype, message):
-    with pytest.raises(TypeError, match=r"variable 'w': constant_initializer value .*" + message):
+    with pytest.raises(TypeError, match=r"^constant_initializer value .*" + message + "(.|\n)*'w'"):
         ts.get_variable("w", [2], initializer=ts.constant_initializer(value), dtype=dtype)
     assert "w" not in ts.get_default_store()
 

@@ -8,20 +8,25 @@
 """
 
 from . import nn, ops, train
-from ._default_store import get_default_store, name_of, reset_default_store
-from ._graph_keys import GraphKeys
-from .checkpoint import checkpoint
-from .collection import (
+from ._checkpoint import checkpoint
+from ._collections import (
     add_to_collection,
-    apply_constraints,
     get_collection,
     global_variables,
-    register_constraint_hook,
     regularization_loss,
     regularization_losses,
     trainable_variables,
 )
-from .initializers import (
+from ._errors import (
+    DtypeMismatchError,
+    FrozenModuleError,
+    ShapeMismatchError,
+    ValueDoesNotFitError,
+    VariableExistsError,
+    VariableNotFoundError,
+)
+from ._graph_keys import GraphKeys
+from ._initializers import (
     constant_initializer,
     glorot_normal_initializer,
     glorot_uniform_initializer,
@@ -34,8 +39,16 @@ from .initializers import (
     variance_scaling_initializer,
     zeros_initializer,
 )
-from .module import ScopedModule, check_optimizer
-from .scopes import (
+from ._lookup import get_variable
+from ._module import ScopedModule, check_optimizer
+from ._registry import (
+    apply_constraints,
+    get_default_store,
+    name_of,
+    register_constraint_hook,
+    reset_default_store,
+)
+from ._scopes import (
     AUTO_REUSE,
     VariableScope,
     get_name_scope,
@@ -43,19 +56,24 @@ from .scopes import (
     name_scope,
     variable_scope,
 )
-from .store import VariableStore
-from .summary import summary
-from .templates import Template, make_template
-from .variables import get_variable
+from ._store import VariableStore
+from ._summary import summary
+from ._templates import Template, make_template
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AUTO_REUSE",
+    "DtypeMismatchError",
+    "FrozenModuleError",
     "GraphKeys",
     "ScopedModule",
+    "ShapeMismatchError",
     "Template",
     "VariableScope",
+    "ValueDoesNotFitError",
+    "VariableExistsError",
+    "VariableNotFoundError",
     "VariableStore",
     "add_to_collection",
     "apply_constraints",

@@ -15,6 +15,7 @@ import torch
 
 __all__ = [
     "check_callable",
+    "check_defined_shape",
     "check_device",
     "check_dtype",
     "check_shape",
@@ -63,14 +64,36 @@ def check_shape(shape: Any, variable: str | None = None) -> Shape | None:
             f"shape{_where(variable)} must be a list, tuple or torch.Size of ints (None for an "
             f"unknown dimension), got {describe(shape)}"
         )
+    return _dims(shape, variable, defined=False)
+
+
+def check_defined_shape(shape: Any) -> tuple[int, ...]:
+    """A shape an initializer is called with: a tuple, list or ``torch.Size`` of
+    non-negative ints, every dimension given.
+
+    >>> check_defined_shape([2, 3])
+    (2, 3)
+    """
+    if not isinstance(shape, (tuple, list, torch.Size)):
+        raise TypeError(
+            f"shape must be a tuple, list or torch.Size of ints, got {shape!r} "
+            f"({type(shape).__name__}); write (n,) for a vector"
+        )
+    return _dims(shape, None, defined=True)  # type: ignore[return-value]
+
+
+def _dims(shape: Sequence[Any], variable: str | None, defined: bool) -> Shape:
+    """The dimensions as ints (``None`` kept unless ``defined``), each checked."""
     dims = []
     for dim in shape:
-        if dim is None:
+        if dim is None and not defined:
             dims.append(None)
             continue
         if isinstance(dim, int | torch.SymInt) and not isinstance(dim, bool):
             pass  # (tested first: torch.compile traces neither hasattr nor __index__ on a SymInt)
-        elif isinstance(dim, bool) or not hasattr(dim, "__index__"):
+        elif dim is None or isinstance(dim, bool) or not hasattr(dim, "__index__"):
+            if defined:
+                raise TypeError(f"shape entries must be ints, got {tuple(shape)!r}")
             raise TypeError(
                 f"shape{_where(variable)} has a dimension that is not an int: {describe(dim)} in "
                 f"{list(shape)}; dimensions are non-negative ints, or None for an unknown one."
@@ -78,6 +101,9 @@ def check_shape(shape: Any, variable: str | None = None) -> Shape | None:
         else:
             dim = dim.__index__()  # numpy integers and the like
         if dim < 0:
+            if defined:
+                shown = tuple(d.__index__() if hasattr(d, "__index__") else d for d in shape)
+                raise ValueError(f"shape entries must be non-negative ints, got {shown!r}")
             raise ValueError(
                 f"shape{_where(variable)} has a negative dimension: {list(shape)}; dimensions are "
                 "non-negative ints, or None for an unknown one."

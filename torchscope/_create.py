@@ -7,83 +7,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._checks import check_device, check_dtype, describe, shapes_compatible
-from ._errors import INITIALIZER_DTYPE_MISMATCH, SHAPE_NOT_DEFINED, VALUE_DOES_NOT_FIT
+from ._checks import check_device, describe, shapes_compatible
+from ._errors import SHAPE_NOT_DEFINED, VALUE_DOES_NOT_FIT, note
+from ._initializers import default_initializer
+from ._values import check_fits, is_value
 
-__all__ = ["check_dtype_arg", "check_value_dtype", "first_change", "make_parameter"]
-
-_VALUE_TYPES = (torch.Tensor, bool, int, float, complex, list, tuple)
-
-
-def check_dtype_arg(dtype: Any, name: str) -> torch.dtype | None:
-    return check_dtype(dtype, name)
-
-
-def _is_value(initializer: Any) -> bool:
-    return isinstance(initializer, _VALUE_TYPES) or hasattr(initializer, "__array__")
-
-
-def check_value_dtype(name: str, value: Any, dtype: Any) -> None:
-    """TensorFlow's rule for a value initializer and an explicit ``dtype``: a value that
-    has a dtype of its own (a tensor, an array) must have that dtype. (Python numbers and
-    lists have none: they are converted to ``dtype`` when the variable is made, and
-    refused there if values would be lost.)
-
-    >>> check_value_dtype("v", torch.ones(2), torch.float64)
-    Traceback (most recent call last):
-    ...
-    ValueError: Initializer type 'torch.float32' and explicit dtype 'torch.float64' don't ...
-    """
-    if isinstance(value, torch.Tensor):
-        found = value.dtype
-    elif hasattr(value, "__array__") and not isinstance(value, _VALUE_TYPES):
-        found = torch.as_tensor(value).dtype
-    else:
-        return
-    dtype = check_dtype(dtype, name)
-    if found != dtype:
-        raise ValueError(INITIALIZER_DTYPE_MISMATCH.format(found=found, dtype=dtype, name=name))
-
-
-def _exact(value: Any) -> torch.Tensor:
-    """A Python number or list as a tensor that holds it exactly (float64, complex128)."""
-    tensor = torch.tensor(value)
-    if tensor.is_floating_point():
-        return torch.tensor(value, dtype=torch.float64)
-    if tensor.is_complex():
-        return torch.tensor(value, dtype=torch.complex128)
-    return tensor
-
-
-def first_change(exact: torch.Tensor, converted: torch.Tensor) -> tuple[Any, Any] | None:
-    """The first value of ``exact`` (a value as given, held exactly) that converting it to
-    ``converted``'s dtype changed, and what it became; None if nothing changed. Changed
-    means lost: a fraction, an imaginary part, a sign, a value out of range (wrapped), a
-    NaN or infinity made an integer, a number other than 0 and 1 made a bool. (Rounding
-    to a float's precision is not a change.)"""
-    dtype = converted.dtype
-    if dtype.is_complex or (dtype.is_floating_point and not exact.is_complex()):
-        return None
-    converted = converted.cpu()
-    changed = converted.to(exact.dtype) != exact.cpu()
-    if not bool(changed.any()):
-        return None
-    index = tuple(changed.nonzero()[0].tolist())
-    return exact.cpu()[index].item(), converted[index].item()
-
-
-def _check_fits(name: str, value: Any, tensor: torch.Tensor) -> None:
-    """Refuses a Python value that ``tensor`` (the value converted to the variable's
-    dtype) holds only with changes (see :func:`first_change`)."""
-    if tensor.dtype.is_complex:
-        return
-    change = first_change(_exact(value), tensor)
-    if change is not None:
-        raise ValueError(
-            VALUE_DOES_NOT_FIT.format(
-                name=name, dtype=tensor.dtype, example=change[0], converted=change[1]
-            )
-        )
+__all__ = ["make_parameter"]
 
 
 def _from_value(
@@ -101,7 +30,7 @@ def _from_value(
                 "init(shape, dtype=None, device=None)."
             ) from None
         if dtype is not None:
-            _check_fits(name, value, tensor)
+            check_fits(value, tensor, VALUE_DOES_NOT_FIT, name=name)
     if shape is not None and not shapes_compatible(shape, tensor.shape):
         raise ValueError(
             f"initializer of variable {name!r} is a value of shape {list(tensor.shape)}, but "
@@ -121,17 +50,6 @@ def _call(initializer: Any, shape: tuple, dtype: torch.dtype, device: torch.devi
     return value.to(device) if isinstance(value, torch.Tensor) else value
 
 
-def _named(name: str, error: Exception) -> Exception:
-    """``error`` again, its message prefixed with the variable's name: an initializer
-    cannot know which variable it is making. Same type and traceback (the frames inside
-    the initializer stay visible); ``error`` itself if its type cannot be rebuilt."""
-    try:
-        named = type(error)(f"variable {name!r}: {error}")
-    except Exception:
-        return error
-    return named.with_traceback(error.__traceback__)
-
-
 def _instantiate(cls: type) -> Any:
     """An initializer class (``initializer=ts.zeros_initializer``) made into an instance
     with no arguments, as TensorFlow does."""
@@ -147,18 +65,18 @@ def _instantiate(cls: type) -> Any:
 def _run_initializer(
     name: str, initializer: Any, shape: tuple, dtype: torch.dtype, device: torch.device
 ) -> Any:
-    """Makes the initial value; a ValueError or TypeError raised on the way (instantiating
-    an initializer class, or the call itself) names the variable."""
+    """Makes the initial value. An exception raised on the way (instantiating an initializer
+    class, or the call itself) keeps its type, message and traceback, with a note naming
+    the variable (an initializer cannot know which variable it is making)."""
     try:
         if initializer is None:
-            from .initializers import default_initializer
-
             initializer = default_initializer(dtype)
         elif isinstance(initializer, type):
             initializer = _instantiate(initializer)
         return _call(initializer, shape, dtype, device), initializer
-    except (ValueError, TypeError) as error:
-        raise _named(name, error) from None
+    except Exception as error:
+        note(error, f"variable {name!r}: raised while its initial value was made")
+        raise
 
 
 def _from_initializer(
@@ -205,7 +123,7 @@ def make_parameter(
     if device is None:
         device = torch.get_default_device()
     with torch.inference_mode(False), torch.no_grad():
-        if initializer is not None and not callable(initializer) and _is_value(initializer):
+        if initializer is not None and not callable(initializer) and is_value(initializer):
             value = _from_value(name, initializer, shape, dtype, device)
         else:
             value = _from_initializer(name, initializer, shape, dtype, device)

@@ -1,4 +1,64 @@
-"""Error texts, kept in one place. Each says what was asked, what was found and the fix."""
+"""Errors: the classes callers can catch, and their texts, kept in one place.
+
+Each class subclasses the built-in type torchscope raised before it had classes
+(``ValueError``), so ``except ValueError`` code keeps working. Each text says what
+was asked, what was found and the fix.
+"""
+
+from __future__ import annotations
+
+import sys
+
+__all__ = [
+    "DtypeMismatchError",
+    "FrozenModuleError",
+    "ShapeMismatchError",
+    "VariableExistsError",
+    "VariableNotFoundError",
+    "ValueDoesNotFitError",
+    "note",
+]
+
+
+class VariableExistsError(ValueError):
+    """``get_variable`` would create a variable that exists, and the scope does not reuse."""
+
+
+class VariableNotFoundError(ValueError):
+    """``get_variable`` under ``reuse=True`` asked for a variable that does not exist."""
+
+
+class ShapeMismatchError(ValueError):
+    """A reused variable's shape is not the one ``get_variable`` asked for."""
+
+
+class DtypeMismatchError(ValueError):
+    """A reused variable's dtype is not the one ``get_variable`` asked for."""
+
+
+class FrozenModuleError(ValueError):
+    """A ``ScopedModule`` (or template) call after the first would create a variable."""
+
+
+class ValueDoesNotFitError(TypeError, ValueError):
+    """A value that the dtype it is given cannot hold exactly (a fraction made an integer,
+    a value out of range...). Both a ``TypeError`` (as TensorFlow's ``constant_initializer``
+    raises) and a ``ValueError`` (as ``get_variable(initializer=value)`` raised)."""
+
+
+def note(error: BaseException, text: str) -> BaseException:
+    """Adds ``text`` to ``error`` (``add_note`` on Python 3.11+, ``__notes__`` before: the
+    error keeps its type, message and traceback) and returns it."""
+    if sys.version_info >= (3, 11):
+        error.add_note(text)
+    else:  # PEP 678's attribute, shown by tools that know it
+        notes = getattr(error, "__notes__", None)
+        if not isinstance(notes, list):
+            notes = []
+            error.__notes__ = notes  # type: ignore[attr-defined]
+        notes.append(text)
+    return error
+
 
 ALREADY_EXISTS = (
     "Variable {name} already exists, disallowed. Did you mean to set reuse=True or "

@@ -1,142 +1,33 @@
 """The ``VariableScope`` object: a name prefix, a reuse flag and ``get_variable``'s defaults.
 
-``variable_scope`` (in ``scopes.py``) opens these; this module holds the object,
-the reuse flag ``AUTO_REUSE``, the composition of custom getters and the
-re-entry cache that lets a forward pass re-open the same scopes on every call
-without building them again (see ``VariableScope._child``).
+``variable_scope`` (in ``_scopes.py``) opens these; this module holds the object and
+the re-entry cache that lets a forward pass re-open the same scopes on every call
+without building them again (see ``VariableScope._child``), and the root scopes a
+module's calls start from.
 """
 
 from __future__ import annotations
 
-import enum
-import functools
-import inspect
-import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch.compiler import is_compiling
 
-from . import _naming, _state
+from . import _naming
 from ._checks import check_callable, check_device, check_dtype, describe
+from ._context import current
 from ._fastpath import cached_scope
+from ._getters import check_getter
+from ._lookup import get_variable_in
 from ._naming import is_checked_scope_name
-
-if TYPE_CHECKING:
-    from .initializers import Initializer
+from ._types import AUTO_REUSE, DeviceLike, DTypeLike, InitializerLike, Reuse, ReuseMode
 
 __all__ = ["AUTO_REUSE", "VariableScope"]
 
 
-class _ReuseMode(enum.Enum):
-    """The type of ``ts.AUTO_REUSE``: ``get_variable`` creates what is missing and
-    returns what exists.
-
-    >>> def dense(x):
-    ...     with ts.variable_scope("dense", reuse=ts.AUTO_REUSE):
-    ...         return x @ ts.get_variable("w", [2, 2])
-    >>> _ = dense(torch.ones(1, 2)); _ = dense(torch.ones(1, 2))
-    >>> list(ts.get_default_store().keys())
-    ['dense/w']
-    """
-
-    AUTO_REUSE = 1
-
-    def __repr__(self) -> str:
-        return "ts.AUTO_REUSE"
-
-
-AUTO_REUSE = _ReuseMode.AUTO_REUSE
-"""Reuse flag: ``get_variable`` creates a variable if it is missing, else returns it."""
-
 _REUSE_VALUES = "True, False, None or ts.AUTO_REUSE"
 _CACHE_LIMIT = 256  # scopes cached per parent scope
-
-
-# -- custom getters -------------------------------------------------------------------------------
-#
-# A getter is called as TensorFlow's _VariableStore.get_variable calls it: with keywords,
-# all of TensorFlow's always (those torchscope has no use for are None, validate_shape is
-# True), so that a ported getter with an explicit signature and no **kwargs works. The
-# keywords torchscope adds (device, and constraint, which TensorFlow too passes only to a
-# getter that takes it) go only to a getter that takes them, by name or through **kwargs;
-# the real getter at the end of the chain has them bound, so they apply either way.
-
-TENSORFLOW_GETTER_KEYWORDS = {
-    "collections": None,
-    "caching_device": None,
-    "partitioner": None,
-    "validate_shape": True,
-    "use_resource": None,
-    "synchronization": None,
-    "aggregation": None,
-}
-_EXTRAS = ("device", "constraint")
-_EXTRAS_TAKEN: weakref.WeakKeyDictionary[Any, tuple[str, ...]] = weakref.WeakKeyDictionary()
-
-
-def _extras_taken(getter: Callable) -> tuple[str, ...]:
-    """Which of ``device`` and ``constraint`` ``getter`` accepts as keywords: both with
-    ``**kwargs``, else those it names. Read from the code of the function underneath (a
-    ``functools.partial``'s, a bound method's, a callable object's ``__call__``), once per
-    function; a callable with no Python code underneath is given both."""
-    fn = getter
-    while isinstance(fn, functools.partial):
-        fn = fn.func
-    fn = getattr(fn, "__func__", fn)
-    if not inspect.isfunction(fn):
-        fn = type(fn).__call__  # a callable object's method (a builtin's is a slot wrapper)
-        if not inspect.isfunction(fn):
-            return _EXTRAS
-    taken = _EXTRAS_TAKEN.get(fn)
-    if taken is None:
-        code = fn.__code__
-        if code.co_flags & inspect.CO_VARKEYWORDS:
-            taken = _EXTRAS
-        else:
-            named = code.co_varnames[
-                code.co_posonlyargcount : code.co_argcount + code.co_kwonlyargcount
-            ]
-            taken = tuple(key for key in _EXTRAS if key in named)
-        if not is_compiling():  # a function made inside a traced call has nothing to keep
-            _EXTRAS_TAKEN[fn] = taken
-    return taken
-
-
-def call_getter(getter: Callable, /, *args: Any, **kwargs: Any) -> Any:
-    """Calls a custom getter with ``kwargs`` less the extras (``device``, ``constraint``)
-    it does not accept."""
-    taken = _extras_taken(getter)
-    if taken is not _EXTRAS:
-        for key in _EXTRAS:
-            if key not in taken:
-                kwargs.pop(key, None)
-    return getter(*args, **kwargs)
-
-
-class _ComposedGetter:
-    """Two custom getters composed as TensorFlow composes them: ``getter`` runs first, and
-    its ``getter`` argument runs ``outer``, which runs the real one (or the next one out).
-    Each is called through :func:`call_getter`, so each gets only the extras it accepts.
-    A class, not a closure: its one ``__call__`` is what :func:`_extras_taken` reads."""
-
-    __slots__ = ("__wrapped__", "_outer")
-
-    def __init__(self, getter: Callable, outer: Callable) -> None:
-        self.__wrapped__ = getter
-        self._outer = outer
-
-    def __call__(self, getter_: Callable | None = None, *args: Any, **kwargs: Any) -> Any:
-        if getter_ is None:
-            getter_ = kwargs.pop("getter")
-        next_getter = functools.partial(call_getter, self._outer, getter_)
-        return call_getter(self.__wrapped__, next_getter, *args, **kwargs)
-
-
-def _wrap_getter(getter: Callable, outer: Callable | None) -> Callable:
-    """``getter`` composed with the inherited ``outer`` (see :class:`_ComposedGetter`)."""
-    return getter if outer is None else _ComposedGetter(getter, outer)
 
 
 class VariableScope:
@@ -172,12 +63,12 @@ class VariableScope:
 
     def __init__(
         self,
-        reuse: bool | _ReuseMode | None,
+        reuse: Reuse,
         name: str = "",
-        initializer: Initializer | Callable | None = None,
+        initializer: InitializerLike | None = None,
         regularizer: Callable | None = None,
-        dtype: torch.dtype | None = None,
-        device: torch.device | str | None = None,
+        dtype: DTypeLike | None = None,
+        device: DeviceLike | None = None,
         custom_getter: Callable | None = None,
         constraint: Callable | None = None,
         name_scope: str = "",
@@ -189,7 +80,7 @@ class VariableScope:
         self._regularizer = check_callable(regularizer, "regularizer")
         self._dtype = check_dtype(dtype)
         self._device = check_device(device)
-        self._custom_getter = _check_getter(custom_getter)
+        self._custom_getter = check_getter(custom_getter)
         self._constraint = check_callable(constraint, "constraint")
         self._name_scope = name_scope
         self._children: dict[Any, VariableScope] = {}
@@ -206,7 +97,7 @@ class VariableScope:
         return self._name
 
     @property
-    def reuse(self) -> bool | _ReuseMode:
+    def reuse(self) -> bool | ReuseMode:
         """``False``, ``True`` or ``ts.AUTO_REUSE``."""
         return self._reuse
 
@@ -274,7 +165,7 @@ class VariableScope:
         self._constraint = constraint
 
     def set_custom_getter(self, custom_getter: Callable | None) -> None:
-        custom_getter = _check_getter(custom_getter)
+        custom_getter = check_getter(custom_getter)
         self._detach()
         self._custom_getter = custom_getter
         self._update_fast()
@@ -304,7 +195,7 @@ class VariableScope:
                     owner.pop(key, None)
         self._children = {}
 
-    def _recopy(self, reuse: bool | _ReuseMode) -> VariableScope:
+    def _recopy(self, reuse: bool | ReuseMode) -> VariableScope:
         """The scope ``variable_scope(self, reuse=...)`` opens (no overrides), made and
         cached in this scope under the reuse flag (names are never such keys)."""
         scope = self._copy(reuse, self._name, self._name_scope)
@@ -313,7 +204,7 @@ class VariableScope:
             scope._owner = self._children
         return scope
 
-    def _child(self, relative: str, reuse: bool | _ReuseMode, outer_ns: str) -> VariableScope:
+    def _child(self, relative: str, reuse: bool | ReuseMode, outer_ns: str) -> VariableScope:
         """The scope ``variable_scope(relative)`` opens in this one with no overrides,
         made and cached (the cache is bounded: names made in a loop do not pile up).
         Raises ValueError for an invalid name: the cache holds valid names only."""
@@ -344,11 +235,11 @@ class VariableScope:
         scope._owner = children
         return scope
 
-    def get_variable(self, name: str, shape: Any = None, dtype: Any = None, **kwargs: Any) -> Any:
+    def get_variable(
+        self, name: str, shape: Any = None, dtype: DTypeLike | None = None, **kwargs: Any
+    ) -> torch.nn.Parameter:
         """``ts.get_variable`` in this scope (its name, reuse flag and defaults)."""
-        from .variables import _get_variable
-
-        return _get_variable(_state.current(), self, name, shape, dtype, **kwargs)
+        return get_variable_in(current(), self, name, shape, dtype, **kwargs)
 
     def global_variables(self) -> list[torch.nn.Parameter]:
         """The variables whose full names start with this scope's name."""
@@ -360,10 +251,10 @@ class VariableScope:
 
     def get_collection(self, key: str) -> list[Any]:
         """The items of collection ``key`` under this scope."""
-        context = _state.current()
+        context = current()
         return context.store.get_collection(key, self._prefix or None, context.params)
 
-    def _copy(self, reuse: bool | _ReuseMode, name: str, name_scope: str) -> VariableScope:
+    def _copy(self, reuse: bool | ReuseMode, name: str, name_scope: str) -> VariableScope:
         scope = VariableScope.__new__(VariableScope)
         scope._name = name
         scope._prefix = name + "/" if name else ""
@@ -387,7 +278,7 @@ class VariableScope:
 _ROOTS: dict[tuple[Any, str | None], VariableScope] = {}
 
 
-def _fresh_root(reuse: bool | _ReuseMode | None, name: str | None = None) -> VariableScope:
+def _fresh_root(reuse: bool | ReuseMode | None, name: str | None = None) -> VariableScope:
     """A new root scope, as ``_root_scope`` gives, built from constants only: what a call
     starts from while ``torch.compile`` traces it (a shared scope's caches would become
     guards, and recompile when they change)."""
@@ -408,7 +299,7 @@ def _fresh_root(reuse: bool | _ReuseMode | None, name: str | None = None) -> Var
     return scope
 
 
-def _root_scope(reuse: bool | _ReuseMode | None, name: str | None = None) -> VariableScope:
+def _root_scope(reuse: bool | ReuseMode | None, name: str | None = None) -> VariableScope:
     """A root scope for a fresh context (a module's call), shared by the calls that ask
     for the same one so that the scopes entered under it come from its cache. With
     ``name``: the scope ``variable_scope(name)`` opens at a fresh root."""
@@ -428,15 +319,6 @@ def _root_scope(reuse: bool | _ReuseMode | None, name: str | None = None) -> Var
     return scope
 
 
-def _check_getter(getter: Any) -> Callable | None:
-    if getter is not None and not callable(getter):
-        raise ValueError(
-            f"custom_getter must be callable (getter, name, *args, **kwargs) -> variable, got "
-            f"{describe(getter)}"
-        )
-    return getter
-
-
 def _check_initializer(initializer: Any) -> Any:
     if initializer is None or callable(initializer):
         return initializer
@@ -454,7 +336,7 @@ def _check_initializer(initializer: Any) -> Any:
     )
 
 
-def _check_reuse(reuse: Any) -> bool | _ReuseMode | None:
+def _check_reuse(reuse: Any) -> bool | ReuseMode | None:
     if reuse is None or reuse is True or reuse is AUTO_REUSE:
         return reuse
     if reuse is False:

@@ -15,22 +15,22 @@ from collections.abc import Iterator
 
 import pytest
 
-from . import _state
-from .store import VariableStore
+from . import _context
+from ._store import VariableStore
 
 
 @pytest.fixture
 def ts_store() -> Iterator[VariableStore]:
     """A fresh default ``VariableStore`` with an empty scope stack, for one test."""
-    if _state.is_open():
+    if _context.is_open():
         raise RuntimeError(
             "ts_store: a store's as_default() block or a ScopedModule call is still open on "
             "this thread from earlier code; close it before the test starts."
         )
-    previous = _state.DEFAULT[0]
+    previous = _context.DEFAULT[0]
     store = VariableStore()
-    _state.DEFAULT[0] = store
+    _context.DEFAULT[0] = store
     try:
         yield store
     finally:
-        _state.DEFAULT[0] = previous
+        _context.DEFAULT[0] = previous

@@ -12,13 +12,10 @@ index, the files and every CRC are checked before the first byte is written.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import math
 import os
 import struct
-import threading
-from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -26,10 +23,10 @@ from typing import Any
 import torch
 
 from . import _crc
-from ._proto import BundleEntry, BundleHeader, ProtoError, Slice, put_varint, read_varint
-from ._sstable import TableError, read_table, write_table
+from ._proto import BundleEntry, BundleHeader, ProtoError, Slice, read_varint
+from ._sstable import TableError, read_table
 
-__all__ = ["BundleReader", "BundleWriter", "CheckpointError", "data_path", "DTYPES"]
+__all__ = ["DTYPES", "BundleReader", "CheckpointError", "data_path", "slice_key"]
 
 STRING = 7
 DTYPES: dict[int, torch.dtype] = {
@@ -493,122 +490,3 @@ def _nest(items: list[bytes], shape: list[int]) -> Any:
         return items
     step = math.prod(shape[1:])
     return [_nest(items[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
-
-
-# -- writing -------------------------------------------------------------------------------------
-
-
-class BundleWriter:
-    """Writes a checkpoint: tensors go to the data file as they are added, the index at
-    ``finish()``. Both are written under temporary names and renamed at the end, data
-    first, so a failure midway leaves any checkpoint already at ``prefix`` intact."""
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-        self._data_name = data_path(prefix, 0, 1)
-        self._temp = f".tempstate{os.getpid()}_{threading.get_ident()}"
-        self._data = open(self._data_name + self._temp, "wb", buffering=0)  # noqa: SIM115
-        self._offset = 0
-        self._entries: dict[bytes, bytes] = {}
-        self._pool: ThreadPoolExecutor | None = None
-
-    def add(self, key: str, value: torch.Tensor | Iterable) -> None:
-        """Writes ``value`` (a tensor, or nested lists of bytes/str for a string tensor)."""
-        name = key.encode("utf-8", "surrogateescape")
-        if not name or name in self._entries:
-            raise ValueError(f"checkpoint key {key!r} is empty or given twice")
-        if isinstance(value, torch.Tensor):
-            entry = self._add_tensor(key, value)
-        else:
-            entry = self._add_strings(value)
-        self._entries[name] = entry.serialize()
-
-    def _add_tensor(self, key: str, value: torch.Tensor) -> BundleEntry:
-        if value.dtype not in TF_DTYPES:
-            raise TypeError(f"checkpoint key {key!r}: TensorFlow has no dtype for {value.dtype}")
-        if value.is_meta:
-            raise ValueError(f"checkpoint key {key!r}: a meta tensor has no values to save")
-        tensor = value.detach()
-        if not tensor.is_cpu or not tensor.is_contiguous() or tensor.is_conj() or tensor.is_neg():
-            tensor = tensor.to("cpu", memory_format=torch.contiguous_format).resolve_conj()
-            tensor = tensor.resolve_neg().contiguous()
-        view = memoryview(_buffer(tensor)).cast("B")
-        if len(view) <= _CHUNK // 16:
-            crc = _crc.value(view)
-            self._write(view)
-        else:  # checksum each chunk in the worker while it is written
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(1, thread_name_prefix="torchscope-crc")
-            crc_of = self._pool.submit(_crc.value, view[:0])
-            for start in range(0, len(view), _CHUNK):
-                chunk = view[start : start + _CHUNK]
-                crc_of = self._pool.submit(_extend_after, crc_of, chunk)
-                self._write(chunk)
-            crc = crc_of.result()
-        entry = BundleEntry(
-            TF_DTYPES[tensor.dtype], tuple(tensor.shape), 0, self._offset, len(view), _crc.mask(crc)
-        )
-        self._offset += len(view)
-        return entry
-
-    def _add_strings(self, value: Any) -> BundleEntry:
-        shape, items = _flatten_strings(value)
-        lengths = bytearray()
-        crc = 0
-        for item in items:
-            put_varint(lengths, len(item))
-            crc = _crc.extend(
-                crc, struct.pack("<I" if len(item) <= 0xFFFFFFFF else "<Q", len(item))
-            )
-        checksum = struct.pack("<I", _crc.mask(crc))
-        crc = _crc.extend(crc, checksum)
-        body = b"".join(items)
-        crc = _crc.extend(crc, body)
-        raw = bytes(lengths) + checksum + body
-        self._write(memoryview(raw))
-        entry = BundleEntry(STRING, shape, 0, self._offset, len(raw), _crc.mask(crc))
-        self._offset += len(raw)
-        return entry
-
-    def _write(self, chunk: memoryview) -> None:
-        done = 0
-        while done < len(chunk):
-            done += self._data.write(chunk[done:])
-
-    def _close(self) -> None:
-        self._data.close()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-
-    def finish(self) -> None:
-        """Writes the index and puts both files in place."""
-        self._close()
-        items = [(b"", BundleHeader(num_shards=1).serialize()), *sorted(self._entries.items())]
-        index = self.prefix + ".index"
-        with open(index + self._temp, "wb") as f:
-            write_table(f, items)
-        os.replace(self._data_name + self._temp, self._data_name)
-        os.replace(index + self._temp, index)
-
-    def abort(self) -> None:
-        """Removes the temporary files (after a failure)."""
-        self._close()
-        for path in (self._data_name + self._temp, self.prefix + ".index" + self._temp):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
-
-
-def _extend_after(previous: Future, chunk: memoryview) -> int:
-    return _crc.extend(previous.result(), chunk)  # the worker runs in order: it is done
-
-
-def _flatten_strings(value: Any) -> tuple[tuple[int, ...], list[bytes]]:
-    if isinstance(value, (bytes, str)):
-        return (), [value.encode() if isinstance(value, str) else value]
-    value = list(value)
-    parts = [_flatten_strings(v) for v in value]
-    shapes = {shape for shape, _ in parts}
-    if len(shapes) > 1:
-        raise ValueError("a string tensor's nested lists must be rectangular")
-    inner = shapes.pop() if shapes else ()
-    return (len(value), *inner), [item for _, items in parts for item in items]

@@ -9,9 +9,9 @@ from typing import Any
 
 import torch
 
-from .._default_store import get_default_store
-from ..module import ScopedModule
-from ..store import VariableStore
+from .._module import ScopedModule
+from .._registry import get_default_store
+from .._store import VariableStore
 from ._reader import CheckpointReader
 
 __all__ = ["init_from_checkpoint"]

@@ -11,15 +11,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._default_store import get_default_store, name_of
 from .._graph_keys import GraphKeys
-from ..initializers import zeros_initializer
-from ..module import ScopedModule
-from ..store import VariableStore
-from ..variables import get_variable
-from ._bundle import BundleWriter
+from .._initializers import zeros_initializer
+from .._lookup import get_variable
+from .._module import ScopedModule
+from .._registry import get_default_store, name_of
+from .._store import VariableStore
 from ._reader import CheckpointReader, checkpoint_prefix
 from ._state_file import read_state, write_state
+from ._writer import BundleWriter
 
 __all__ = ["Saver", "get_checkpoint_state", "get_global_step", "get_or_create_global_step"]
 

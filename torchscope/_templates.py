@@ -10,9 +10,10 @@ from typing import Any
 
 import torch
 
-from . import _naming, _state
+from . import _naming
+from ._context import current
 from ._graph_keys import GraphKeys
-from .scopes import VariableScope, _unique_default, name_scope, variable_scope
+from ._scopes import VariableScope, _unique_default, name_scope, variable_scope
 
 __all__ = ["Template", "make_template"]
 
@@ -60,7 +61,7 @@ class Template:
         # template's next call there makes its variables again.
         self._made_in: tuple[weakref.ref, str] | None = None
         if create_scope_now:
-            context = _state.current()
+            context = current()
             scope_name = unique_name or _unique_default(context, context.scope, name)
             with variable_scope(scope_name, custom_getter=custom_getter) as scope:
                 self._variable_scope = scope
@@ -74,7 +75,7 @@ class Template:
                 return self._call_func(args, kwargs)
         if self._made_in is not None:
             store_ref, first = self._made_in
-            store = _state.current().store
+            store = current().store
             if store is store_ref() and first not in store._parameters:
                 self._variables_created, self._made_in = False, None
         reuse = True if self._variables_created else None
@@ -85,7 +86,7 @@ class Template:
             return self._call_func(args, kwargs)
 
     def _call_func(self, args: tuple, kwargs: dict) -> Any:
-        store = _state.current().store
+        store = current().store
         trainable_before = len(store._trainable)
         count_before = len(store._parameters)
         result = self._func(*args, **kwargs)
@@ -145,7 +146,7 @@ class Template:
     def _collection(self, key: str) -> list[Any]:
         if self._variable_scope is None:
             return []
-        context = _state.current()
+        context = current()
         prefix = re.escape(self.variable_scope_name)
         return context.store.get_collection(key, prefix, context.params)
 

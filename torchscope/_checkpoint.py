@@ -11,7 +11,7 @@ the variables the forward made or found), the same name scope and the same count
 (``default_name`` scopes get the same names again).
 
 Creating a variable while backward runs is refused with an error saying this (see
-``store.py``), so a function checkpointed with torch's own ``checkpoint`` fails
+``_lookup.py``), so a function checkpointed with torch's own ``checkpoint`` fails
 loudly rather than recomputing with new variables.
 """
 
@@ -24,8 +24,8 @@ import torch
 import torch.utils.checkpoint
 from torch.compiler import is_compiling
 
-from . import _state
-from ._variable_scope import AUTO_REUSE
+from . import _context
+from ._types import AUTO_REUSE
 
 __all__ = ["checkpoint"]
 
@@ -62,34 +62,23 @@ def checkpoint(
         own = {k: kwargs.pop(k) for k in _CHECKPOINT_KEYWORDS if k in kwargs}
         del own
         return function(*args, **kwargs)
-    context = _state.current()
-    state = (
-        context.store,
-        context.params,
-        context.scope,
-        context.name_scope,
-        None if context.var_counts is None else dict(context.var_counts),
-        None if context.name_counts is None else dict(context.name_counts),
-    )
+    context = _context.current()
+    # The scope state the forward runs in, with copies of its counters, to replay.
+    saved = context.copy(context.scope)
     runs = [0]
 
     def run(*inner_args: Any, **inner_kwargs: Any) -> Any:
         runs[0] += 1
         if runs[0] == 1:  # the forward: in the caller's own context, as an ordinary call
             return function(*inner_args, **inner_kwargs)
-        store, params, scope, name_scope, var_counts, name_counts = state
         # The recomputation reuses what the forward made (on a ScopedModule's first call,
         # the forward created them): the scope as it was, reusing.
-        replay = _state.Context(
-            store, params, scope._copy(AUTO_REUSE, scope._name, scope._name_scope)
-        )
-        replay.name_scope = name_scope
-        replay.var_counts = None if var_counts is None else dict(var_counts)
-        replay.name_counts = None if name_counts is None else dict(name_counts)
-        previous = _state.push(replay)
+        scope = saved.scope
+        replay = saved.copy(scope._copy(AUTO_REUSE, scope._name, scope._name_scope))
+        previous = _context.push(replay)
         try:
             return function(*inner_args, **inner_kwargs)
         finally:
-            _state.pop(replay, previous)
+            _context.pop(replay, previous)
 
     return torch.utils.checkpoint.checkpoint(run, *args, use_reentrant=use_reentrant, **kwargs)

@@ -11,16 +11,21 @@ from __future__ import annotations
 import copy
 import math
 import numbers
-import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
-from ._create import first_change
+from ._checks import check_defined_shape
+from ._values import check_fits, exact
 
 ShapeLike = Sequence[int]
 DeviceLike = torch.device | str | int | None
+
+_DOES_NOT_FIT = (
+    "constant_initializer value {value!r} does not fit {dtype}: {example!r} would become "
+    "{converted!r}. Give values that dtype holds, or another dtype."
+)
 
 # scipy.stats.truncnorm.std(a=-2, b=2, loc=0.0, scale=1.0), as in TensorFlow.
 _TRUNCNORM_STD = 0.87962566103423978
@@ -31,25 +36,10 @@ _DISTRIBUTIONS = ("normal", "truncated_normal", "untruncated_normal", "uniform")
 # ---------------------------------------------------------------------------- checks
 
 
-def _check_shape(shape: Any) -> tuple[int, ...]:
-    if not isinstance(shape, (tuple, list, torch.Size)):
-        raise TypeError(
-            f"shape must be a tuple, list or torch.Size of ints, got {shape!r} "
-            f"({type(shape).__name__}); write (n,) for a vector"
-        )
-    try:
-        dims = tuple(operator.index(d) for d in shape)
-    except TypeError:
-        raise TypeError(f"shape entries must be ints, got {tuple(shape)!r}") from None
-    if any(d < 0 for d in dims):
-        raise ValueError(f"shape entries must be non-negative ints, got {dims!r}")
-    return dims
-
-
 def _resolve(
     shape: Any, dtype: Any, device: DeviceLike
 ) -> tuple[tuple[int, ...], torch.dtype, torch.device]:
-    dims = _check_shape(shape)
+    dims = check_defined_shape(shape)
     if dtype is None:
         dtype = torch.get_default_dtype()
     elif not isinstance(dtype, torch.dtype):
@@ -93,28 +83,6 @@ def _is_integer(dtype: torch.dtype) -> bool:
 def _check_floating(who: str, dtype: torch.dtype) -> None:
     if not dtype.is_floating_point:
         raise ValueError(f"{who} needs a floating dtype (float16/bfloat16/32/64), got {dtype}")
-
-
-def _exact_tensor(value: Any) -> torch.Tensor:
-    """Python numbers and lists as float64/complex128 tensors, so no precision is lost."""
-    t = torch.as_tensor(value)
-    if isinstance(value, (numbers.Number, list, tuple)) and (
-        t.is_floating_point() or t.is_complex()
-    ):
-        t = torch.as_tensor(value, dtype=torch.complex128 if t.is_complex() else torch.float64)
-    return t
-
-
-def _check_fits(value: Any, source: torch.Tensor, converted: torch.Tensor) -> None:
-    """Refuses a value that ``converted`` (``source`` cast to the wanted dtype) holds only
-    with changes: the same round-trip check as ``get_variable(initializer=value)``."""
-    change = first_change(source, converted)
-    if change is not None:
-        raise TypeError(
-            f"constant_initializer value {value!r} does not fit {converted.dtype}: "
-            f"{change[0]!r} would become {change[1]!r}. Give values that dtype holds, or "
-            "another dtype."
-        )
 
 
 # ---------------------------------------------------------------------------- sampling
@@ -176,7 +144,7 @@ def compute_fans(shape: ShapeLike) -> tuple[float, float]:
     >>> compute_fans([300, 100])
     (300.0, 100.0)
     """
-    dims = _check_shape(shape)
+    dims = check_defined_shape(shape)
     if not dims:
         return 1.0, 1.0
     if len(dims) == 1:
@@ -260,7 +228,7 @@ class Constant(Initializer):
             )
         if not isinstance(value, numbers.Number):  # a scalar is rectangular; skip the tensor
             try:
-                _exact_tensor(value)
+                exact(value)
             except (TypeError, ValueError, RuntimeError) as e:
                 raise ValueError(
                     f"constant_initializer value is not a rectangular array: {e}"
@@ -268,13 +236,13 @@ class Constant(Initializer):
         self.value = value
 
     def _generate(self, dims, dtype, device):
-        source = _exact_tensor(self.value)
+        source = exact(self.value)
         if source.is_complex() and not dtype.is_complex:
             converted = source.real.to(dtype)  # what the cast keeps, without its warning
         else:
             converted = source.to(dtype)
         if not (type(self.value) is int and 0 <= self.value <= 1):  # 0 and 1 fit every dtype
-            _check_fits(self.value, source, converted)
+            check_fits(self.value, converted, _DOES_NOT_FIT)
         source = converted.to(device)
         if source.numel() == math.prod(dims):
             return source.reshape(dims).clone()

@@ -18,6 +18,7 @@ apart: a variable may be named ``"training"`` or ``"forward"`` and ``eval()`` st
 
 from __future__ import annotations
 
+import threading
 import warnings
 import weakref
 from collections import OrderedDict
@@ -30,15 +31,16 @@ from torch.compiler import is_compiling
 from torch.nn.modules import module as _nn_module
 
 from . import _naming
-from ._state import _THREAD, Context, pop, profiling, push
-from ._variable_scope import AUTO_REUSE, VariableScope, _fresh_root, _root_scope
-from .scopes import variable_scope
-from .store import (
+from ._context import _THREAD, Context, pop, profiling, push
+from ._scopes import variable_scope
+from ._store import (
     _NAME_ATTR,
     VariableStore,
     _delattr_beside_variables,
     _setattr_beside_variables,
 )
+from ._types import AUTO_REUSE
+from ._variable_scope import VariableScope, _fresh_root, _root_scope
 
 __all__ = ["ScopedModule", "check_optimizer"]
 
@@ -69,7 +71,7 @@ class ScopedModule(nn.Module):
         if name is not None:
             _naming.check_scope_name(name, "ScopedModule", root=True)
         store = VariableStore()
-        store._owner = weakref.ref(self)  # what prune / parametrize put in a variable's place
+        store.policy = _Policy(self)
         # Not a submodule: its parameters are this module's own (one shared dict).
         self.__dict__["store"] = store
         self._parameters = store._parameters
@@ -79,8 +81,12 @@ class ScopedModule(nn.Module):
         self._building = False  # the first call is running (a call inside it is part of it)
         self._build_getter: Callable | None = None
         self._loaded: set[str] | None = None  # made from a checkpoint, not yet asked for
+        self._build_lock = threading.RLock()  # the first call holds it
 
-    # A variable may be named "training": see store.py.
+    # ts.summary(module, inputs=...) sets it for one call: get_variable hands it each variable.
+    _observer: Callable[[torch.Tensor], None] | None = None
+
+    # A variable may be named "training": see _store.py.
     __delattr__ = _delattr_beside_variables
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -102,8 +108,18 @@ class ScopedModule(nn.Module):
         _setattr_beside_variables(self, name, value)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        policy = state.pop("_policy_state", None)
         super().__setstate__(state)
-        self.store._owner = weakref.ref(self)
+        self.store.policy = _Policy(self, *(policy or ()))
+        self._build_lock = threading.RLock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_build_lock", None)
+        policy = self.store.policy
+        # The store's policy refers to this module weakly: saved here, rebuilt on load.
+        state["_policy_state"] = (policy._frozen, policy.conversion)
+        return state
 
     def register_parameter(self, name: str, param: nn.Parameter | None) -> None:
         # A subclass's own nn.Parameter (self.scale = nn.Parameter(...)) lands in the store's
@@ -116,9 +132,10 @@ class ScopedModule(nn.Module):
         # .to(), .double(), .half(), .cuda()... before the first call: the variables that call
         # makes get the same conversion (as a lazy module's uninitialized parameters do).
         if not self._built:
-            conversion = self.store._conversion or _Conversion()
+            policy = self.store.policy
+            conversion = policy.conversion or _Conversion()
             conversion.then(fn)
-            self.store._conversion = conversion
+            policy.conversion = conversion
         return super()._apply(fn, recurse)
 
     def requires_grad_(self, requires_grad: bool = True) -> ScopedModule:
@@ -175,9 +192,9 @@ class ScopedModule(nn.Module):
         # the optimizer step have just filled with their own work, where every function
         # and object it touches costs more than in a hot loop.
         name = self._scope_name
-        context = Context(self.store, self._parameters, _root_scope(True, name))
-        if name is not None:
-            context.name_scope = name
+        context = Context(
+            self.store, self._parameters, _root_scope(True, name), name or "", self._observer
+        )
         slot = _THREAD.slot
         previous = slot[0]
         slot[0] = context
@@ -219,9 +236,9 @@ class ScopedModule(nn.Module):
             scope = _fresh_root(reuse, name)
         else:
             scope = _root_scope(reuse, name)
-        context = Context(self.store, params, scope)
-        if name is not None:  # start in the state variable_scope(name) makes at a fresh root
-            context.name_scope = name
+        # Named: starts in the state variable_scope(name) makes at a fresh root.
+        observer = None if is_compiling() else self._observer
+        context = Context(self.store, params, scope, name or "", observer)
         # nn.Module's call (hooks, then forward), one layer down: what its __call__ runs
         # unless the module was compiled in place (module.compile()).
         call = self._call_impl if self._compiled_call_impl is None else super().__call__
@@ -246,7 +263,7 @@ class ScopedModule(nn.Module):
         # One thread builds; the others wait, then reuse what it made. A call of this module
         # inside its own first call (recursion) is part of the build: it reuses what exists
         # so far and makes what is missing.
-        with self.store._build_lock:
+        with self._build_lock:
             if not self._built:
                 if self._building:
                     return self._run(AUTO_REUSE, args, kwargs, self._build_getter)
@@ -257,27 +274,23 @@ class ScopedModule(nn.Module):
         store = self.store
         self._refuse_substitutes(())
         before = set(store._parameters)
-        collected = {key: len(items) for key, items in store._collections.items()}
         loaded = self._loaded
         getter = None if loaded is None else self._claiming_getter(loaded)
         self._building, self._build_getter = True, getter
         try:
-            result = self._run(None if loaded is None else AUTO_REUSE, args, kwargs, getter)
-            created = [n for n in store._parameters if n not in before]
-            self._refuse_substitutes(created)
-            unused = [n for n in store._parameters if loaded and n in loaded]
-        except BaseException:
             # A failed call leaves nothing behind: no variables, no collection items.
-            store._forget(set(store._parameters) - before)
-            store._truncate_collections(collected)
-            raise
+            with store.transaction():
+                result = self._run(None if loaded is None else AUTO_REUSE, args, kwargs, getter)
+                created = [n for n in store._parameters if n not in before]
+                self._refuse_substitutes(created)
         finally:
             self._building, self._build_getter = False, None
+        unused = [n for n in store._parameters if loaded and n in loaded]
         if loaded is not None:
             self._report_checkpoint_use(created, unused)
         self._built = True
-        store._frozen = f"ScopedModule {self._describe()}" if self._scope_name else self._describe()
-        store._conversion = None
+        policy = store.policy
+        policy.freeze(f"ScopedModule {self._describe()}" if self._scope_name else self._describe())
         return result
 
     def _claiming_getter(self, loaded: set[str]) -> Callable:
@@ -326,7 +339,7 @@ class ScopedModule(nn.Module):
         if unused:
             # load_state_dict's strict flag does not reach the module (nn.Module checks keys
             # after loading), and the names are known only now: a warning, whatever strict was.
-            self.store._forget(unused)
+            self.store._remove(unused)
             warnings.warn(
                 f"ScopedModule {self._describe()}: the state dict loaded before the first call "
                 f"held {unused}, which the call did not ask for; they were dropped. (Loaded "
@@ -386,9 +399,7 @@ class ScopedModule(nn.Module):
             value = values[name]
             grad = value.is_floating_point() or value.is_complex()
             data = value.detach() if own else torch.empty_like(value)
-            param = nn.Parameter(data, requires_grad=grad)
-            if store._conversion is not None:
-                param = store._conversion.apply(param)
+            param = store.policy.convert(nn.Parameter(data, requires_grad=grad))
             store._insert(name, param, trainable=grad)
         if names:
             self._loaded = (self._loaded or set()) | set(names)
@@ -400,6 +411,50 @@ class ScopedModule(nn.Module):
             parts.append(f"name={self._scope_name!r}")
         parts.append(f"variables={len(self._parameters)}")
         return ", ".join(parts)
+
+
+class _Policy:
+    """A ScopedModule's creation policy (``VariableStore.policy``): until the first call
+    ends, new variables get the module's conversions (``.to()``, ``.double()``); after it,
+    nothing is created (``frozen``); and what ``torch.nn.utils.prune`` or ``parametrize``
+    put in the place of a variable is found on the module."""
+
+    __slots__ = ("_module", "_frozen", "conversion")
+
+    def __init__(
+        self, module: ScopedModule, frozen: str | None = None, conversion: Any = None
+    ) -> None:
+        self._module = weakref.ref(module)
+        self._frozen = frozen
+        self.conversion: _Conversion | None = conversion
+
+    @property
+    def frozen(self) -> str | None:
+        return self._frozen
+
+    def freeze(self, who: str) -> None:
+        self._frozen = who
+        self.conversion = None  # built: later conversions act on the variables themselves
+
+    def computed(self, name: str) -> torch.Tensor | None:
+        """The tensor the module computes in the place of its variable ``name``, if any:
+        ``torch.nn.utils.prune`` and ``torch.nn.utils.parametrize`` take a parameter out of
+        the module's dict and put an attribute (prune) or a property (parametrize) of the
+        same name in its place, which nn.Module code reads as ``self.weight``."""
+        if self._frozen is None:
+            return None
+        module = self._module()
+        if module is None:
+            return None
+        try:
+            value = getattr(module, name)
+        except AttributeError:
+            return None
+        return value if isinstance(value, torch.Tensor) else None
+
+    def convert(self, param: nn.Parameter) -> nn.Parameter:
+        conversion = self.conversion
+        return param if conversion is None else conversion.apply(param)
 
 
 # The dtypes a conversion is worked out for (what get_variable makes).

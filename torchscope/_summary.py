@@ -2,8 +2,9 @@
 
 Given example inputs, it also says how often each variable was handed out by
 ``get_variable`` in one call of the module. That count is taken only then: each
-``ScopedModule`` inside reads its variables, for that one call, from a dict that
-counts (:class:`_Uses`), so the reuse path of ordinary calls does no counting.
+``ScopedModule`` inside gets an observer for that one call, which its calls put on
+their contexts (``Context.on_get``, called by ``get_variable`` with each variable it
+hands out).
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._module import ScopedModule
+from ._registry import get_default_store
+from ._store import VariableStore
+
 __all__ = ["summary"]
 
 
 def _named(target: Any) -> list[tuple[str, torch.Tensor, bool]]:
-    from ._default_store import get_default_store
-    from .store import VariableStore
 
     if target is None:
         target = get_default_store()
@@ -125,31 +128,11 @@ def summary(
     return "\n".join(lines)
 
 
-class _Uses(dict):
-    """A ``ScopedModule``'s variables for one counted call: ``get`` counts what it returns.
-
-    ``get_variable``'s reuse path reads the context's dict with ``get``; its other path
-    counts the variable it returns itself (``variables._get_variable``), once per call.
-    """
-
-    def __init__(self, params: dict, uses: collections.Counter) -> None:
-        super().__init__(params)
-        self.uses = uses
-
-    def get(self, name: Any, default: Any = None) -> Any:
-        found = dict.get(self, name, default)
-        if found is not None:
-            self.uses[id(found)] += 1
-        return found
-
-
 def _count_uses(
     target: Any, inputs: tuple | None, kwargs: dict | None
 ) -> tuple[collections.Counter, set[int]]:
     """Calls ``target`` once on the example arguments; the uses of each variable, by id,
     and the ids of the variables counted (those of the ``ScopedModule`` s inside)."""
-    from .module import ScopedModule
-    from .store import VariableStore
 
     if not isinstance(target, nn.Module) or isinstance(target, VariableStore):
         raise TypeError(
@@ -168,15 +151,18 @@ def _count_uses(
             f"{type(target).__name__} holds none"
         )
     uses: collections.Counter = collections.Counter()
-    saved = [m.__dict__["_parameters"] for m in modules]
-    counted_ids = {id(p) for params in saved for p in params.values()}
+    counted_ids = {id(p) for m in modules for p in m._parameters.values()}
+
+    def observe(variable: torch.Tensor) -> None:
+        uses[id(variable)] += 1
+
     try:
-        for module, params in zip(modules, saved, strict=True):
-            module.__dict__["_parameters"] = _Uses(params, uses)
+        for module in modules:
+            module._observer = observe
         with torch.no_grad():
             target(*(inputs or ()), **(kwargs or {}))
     finally:
-        for module, params in zip(modules, saved, strict=True):
-            module.__dict__["_parameters"] = params
-    counted_ids.update(id(p) for params in saved for p in params.values())  # made by the call
+        for module in modules:
+            module.__dict__.pop("_observer", None)
+    counted_ids.update(id(p) for m in modules for p in m._parameters.values())  # made by it
     return uses, counted_ids

@@ -3,7 +3,7 @@
 ``variable_scope`` carries the prefix of variable names, the reuse flag and the
 defaults ``get_variable`` inherits (initializer, regularizer, dtype, device,
 constraint, custom getter). ``name_scope`` names operations; a variable scope
-opens one too. Both are thread-local and per store (see ``_state.py``).
+opens one too. Both are thread-local and per store (see ``_context.py``).
 
 The ``VariableScope`` object and its re-entry cache live in ``_variable_scope.py``,
 name scopes in ``name_scopes.py``; this module re-exports both.
@@ -20,22 +20,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import torch
-
-from . import _naming, _state
+from . import _naming
 from ._checks import check_callable, check_device, check_dtype, describe
+from ._context import _THREAD, DEFAULT, Context, ScopeEntry, current, name_table
 from ._fastpath import cached_scope
-from ._state import _THREAD, DEFAULT, current, profiling
-from ._variable_scope import (
-    AUTO_REUSE,
-    VariableScope,
-    _check_getter,
-    _check_initializer,
-    _check_reuse,
-    _ReuseMode,
-    _wrap_getter,
-)
-from .name_scopes import _open_range, _ScopeEntry, get_name_scope, name_scope
+from ._getters import check_getter, wrap_getter
+from ._name_scopes import get_name_scope, name_scope
+from ._types import AUTO_REUSE, DeviceLike, DTypeLike, InitializerLike, Reuse
+from ._variable_scope import VariableScope, _check_initializer, _check_reuse
 
 __all__ = [
     "AUTO_REUSE",
@@ -47,7 +39,7 @@ __all__ = [
 ]
 
 
-class variable_scope(_ScopeEntry):
+class variable_scope(ScopeEntry):
     """Opens a variable scope (and a name scope of the same name).
 
     Args:
@@ -93,18 +85,18 @@ class variable_scope(_ScopeEntry):
         self,
         name_or_scope: str | VariableScope | None,
         default_name: str | None = None,
-        initializer: Callable | None = None,
+        initializer: InitializerLike | None = None,
         regularizer: Callable | None = None,
-        reuse: bool | _ReuseMode | None = None,
-        dtype: torch.dtype | str | None = None,
-        device: torch.device | str | None = None,
+        reuse: Reuse = None,
+        dtype: DTypeLike | None = None,
+        device: DeviceLike | None = None,
         custom_getter: Callable | None = None,
         auxiliary_name_scope: bool = True,
         *,
         values: Any = None,
         constraint: Callable | None = None,
     ) -> None:
-        self._saved = None
+        self._context = None
         if (
             (reuse is None or reuse is True or reuse is AUTO_REUSE)
             and initializer is None
@@ -165,7 +157,7 @@ class variable_scope(_ScopeEntry):
             dtype if dtype is None else check_dtype(dtype),
             device if device is None else check_device(device),
             constraint if constraint is None else check_callable(constraint, "constraint"),
-            custom_getter if custom_getter is None else _check_getter(custom_getter),
+            custom_getter if custom_getter is None else check_getter(custom_getter),
         )
         if overrides != _NO_OVERRIDES:
             self._overrides = overrides
@@ -177,19 +169,13 @@ class variable_scope(_ScopeEntry):
             self._overrides = overrides
 
     def __enter__(self) -> VariableScope:
-        if self._saved is not None:
+        if self._context is not None:
             raise RuntimeError("this variable_scope is already open; create a new one to nest it")
         context = _THREAD.slot[0]  # current(), inlined: entered on every forward call
         if context.store is None:
             context = DEFAULT[0]._local.context
         old = context.scope
         outer_ns = context.name_scope
-        # The entry's counter tables are made when something is first opened inside it
-        # (None until then): most entries are leaves and never need theirs.
-        counts = context.var_counts
-        if counts is None:
-            counts = context.var_counts = {}
-        name_counts = context.name_counts
         if self._overrides is None:
             # A name and no overrides: the cached child of the current scope.
             relative = self._name_or_scope
@@ -197,12 +183,7 @@ class variable_scope(_ScopeEntry):
             scope = cached_scope(old._children, relative)  # None if missing or held
             if scope is None or scope._reuse is not reuse or scope._outer_ns != outer_ns:
                 scope = old._child(relative, reuse, outer_ns)
-            name_scope = scope._ns
-            key = scope._ns_key
-            if name_counts is None:
-                name_counts = context.name_counts = {key: 1}
-            elif key not in name_counts:  # only the first use writes (see _naming.mark_used)
-                name_counts[key] = 1
+            self._enter_variable_scope(context, scope, scope._ns, scope._ns_key)
         elif self._overrides is _CAPTURED:
             # A captured scope and no overrides: its cached copy for this reuse flag.
             target = self._name_or_scope
@@ -210,31 +191,14 @@ class variable_scope(_ScopeEntry):
             scope = cached_scope(target._children, reuse)
             if scope is None:
                 scope = target._recopy(reuse)
-            name_scope = None  # a captured scope leaves the name scope alone
+            self._enter_variable_scope(context, scope, None, None)  # name scope left alone
         else:
             scope, name_scope = self._open(context, old, outer_ns)
-            name_counts = context.name_counts  # _open may have made the table
-        if scope._name not in counts:  # a set, in effect: default_name asks "was it opened?"
-            counts[scope._name] = 1
-        context.scope = scope
-        context.var_counts = None
-        if name_scope is None:
-            # The name-scope table stays current: make it now, so that what is opened
-            # inside marks the table this entry puts back on exit.
-            if name_counts is None:
-                name_counts = context.name_counts = {}
-            self._saved = (context, old, counts, outer_ns, name_counts, scope, None)
-        else:
-            context.name_scope = name_scope
-            context.name_counts = None
-            self._saved = (
-                context, old, counts, outer_ns, name_counts, scope,
-                _open_range(name_scope) if profiling() else None,
-            )  # fmt: skip
+            self._enter_variable_scope(context, scope, name_scope, None)
         return scope
 
     def _open(
-        self, context: _state.Context, old: VariableScope, outer_ns: str
+        self, context: Context, old: VariableScope, outer_ns: str
     ) -> tuple[VariableScope, str | None]:
         """The general entry: a captured scope, a default name or overrides. Returns the
         new scope and the name scope to open (None: leave it alone)."""
@@ -269,11 +233,11 @@ class variable_scope(_ScopeEntry):
         if constraint is not None:
             scope._constraint = constraint
         if getter is not None:
-            scope._custom_getter = _wrap_getter(getter, outer_getter)
+            scope._custom_getter = wrap_getter(getter, outer_getter)
         scope._update_fast()
         return scope, name_scope
 
-    def _open_name_scope(self, context: _state.Context, outer_ns: str, relative: str) -> str | None:
+    def _open_name_scope(self, context: Context, outer_ns: str, relative: str) -> str | None:
         """The name scope a named or default-named entry opens (None without one), marked
         as used among its siblings. A named scope's is its own name; a default name's is
         made unique among the name scopes, as TensorFlow's ``name_scope(default_name)``
@@ -282,12 +246,11 @@ class variable_scope(_ScopeEntry):
         variable scope ``layer`` with name scope ``layer_1``."""
         if not self._auxiliary:
             return None
-        if context.name_counts is None:
-            context.name_counts = {}
+        table = name_table(context)
         if self._name_or_scope is None:
-            relative = _naming.unique_name(context.name_counts, self._default_name)
+            relative = _naming.unique_name(table, self._default_name)
         else:
-            _naming.mark_used(context.name_counts, relative)
+            _naming.mark_used(table, relative)
         return _naming.join(outer_ns, relative)
 
 
@@ -295,7 +258,7 @@ _NO_OVERRIDES = (None,) * 6
 _CAPTURED = ("captured",)  # variable_scope._overrides of a captured scope without overrides
 
 
-def _unique_default(context: _state.Context, old: VariableScope, default_name: str) -> str:
+def _unique_default(context: Context, old: VariableScope, default_name: str) -> str:
     """TensorFlow's ``default_name`` rule: ``layer`` if no scope of that full name was
     opened in the current scope entry, else the first free ``layer_1``, ``layer_2``..."""
     counts = context.var_counts or {}

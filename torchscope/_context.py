@@ -1,0 +1,320 @@
+"""The one place scope state lives, and the one place it is written.
+
+A :class:`Context` is what ``get_variable`` works in: the store that owns the
+variables, the dict it reads them from, and this thread's scope state for that
+store (the current ``VariableScope``, the current name scope and the counter
+tables of both). Each (thread, store) pair has its own context, so threads never
+see each other's open scopes; the variables themselves are shared.
+
+This thread's current context is one thread-local slot, not a stack: entering a
+context (``store.as_default()``, a module call) saves the slot's value and
+restores it in ``finally``. Code that runs inside therefore reads the same thing
+however deeply the caller is nested, which is what lets ``torch.compile`` trace a
+module call once for every caller. :func:`current` is the one accessor.
+
+Scopes change a context only through :class:`ScopeEntry` (the base of
+``variable_scope`` and ``name_scope``): its ``_enter_*`` methods write the new state
+and keep what they replaced in the entry's own named fields, and ``__exit__`` puts
+it back.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.autograd.profiler as _autograd_profiler
+
+from ._errors import IMPROPER_NESTING
+
+if TYPE_CHECKING:
+    from ._variable_scope import VariableScope
+
+__all__ = [
+    "Context",
+    "DEFAULT",
+    "ScopeEntry",
+    "current",
+    "is_open",
+    "name_table",
+    "pop",
+    "profiling",
+    "push",
+]
+
+
+class Context:
+    """One thread's view of one store.
+
+    Attributes:
+        store: the ``VariableStore`` that creates and owns variables (None only for
+            :data:`ROOT`, the slot's value while no context is entered).
+        params: the dict variables are read from: ``store._parameters``, or a
+            module's own ``_parameters`` (a data-parallel replica reads its copies).
+        scope: the current ``VariableScope``.
+        var_counts: how often each variable-scope name was opened inside the current
+            variable-scope entry (TensorFlow's ``default_name`` counters).
+        name_scope: the current name scope, ``""`` at the root, no trailing ``/``.
+        name_counts: the names used by name scopes opened inside the current one.
+        on_get: called with each variable ``get_variable`` hands out, or None (what
+            ``ts.summary(module, inputs=...)`` counts uses with).
+
+    Both tables are None until something is opened inside the current entry (most
+    entries are leaves: not making their tables saves two allocations per entry).
+    """
+
+    __slots__ = (
+        "store",
+        "params",
+        "scope",
+        "var_counts",
+        "name_scope",
+        "name_counts",
+        "on_get",
+    )
+
+    def __init__(
+        self,
+        store: Any,
+        params: dict[str, Any],
+        scope: VariableScope,
+        name_scope: str = "",
+        on_get: Callable[[torch.Tensor], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.params = params
+        self.scope = scope
+        self.var_counts: dict[str, int] | None = None
+        self.name_scope = name_scope
+        self.name_counts: dict[str, int] | None = None
+        self.on_get = on_get
+
+    def copy(self, scope: VariableScope) -> Context:
+        """A context of the same store and dict in ``scope``, with this one's name scope and
+        copies of its counter tables (what ``ts.checkpoint`` replays a forward in)."""
+        replay = Context(self.store, self.params, scope, self.name_scope)
+        replay.var_counts = None if self.var_counts is None else dict(self.var_counts)
+        replay.name_counts = None if self.name_counts is None else dict(self.name_counts)
+        return replay
+
+    def counters(self) -> tuple[dict[str, int] | None, dict[str, int] | None]:
+        """Copies of the counter tables (a transaction puts them back on failure)."""
+        var_counts, name_counts = self.var_counts, self.name_counts
+        return (
+            None if var_counts is None else dict(var_counts),
+            None if name_counts is None else dict(name_counts),
+        )
+
+    def restore_counters(self, saved: tuple[dict[str, int] | None, ...]) -> None:
+        """Puts back tables :meth:`counters` copied (in place: entries hold them)."""
+        for current_table, old in zip((self.var_counts, self.name_counts), saved, strict=True):
+            if current_table is not None and old is not None:
+                current_table.clear()
+                current_table.update(old)
+
+
+# The slot's value while no context is entered (then :func:`current` gives the process
+# default store's context for this thread). A plain ``Context``, told apart by its
+# ``store`` being None: the slot then holds one type whether or not a context is open,
+# and ``torch.compile``, which guards on that type, does not recompile for it.
+ROOT = Context(None, {}, None)  # type: ignore[arg-type]
+
+
+class _Slot(threading.local):
+    # A one-element list rather than an attribute: torch.compile replays what a compiled
+    # call changed, and it replays a list's contents through the thread-local's own
+    # attribute lookup, whereas an attribute set on a threading.local is replayed into a
+    # dict that no thread reads (torch 2.13).
+    def __init__(self) -> None:
+        self.slot: list[Context] = [ROOT]
+
+
+_THREAD = _Slot()
+
+DEFAULT: list[Any] = [None]
+"""The process-wide default store, in a one-element list (resetting it is one assignment
+every thread sees). ``_registry`` owns it: it makes the first one and replaces it."""
+
+
+def current() -> Context:
+    """The context ``get_variable`` works in on this thread."""
+    context = _THREAD.slot[0]
+    if context.store is None:  # ROOT (not `is ROOT`: torch.compile would guard on that alias)
+        return DEFAULT[0]._local.context
+    return context
+
+
+def push(context: Context) -> Context:
+    """Makes ``context`` current on this thread; returns what it replaced, which the
+    caller hands to :func:`pop` in ``finally``."""
+    slot = _THREAD.slot
+    previous = slot[0]
+    slot[0] = context
+    return previous
+
+
+def pop(context: Context, previous: Context) -> None:
+    """Undoes ``push(context)``, which returned ``previous``.
+
+    Raises RuntimeError, changing nothing, if ``context`` is not current: a context
+    entered inside it is still open (contexts must close in the reverse order).
+    """
+    slot = _THREAD.slot
+    if slot[0] is not context:
+        raise RuntimeError(
+            "torchscope: scope contexts were closed out of order (a store's as_default() "
+            "or a ScopedModule call was exited while a context opened inside it was open)."
+        )
+    slot[0] = previous
+
+
+def name_table(context: Context) -> dict[str, int]:
+    """The names used by name scopes opened in the current entry (made when first needed)."""
+    table = context.name_counts
+    if table is None:
+        table = context.name_counts = {}
+    return table
+
+
+def profiling() -> bool:
+    """Whether ``torch.profiler`` is recording (scopes then open ranges of their names).
+
+    Every module reads the flag through this one function: ``torch.compile`` guards on
+    each path to a module object, and two modules' globals reaching the same module
+    cost a guard evaluated in Python on every compiled call.
+    """
+    return _autograd_profiler._is_profiler_enabled
+
+
+def is_open() -> bool:
+    """Whether this thread is inside an ``as_default()`` block or a module call."""
+    return _THREAD.slot[0].store is not None
+
+
+# -- scope entries -----------------------------------------------------------------------------
+
+
+class ScopeEntry:
+    """What ``variable_scope`` and ``name_scope`` share: writing a context on entry and
+    putting back, on exit, exactly what the entry replaced.
+
+    While open, the entry holds (in named fields) the context, its four scope fields as
+    they were before the entry, the variable scope it made current, and the profiler
+    range it opened (None when the profiler is off); ``_context`` is None while closed.
+
+    Entries close in the reverse order they were opened. Closing one while a variable
+    scope opened inside it is still open (a generator holding a scope, resumed and
+    finished inside another scope; ``__exit__`` called by hand) raises RuntimeError and
+    changes nothing, as TensorFlow's "Improper nesting of variable_scope." does. The
+    check is one identity test of the current variable scope; ``name_scope`` adds one of
+    the current name scope. (A variable scope closed while only a name scope opened
+    inside it is open is caught when that name scope closes.)
+    """
+
+    __slots__ = (
+        "_context",
+        "_old_scope",
+        "_old_var_counts",
+        "_old_name_scope",
+        "_old_name_counts",
+        "_entered",
+        "_range",
+    )
+
+    def _enter_variable_scope(
+        self, context: Context, scope: VariableScope, name_scope: str | None, name_key: Any
+    ) -> None:
+        """Makes ``scope`` current, and ``name_scope`` (None: the name scope stays). A
+        named child marks ``name_key`` used among the name scopes of the current entry
+        (only its first use writes: see ``_naming.mark_used``)."""
+        counts = context.var_counts
+        if counts is None:
+            counts = context.var_counts = {}
+        name_counts = context.name_counts
+        if name_key is not None:
+            if name_counts is None:
+                name_counts = context.name_counts = {name_key: 1}
+            elif name_key not in name_counts:
+                name_counts[name_key] = 1
+        if scope._name not in counts:  # a set, in effect: default_name asks "was it opened?"
+            counts[scope._name] = 1
+        self._context = context
+        self._old_scope = context.scope
+        self._old_var_counts = counts
+        self._old_name_scope = context.name_scope
+        self._entered = scope
+        context.scope = scope
+        context.var_counts = None
+        if name_scope is None:
+            # The name-scope table stays current: make it now, so that what is opened
+            # inside marks the table this entry puts back on exit.
+            if name_counts is None:
+                name_counts = context.name_counts = {}
+            self._old_name_counts = name_counts
+            self._range = None
+        else:
+            self._old_name_counts = name_counts
+            context.name_scope = name_scope
+            context.name_counts = None
+            self._range = _open_range(name_scope) if profiling() else None
+
+    def _enter_name_scope(self, context: Context, full: str) -> None:
+        """Makes ``full`` the current name scope (the variable scope stays)."""
+        var_counts = context.var_counts  # stays current: made now, so that it is put back
+        if var_counts is None:
+            var_counts = context.var_counts = {}
+        name_counts = context.name_counts
+        if name_counts is None:
+            name_counts = context.name_counts = {}
+        self._context = context
+        self._old_scope = self._entered = context.scope
+        self._old_var_counts = var_counts
+        self._old_name_scope = context.name_scope
+        self._old_name_counts = name_counts
+        context.name_scope = full
+        context.name_counts = None
+        self._range = _open_range(full) if profiling() else None
+
+    def __exit__(self, *exc: object) -> None:
+        context = self._context
+        if context.scope is not self._entered:
+            raise RuntimeError(self._improper_nesting(self._entered._name))
+        context.scope = self._old_scope
+        context.var_counts = self._old_var_counts
+        context.name_scope = self._old_name_scope
+        context.name_counts = self._old_name_counts
+        self._context = None
+        profiler_range = self._range
+        if profiler_range is not None:
+            profiler_range.__exit__(None, None, None)
+
+    def _improper_nesting(self, closing: str) -> str:
+        """The error for closing this entry (named ``closing``) when it is not the innermost
+        open scope: the current variable scope (or name scope) is not the one it opened."""
+        context, entered = self._context, self._entered
+        if context.scope is not entered:
+            what, found, expected = "variable scope", context.scope._name, entered._name
+        else:
+            what, found, expected = "name scope", context.name_scope, closing
+        return IMPROPER_NESTING.format(
+            kind=type(self).__name__,
+            closing=_shown(closing),
+            what=what,
+            current=_shown(found),
+            expected=_shown(expected),
+        )
+
+
+def _shown(name: str) -> str:
+    return repr(name) if name else "the root"
+
+
+def _open_range(name_scope: str) -> Any:
+    """A profiler range named after the name scope (None for the root), entered."""
+    if not name_scope:
+        return None
+    profiler_range = torch.profiler.record_function(name_scope)
+    profiler_range.__enter__()
+    return profiler_range

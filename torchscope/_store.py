@@ -1,0 +1,530 @@
+"""Variable stores: where ``get_variable`` keeps what it creates.
+
+A :class:`VariableStore` is an ``nn.ParameterDict`` keyed by full variable names,
+so ``store.parameters()`` goes to an optimizer and ``store.state_dict()`` keys are
+``"conv1/weights"``. It also holds what belonged to a TensorFlow graph: the
+collections, the regularizers and the constraints. Creation is serialised by a
+lock; the reuse path reads the dict without one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from . import _collections, _context
+from ._checks import check_callable, describe
+from ._collections import NAME_ATTR
+from ._graph_keys import GraphKeys
+from ._lookup import caller as _caller
+from ._variable_scope import VariableScope
+
+__all__ = ["CreationPolicy", "VariableStore"]
+
+_NAME_ATTR = NAME_ATTR
+LIVE_STORES: weakref.WeakSet[VariableStore] = weakref.WeakSet()
+LIVE_LOCK = threading.Lock()  # a WeakSet cannot be iterated while another thread adds
+
+
+class CreationPolicy(Protocol):
+    """What a store's owner allows when ``get_variable`` would create a variable (the
+    lookup engine consults ``store.policy``; a plain store has none). A ``ScopedModule``
+    sets one: before its first call it converts what is made as the module was converted
+    (``.to()``, ``.double()``); after it, it creates nothing (``frozen`` names the module);
+    and it finds what ``torch.nn.utils.prune``/``parametrize`` put in a variable's place."""
+
+    @property
+    def frozen(self) -> str | None:
+        """None while creation is allowed, else who refuses it (for the error)."""
+        ...
+
+    def computed(self, name: str) -> torch.Tensor | None:
+        """The tensor computed in the place of variable ``name``, if any."""
+        ...
+
+    def convert(self, param: nn.Parameter) -> nn.Parameter:
+        """A new variable, as the owner's conversions would have left it."""
+        ...
+
+
+class _ThreadContext(threading.local):
+    """This thread's context for one store, made the first time a thread asks, and the
+    savepoints of the transactions this thread has open in the store."""
+
+    def __init__(self, store_ref: weakref.ref) -> None:
+        store = store_ref()
+        self.context = _context.Context(store, store._parameters, VariableScope(False))
+        self.savepoints: list[_Savepoint] = []
+
+
+# For the modules whose ``_parameters`` are variables (``VariableStore``, ``ScopedModule``).
+# Variables are keyed by full name and never enter through attributes, so one may be named
+# like a module attribute ("training", "forward", "store"). nn.Module would then refuse to
+# set that attribute (train()/eval() set self.training), and ``del`` would remove the
+# variable; with these, a value that is not a Parameter is a plain attribute beside the
+# variable of the same name, and ``del`` removes that attribute. (Plain functions, not a
+# base class: one more class in the MRO costs a compiled module two more guards.)
+
+
+def _setattr_beside_variables(self: nn.Module, name: str, value: Any) -> None:
+    params = self.__dict__.get("_parameters")
+    if params is not None and name in params and not isinstance(value, nn.Parameter):
+        object.__setattr__(self, name, value)
+    else:
+        nn.Module.__setattr__(self, name, value)
+
+
+def _delattr_beside_variables(self: nn.Module, name: str) -> None:
+    params = self.__dict__.get("_parameters")
+    if params is not None and name in params and name in self.__dict__:
+        object.__delattr__(self, name)
+    else:
+        nn.Module.__delattr__(self, name)
+
+
+class VariableStore(nn.ParameterDict):
+    """Holds variables by full name; an ``nn.Module`` (an ``nn.ParameterDict``).
+
+    Fill it with ``ts.get_variable`` while it is the default store. Reading is a
+    mapping: ``name in store``, ``store[name]``, ``len(store)``, iteration over
+    full names in creation order; ``store.variables()`` gives the Parameters.
+    Writing goes through ``get_variable`` only (so names are checked and
+    collections stay right); ``load_state_dict`` updates values in place.
+
+    >>> store = ts.VariableStore()
+    >>> with store.as_default():
+    ...     with ts.variable_scope("conv1"):
+    ...         w = ts.get_variable("weights", [3, 3])
+    >>> list(store), list(store.state_dict())
+    (['conv1/weights'], ['conv1/weights'])
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._trainable: dict[str, None] = {}
+        self._regularizers: dict[str, Callable] = {}
+        self._constraints: dict[str, Callable] = {}
+        self._created_at: dict[str, str] = {}
+        self._collections: dict[str, list[Any]] = {}
+        # Creation order across variables and added collection items (TensorFlow keeps one
+        # list per collection): a sequence number per variable, and per collection item
+        # (``_collection_seq[key][i]`` is that of ``_collections[key][i]``; see
+        # add_to_collection for how the two stay aligned).
+        self._next_seq = 0
+        self._seq: dict[str, int] = {}
+        self._collection_seq: dict[str, list[int]] = {}
+        # What the store's owner allows when a variable would be created (a ScopedModule's).
+        self.policy: CreationPolicy | None = None
+        self._init_local()
+
+    def _init_local(self) -> None:
+        self._lock = threading.RLock()
+        self._local = _ThreadContext(weakref.ref(self))
+        with LIVE_LOCK:
+            LIVE_STORES.add(self)
+
+    # -- pickling and copying: thread state and locks are not carried over ------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_lock", None)
+        state.pop("_local", None)
+        state["policy"] = None  # the owning module sets it again when it is restored
+        return state
+
+    def _save_to_state_dict(self, destination: dict, prefix: str, keep_vars: bool) -> None:
+        # nn.Module's, over a snapshot: another thread may be creating variables.
+        for name, param in self._snapshot().items():
+            if param is not None:
+                destination[prefix + name] = param if keep_vars else param.detach()
+        for name, buf in self._buffers.copy().items():
+            if buf is not None and name not in self._non_persistent_buffers_set:
+                destination[prefix + name] = buf if keep_vars else buf.detach()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("_next_seq", 0)  # stores pickled before creation order was kept
+        state.setdefault("_seq", {})
+        state.setdefault("_collection_seq", {})
+        state.setdefault("policy", None)
+        for old in ("_frozen", "_conversion", "_owner"):  # stores pickled before policies
+            state.pop(old, None)
+        super().__setstate__(state)
+        self._init_local()
+
+    # -- the default store -------------------------------------------------------------------
+
+    def as_default(self) -> _AsDefault:
+        """Makes this store the default one on this thread (nests, like
+        ``tf.Graph().as_default()``).
+
+        >>> store = ts.VariableStore()
+        >>> with store.as_default():
+        ...     ts.get_default_store() is store
+        True
+        """
+        return _AsDefault(self)
+
+    # -- the mapping ----------------------------------------------------------------------------
+
+    def __getitem__(self, name: str) -> nn.Parameter:
+        try:
+            return self._parameters[name]  # type: ignore[return-value]
+        except KeyError:
+            raise KeyError(f"no variable named {name!r} in this store") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._parameters
+
+    def _snapshot(self) -> dict[str, Any]:
+        """A copy of the variables dict, safe while another thread creates variables.
+        (``list(d.items())`` is not: a garbage collection it triggers can run other
+        threads between items; creation holds the lock, and ``dict.copy`` runs no Python.)"""
+        with self._lock:
+            return self._parameters.copy()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._snapshot()))
+
+    def __len__(self) -> int:
+        return len(self._parameters)
+
+    def keys(self) -> list[str]:  # type: ignore[override]
+        return list(self._snapshot())
+
+    def values(self) -> list[nn.Parameter]:  # type: ignore[override]
+        return list(self._snapshot().values())
+
+    def items(self) -> list[tuple[str, nn.Parameter]]:  # type: ignore[override]
+        return list(self._snapshot().items())
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._parameters.get(name, default)
+
+    def variables(self) -> list[nn.Parameter]:
+        """All variables, in creation order."""
+        return self.values()
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError(
+            "a VariableStore is filled by ts.get_variable() only (it checks names and keeps "
+            "collections right); use load_state_dict() to set values."
+        )
+
+    __setitem__ = __delitem__ = update = setdefault = pop = popitem = clear = _refuse  # type: ignore[assignment]
+    __setattr__ = _setattr_beside_variables
+    __delattr__ = _delattr_beside_variables
+
+    def extra_repr(self) -> str:
+        return f"{len(self)} variables"
+
+    # -- adding variables ------------------------------------------------------------------------
+    #
+    # Variables enter through get_variable (the lookup engine calls _insert), or, for a
+    # ScopedModule, through its own bookkeeping (_adopt, _claim). Each of these, and
+    # add_to_collection, is recorded by the thread's open transaction, if any.
+
+    def _insert(
+        self,
+        name: str,
+        param: nn.Parameter,
+        trainable: bool,
+        regularizer: Callable | None = None,
+        constraint: Callable | None = None,
+        created_at: str = "",
+    ) -> None:
+        """Adds a new variable with its attributes (under the store's lock)."""
+        # Nothing here can fail: the store changes all at once or not at all.
+        self._parameters[name] = param
+        self._keys[name] = None
+        if trainable:
+            self._trainable[name] = None
+        if regularizer is not None:
+            self._regularizers[name] = regularizer
+        if constraint is not None:
+            self._constraints[name] = constraint
+        self._created_at[name] = created_at
+        self._seq[name] = self._take_seq()
+        setattr(param, _NAME_ATTR, name)
+        savepoints = self._local.savepoints
+        if savepoints:
+            savepoints[-1].added.append(name)
+
+    def _adopt(self, name: str, param: nn.Parameter) -> None:
+        """Bookkeeping for a Parameter that entered ``_parameters`` without ``get_variable``
+        (a ScopedModule subclass's ``self.scale = nn.Parameter(...)``): it is a variable of
+        that name, trainable if it requires grad."""
+        with self._lock:
+            self._keys[name] = None
+            if param.requires_grad:
+                self._trainable[name] = None
+            else:
+                self._trainable.pop(name, None)
+            self._created_at.setdefault(name, _caller())
+            setattr(param, _NAME_ATTR, name)
+
+    def _claim(
+        self,
+        name: str,
+        param: nn.Parameter,
+        trainable: Any,
+        regularizer: Callable | None,
+        constraint: Callable | None,
+    ) -> None:
+        """Gives a variable made from a checkpoint what the ``get_variable`` call that first
+        asks for it says: trainable or not, its regularizer and constraint (a ScopedModule
+        loaded before its first call; see ``ScopedModule._load_from_state_dict``)."""
+        regularizer = check_callable(regularizer, "regularizer", name)
+        constraint = check_callable(constraint, "constraint", name)
+        if trainable is not None and not isinstance(trainable, bool):
+            raise TypeError(
+                f"trainable of variable {name!r} must be a bool, got {describe(trainable)}"
+            )
+        trainable = trainable is not False and (param.is_floating_point() or param.is_complex())
+        if regularizer is not None:
+            _collections.try_regularizer(regularizer, name, param)
+        with self._lock:
+            savepoints = self._local.savepoints
+            if savepoints:
+                savepoints[-1].claimed.append(self._attributes(name, param))
+            param.requires_grad_(trainable)
+            if trainable:
+                self._trainable[name] = None
+            else:
+                self._trainable.pop(name, None)
+            if regularizer is not None:
+                self._regularizers[name] = regularizer
+            if constraint is not None:
+                self._constraints[name] = constraint
+            self._created_at[name] = _caller()
+
+    def _attributes(self, name: str, param: nn.Parameter) -> tuple:
+        return (
+            name,
+            param,
+            param.requires_grad,
+            name in self._trainable,
+            self._regularizers.get(name),
+            self._constraints.get(name),
+            self._created_at.get(name),
+        )
+
+    def _remove(self, names: Any) -> None:
+        """Removes variables (a ScopedModule drops checkpoint values no call asked for)."""
+        with self._lock:
+            for name in names:
+                for table in (
+                    self._parameters,
+                    self._keys,
+                    self._trainable,
+                    self._regularizers,
+                    self._constraints,
+                    self._created_at,
+                    self._seq,
+                ):
+                    table.pop(name, None)
+
+    def _take_seq(self) -> int:
+        with self._lock:
+            seq = self._next_seq
+            self._next_seq = seq + 1
+        return seq
+
+    # -- transactions -----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A block whose additions to the store are taken back if it raises.
+
+        What this thread adds inside the block (variables with their attributes,
+        collection items, what a ScopedModule's first call claims) and the counters of its
+        current scope entry (``default_name``) are as they were before the block when it
+        raises; what other threads add meanwhile is left alone. Transactions nest: an inner
+        one that succeeds hands what it added to the outer one.
+
+        >>> store = ts.VariableStore()
+        >>> with store.as_default():
+        ...     try:
+        ...         with store.transaction():
+        ...             _ = ts.get_variable("w", [2])
+        ...             raise KeyboardInterrupt
+        ...     except KeyboardInterrupt:
+        ...         pass
+        >>> list(store)
+        []
+        """
+        context = _context.current()
+        counters = context.counters() if context.store is self else None
+        savepoint = _Savepoint(context if counters is not None else None, counters)
+        savepoints = self._local.savepoints
+        savepoints.append(savepoint)
+        try:
+            yield
+        except BaseException:
+            savepoints.pop()
+            self._rollback(savepoint)
+            raise
+        savepoints.pop()
+        if savepoints:
+            savepoints[-1].absorb(savepoint)
+
+    def _rollback(self, savepoint: _Savepoint) -> None:
+        with self._lock:
+            self._remove(reversed(savepoint.added))
+            for key, item in reversed(savepoint.collected):
+                items = self._collections.get(key, [])
+                seqs = self._collection_seq.get(key, [])
+                for i in range(len(items) - 1, -1, -1):
+                    if items[i] is item:
+                        del items[i]
+                        if i < len(seqs):
+                            del seqs[i]
+                        break
+                if not items:
+                    self._collections.pop(key, None)
+                    self._collection_seq.pop(key, None)
+            for name, param, grad, trainable, regularizer, constraint, created in reversed(
+                savepoint.claimed
+            ):
+                param.requires_grad_(grad)
+                for table, value in (
+                    (self._trainable, None if trainable else _MISSING),
+                    (self._regularizers, regularizer if regularizer is not None else _MISSING),
+                    (self._constraints, constraint if constraint is not None else _MISSING),
+                    (self._created_at, created if created is not None else _MISSING),
+                ):
+                    if value is _MISSING:
+                        table.pop(name, None)
+                    else:
+                        table[name] = value
+        if savepoint.context is not None:
+            savepoint.context.restore_counters(savepoint.counters)
+
+    # -- collections, regularizers, constraints (_collections.py) -------------------------------
+
+    def get_collection(
+        self, key: str, scope: str | None = None, params: dict | None = None
+    ) -> list[Any]:
+        """The items of collection ``key`` (a ``GraphKeys`` value or any string), in
+        creation order, filtered by ``re.match(scope, name)`` when ``scope`` is given."""
+        return _collections.collection_of(self, key, scope, params)
+
+    def add_to_collection(self, key: str, value: Any) -> None:
+        """Appends ``value`` to collection ``key``."""
+        if not isinstance(key, str):
+            raise TypeError(f"collection key must be a str, got {describe(key)}")
+        with self._lock:
+            items = self._collections.setdefault(key, [])
+            seqs = self._collection_seq.setdefault(key, [])
+            del seqs[len(items) :]  # numbers left by a rollback that removed items
+            seqs.append(self._take_seq())
+            items.append(value)
+            savepoints = self._local.savepoints
+            if savepoints:
+                savepoints[-1].collected.append((key, value))
+
+    def global_variables(self, scope: str | None = None) -> list[nn.Parameter]:
+        return self.get_collection(GraphKeys.GLOBAL_VARIABLES, scope)
+
+    def trainable_variables(self, scope: str | None = None) -> list[nn.Parameter]:
+        return self.get_collection(GraphKeys.TRAINABLE_VARIABLES, scope)
+
+    def regularization_losses(self, scope: str | None = None) -> list[torch.Tensor]:
+        return self.get_collection(GraphKeys.REGULARIZATION_LOSSES, scope)
+
+    def apply_constraints(self) -> None:
+        """Projects every variable that has a constraint: ``v.copy_(constraint(v))``.
+
+        The explicit call: it applies the constraints of all the store's variables,
+        trainable or not. (:func:`ts.register_constraint_hook` applies, after an
+        optimizer's step, only those of the variables that optimizer updates.)
+
+        Every constraint runs first, and every result is checked (a tensor of the
+        variable's shape) before any variable is written: a constraint that fails, or
+        returns something else, raises naming its variable and leaves every variable as
+        it was. (A constraint that changes its variable in place has already done so.)
+
+        >>> w = ts.get_variable("w", initializer=[3.0, 4.0], constraint=lambda v: v.norm())
+        >>> ts.get_default_store().apply_constraints()
+        Traceback (most recent call last):
+        ...
+        ValueError: constraint ... of variable 'w' returned a tensor of shape [], ...
+        """
+        _collections.apply_constraints_of(self, None)
+
+    def _apply_constraints(self, only: set[int] | None) -> None:
+        """Applies the constraints of the variables whose ``id`` is in ``only`` (all: None)."""
+        _collections.apply_constraints_of(self, only)
+
+    def name_of(self, param: torch.Tensor) -> str:
+        """The full name of ``param`` in this store; KeyError if it is not here."""
+        name = getattr(param, _NAME_ATTR, None)
+        if name is not None and self._parameters.get(name) is param:
+            return name
+        for name, held in self._snapshot().items():
+            if held is param:
+                return name
+        raise KeyError(f"this store holds no variable that is this tensor ({short(param)})")
+
+
+_MISSING = object()
+
+
+class _Savepoint:
+    """What one transaction added: variable names, (collection, item) pairs, claimed
+    variables' earlier attributes; and the counters of the scope entry it began in."""
+
+    __slots__ = ("added", "collected", "claimed", "context", "counters")
+
+    def __init__(self, context: _context.Context | None, counters: Any) -> None:
+        self.added: list[str] = []
+        self.collected: list[tuple[str, Any]] = []
+        self.claimed: list[tuple] = []
+        self.context = context
+        self.counters = counters
+
+    def absorb(self, inner: _Savepoint) -> None:
+        self.added += inner.added
+        self.collected += inner.collected
+        self.claimed += inner.claimed
+
+
+def short(tensor: Any) -> str:
+    """A short description of a tensor for error messages."""
+    if isinstance(tensor, torch.Tensor):
+        return f"{type(tensor).__name__} of shape {list(tensor.shape)}, dtype {tensor.dtype}"
+    return describe(tensor)
+
+
+class _AsDefault:
+    """``store.as_default()``: makes this thread's context of the store current, and
+    puts back what it replaced on exit. Entered once at a time (``tf.Graph``'s
+    ``as_default()`` object is single-use too); nest by calling ``as_default()`` again."""
+
+    __slots__ = ("_store", "_context", "_previous")
+
+    def __init__(self, store: VariableStore) -> None:
+        self._store = store
+        self._context: _context.Context | None = None
+        self._previous: _context.Context | None = None
+
+    def __enter__(self) -> VariableStore:
+        if self._context is not None:
+            raise RuntimeError(
+                "this as_default() block is already open; call store.as_default() again to "
+                "nest (each call gives a new context manager)."
+            )
+        context = self._store._local.context
+        self._previous = _context.push(context)
+        self._context = context
+        return self._store
+
+    def __exit__(self, *exc: object) -> None:
+        context, previous = self._context, self._previous
+        _context.pop(context, previous)  # raises, changing nothing, if closed out of order
+        self._context = self._previous = None
