@@ -49,11 +49,19 @@ import sys
 import time
 from typing import Any
 
-PINNED_MALLOC = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=17179869184"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _harness import (
+    load_average,
+    load_line,
+    malloc_line,
+    median_times,
+    pin_malloc,
+    rotated,
+    sample_times,
+    summary_line,
+)
 
-if "GLIBC_TUNABLES" not in os.environ:
-    env = dict(os.environ, GLIBC_TUNABLES=PINNED_MALLOC)
-    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+pin_malloc()
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -134,32 +142,6 @@ class PlainMLP(nn.Module):
 # -- timing ------------------------------------------------------------------------------------
 
 
-def median_times(fns: dict, rounds: int, calls: int, warmup: int = 3) -> dict[str, float]:
-    """Median seconds per call of each fn (see :func:`sample_times`)."""
-    return {
-        name: statistics.median(s) for name, s in sample_times(fns, rounds, calls, warmup).items()
-    }
-
-
-def sample_times(fns: dict, rounds: int, calls: int, warmup: int = 3) -> dict[str, list[float]]:
-    """Seconds per call of each fn, one sample per round; each round times ``calls`` calls
-    of every fn, interleaved, the order rotating from round to round."""
-    names = list(fns)
-    for _ in range(warmup):
-        for fn in fns.values():
-            for _ in range(calls):
-                fn()
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            fn = fns[name]
-            t0 = time.perf_counter()
-            for _ in range(calls):
-                fn()
-            times[name].append((time.perf_counter() - t0) / calls)
-    return times
-
-
 def check_same(a: torch.Tensor, b: torch.Tensor, what: str) -> None:
     if not torch.allclose(a, b, rtol=1e-5, atol=1e-5):
         sys.exit(f"bench/adapter.py: {what}: the ScopedModule and the plain module disagree")
@@ -176,7 +158,7 @@ def figure_filter(rounds: int) -> dict[str, list[float]]:
         scoped(x)
         plain = PlainFilter(scoped)
         check_same(scoped(x), plain(x), "image filter")
-        return sample_times({"scoped": lambda: scoped(x), "plain": lambda: plain(x)}, rounds, 1)
+        return sample_times({"scoped": lambda: scoped(x), "plain": lambda: plain(x)}, rounds)
 
 
 def built_mlp() -> tuple[ts.ScopedModule, PlainMLP, torch.Tensor]:
@@ -192,7 +174,9 @@ def built_mlp() -> tuple[ts.ScopedModule, PlainMLP, torch.Tensor]:
 def figure_mlp(rounds: int, calls: int) -> dict[str, list[float]]:
     scoped, plain, x = built_mlp()
     with torch.no_grad():
-        return sample_times({"scoped": lambda: scoped(x), "plain": lambda: plain(x)}, rounds, calls)
+        return sample_times(
+            {"scoped": lambda: scoped(x), "plain": lambda: plain(x)}, rounds, calls=calls
+        )
 
 
 def figure_compiled(rounds: int, calls: int) -> dict[str, list[float]]:
@@ -202,7 +186,7 @@ def figure_compiled(rounds: int, calls: int) -> dict[str, list[float]]:
     with torch.no_grad():
         check_same(scoped_c(x), plain_c(x), "compiled MLP")
         return sample_times(
-            {"scoped": lambda: scoped_c(x), "plain": lambda: plain_c(x)}, rounds, calls
+            {"scoped": lambda: scoped_c(x), "plain": lambda: plain_c(x)}, rounds, calls=calls
         )
 
 
@@ -224,7 +208,7 @@ def figure_train(rounds: int, calls: int) -> dict[str, list[float]]:
     y = torch.randn(BATCH, WIDTH)
 
     steps = {"scoped": train_step(scoped, x, y), "plain": train_step(plain, x, y)}
-    return sample_times(steps, rounds, calls)
+    return sample_times(steps, rounds, calls=calls)
 
 
 def guard_counts() -> dict[str, int] | None:
@@ -291,7 +275,7 @@ def train_phases(rounds: int, calls: int) -> dict[str, list[float]]:
             run()
             samples.clear()
     for r in range(rounds):
-        for name in names[r % 2 :] + names[: r % 2]:
+        for name in rotated(names, r):
             runs[name][0]()
     return {
         name: [statistics.median(s[i] for s in samples) for i in range(4)]
@@ -376,7 +360,7 @@ def scope_entry_share(rounds: int, calls: int) -> dict[str, float]:
         variants[name] = module
 
     steps = {name: train_step(m, x, y) for name, m in variants.items()}
-    times = median_times(steps, rounds, calls)
+    times = median_times(steps, rounds, calls=calls)
     return {name: t / times["plain"] for name, t in times.items() if name != "plain"}
 
 
@@ -414,14 +398,14 @@ def breakdown(calls: int) -> list[tuple[str, float]]:
         "plain nn.Module call, empty forward": lambda: empty_plain(x),
         "nn.Linear call (64x64, batch 32)": lambda: linear(torch.zeros(BATCH, WIDTH)),
     }
-    out = median_times(items, 15, calls)
+    out = median_times(items, 15, calls=calls)
     with store.as_default():
-        out["variable_scope enter+exit"] = median_times({"s": scope_entry}, 15, calls)["s"]
+        out["variable_scope enter+exit"] = median_times({"s": scope_entry}, 15, calls=calls)["s"]
         with ts.variable_scope("layer0", reuse=True):
-            out["get_variable, reuse path"] = median_times({"g": reuse_get}, 15, calls)["g"]
-    out["nn.Module attribute read (linear.weight)"] = median_times({"a": linear_weight}, 15, calls)[
-        "a"
-    ]
+            out["get_variable, reuse path"] = median_times({"g": reuse_get}, 15, calls=calls)["g"]
+    out["nn.Module attribute read (linear.weight)"] = median_times(
+        {"a": linear_weight}, 15, calls=calls
+    )["a"]
     return [(name, seconds * 1e6) for name, seconds in out.items()]
 
 
@@ -438,8 +422,8 @@ def main() -> None:
     else:
         rounds, calls, filter_rounds = 61, 200, 31
 
-    load_before = os.getloadavg()
-    print(f"malloc: GLIBC_TUNABLES={os.environ['GLIBC_TUNABLES']} (set before the process started)")
+    load_before = load_average()
+    print(malloc_line())
     print(
         f"torch {torch.__version__}, torch.set_num_threads(1), float32, fused op native: "
         f"{ts.ops.native_available()}; interleaved rounds, medians"
@@ -474,7 +458,7 @@ def main() -> None:
             f"  {q1:>7.3f} - {q3:.3f}",
             flush=True,
         )
-        summary.append(f"SUMMARY {title.split(' ', 1)[1]}: {ratio:.3f} (goal {goal})")
+        summary.append(summary_line(title.split(" ", 1)[1], ratio, digits=3, note=f"goal {goal}"))
 
     print()
     print("training step (4) by phase (us per step, medians):")
@@ -501,11 +485,7 @@ def main() -> None:
             f"plain {guards['plain']}"
         )
     print()
-    print(
-        "load average before/after: "
-        f"{load_before[0]:.2f} / {os.getloadavg()[0]:.2f} (on {os.cpu_count()} CPUs; "
-        "other work on the machine makes the figures noisier)"
-    )
+    print(load_line(load_before, "other work on the machine makes the figures noisier"))
     print()
     for line in summary:
         print(line)

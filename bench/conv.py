@@ -43,13 +43,11 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
-PINNED_MALLOC = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=17179869184"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _harness import load_average, load_line, malloc_line, median_times, pin_malloc, summary_line
 
-if "GLIBC_TUNABLES" not in os.environ:
-    env = dict(os.environ, GLIBC_TUNABLES=PINNED_MALLOC)
-    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+pin_malloc()
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -63,30 +61,6 @@ SHAPES = {
     # Not an issue shape: a small layer (4096 outputs), where per-call costs show.
     "s": (1, 16, 16, 3, 16),
 }
-
-
-def median_times(fns: dict, rounds: int, warmup: int = 5, sync=None) -> dict:
-    """Median seconds per call of each fn, calling them interleaved round by round.
-
-    The order rotates from round to round, so that no variant always runs
-    right after the same other one (cache and allocator state). ``sync`` (CUDA's
-    synchronize) is called before the clock starts and before it stops.
-    """
-    names = list(fns)
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times = {name: [] for name in fns}
-    for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            if sync is not None:
-                sync()
-            t0 = time.perf_counter()
-            fns[name]()
-            if sync is not None:
-                sync()
-            times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(ts_) for name, ts_ in times.items()}
 
 
 def saved_bytes(fn) -> int:
@@ -148,7 +122,7 @@ def run_case(
     if device == "cpu":
         variants["generic"] = generic
     with torch.no_grad():
-        fwd = median_times(variants, rounds_fwd, sync=sync)
+        fwd = median_times(variants, rounds_fwd, warmup=5, sync=sync)
     fwd.setdefault("generic", float("nan"))
 
     # Training: weights and bias learn; the input needs a gradient except for
@@ -173,6 +147,7 @@ def run_case(
             "fused": step(lambda: ts.ops.conv2d_bias_relu(xg, wg, bg, 1, pad)),
         },
         rounds_train,
+        warmup=5,
         sync=sync,
     )
     mem = {
@@ -255,8 +230,8 @@ def main() -> None:
     if args.processes is None:
         args.processes = 1 if args.quick else 3
 
-    load_before = os.getloadavg()
-    print(f"malloc: GLIBC_TUNABLES={os.environ['GLIBC_TUNABLES']} (set before the process started)")
+    load_before = load_average()
+    print(malloc_line())
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, "
         f"{rounds_fwd} forward / {rounds_train} training rounds, interleaved, medians; "
@@ -311,7 +286,7 @@ def main() -> None:
         )
         where = "cuda " if args.device == "cuda" else ""
         summary += [
-            f"SUMMARY {where}{figure} {case}: {value:.3f}"
+            summary_line(f"{where}{figure} {case}", value, digits=3)
             for figure, value in r.items()
             if value == value  # nan: no generic path on CUDA
         ]
@@ -323,9 +298,7 @@ def main() -> None:
         print("\n".join(spread))
     print()
     print(
-        "load average before/after: "
-        f"{load_before[0]:.2f} / {os.getloadavg()[0]:.2f} (on {os.cpu_count()} CPUs; "
-        "above ~0.5 other processes are competing and the ratios are noisy)"
+        load_line(load_before, "above ~0.5 other processes are competing and the ratios are noisy")
     )
     print("\n".join(summary))
 

@@ -26,17 +26,14 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
-PINNED_MALLOC = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=17179869184"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _harness import load_average, load_line, malloc_line, median_times, pin_malloc, summary_line
 
-if "GLIBC_TUNABLES" not in os.environ:
-    env = dict(os.environ, GLIBC_TUNABLES=PINNED_MALLOC)
-    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+pin_malloc()
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -60,25 +57,6 @@ def build_store(large: int, large_mib: int, small: int, small_kib: int) -> ts.Va
         for param in store.values():
             param.normal_()
     return store
-
-
-def median_times(fns: dict, rounds: int, between=None) -> dict:
-    """Median seconds per call of each fn, called interleaved round by round with the
-    order rotating; ``between()`` runs untimed after each call."""
-    names = list(fns)
-    for fn in fns.values():  # warm-up: the page cache, the allocator
-        fn()
-        if between is not None:
-            between()
-    times = {name: [] for name in fns}
-    for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            t0 = time.perf_counter()
-            fns[name]()
-            times[name].append(time.perf_counter() - t0)
-            if between is not None:
-                between()
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def rss_worker(prefix: str, large: int, large_mib: int, small: int, small_kib: int) -> None:
@@ -114,7 +92,7 @@ def main() -> None:
     large, large_mib, small, small_kib = (6, 20, 250, 32) if args.quick else (6, 160, 2000, 32)
     rounds = 3 if args.quick else 7
     folder = tempfile.mkdtemp(prefix="tf_checkpoint_bench_")
-    load_before = os.getloadavg()
+    load_before = load_average()
     try:
         store = build_store(large, large_mib, small, small_kib)
         total = sum(p.numel() * p.element_size() for p in store.values())
@@ -124,8 +102,7 @@ def main() -> None:
         data_file = prefix + ".data-00000-of-00001"
         raw_file = os.path.join(folder, "raw.bin")
         flat = np.fromfile(data_file, dtype=np.uint8)
-        malloc = os.environ["GLIBC_TUNABLES"]
-        print(f"malloc: GLIBC_TUNABLES={malloc} (set before the process started)")
+        print(malloc_line())
         print(
             f"torch {torch.__version__}, {torch.get_num_threads()} threads; checkpoint: "
             f"{len(store)} tensors, {total / 2**20:.0f} MiB ({large} x {large_mib} MiB, "
@@ -134,6 +111,7 @@ def main() -> None:
         )
         unverified = ts.train.CheckpointReader(prefix, verify=False)
         pairs = list(store.items())
+        # One warm-up call of each: the page cache, the allocator.
         read = median_times(
             {
                 "restore, CRC": lambda: saver.restore(prefix),
@@ -141,6 +119,7 @@ def main() -> None:
                 "numpy.fromfile": lambda: np.fromfile(data_file, dtype=np.uint8),
             },
             rounds,
+            warmup=1,
         )
         # Each write goes to a new file, the old one deleted outside the timing (replacing
         # a file makes the kernel free the old one's cached pages: tens of ms per GiB).
@@ -158,7 +137,9 @@ def main() -> None:
                 if name.startswith(("w.ckpt-", "raw.bin")):
                     os.remove(os.path.join(folder, name))
 
-        write = median_times({"Saver.save": save, "ndarray.tofile": tofile}, rounds, clean)
+        write = median_times(
+            {"Saver.save": save, "ndarray.tofile": tofile}, rounds, warmup=1, between=clean
+        )
         for name, seconds in [*read.items(), *write.items()]:
             print(f"  {name:<20} {seconds * 1e3:8.1f} ms   {total / seconds / 1e9:6.2f} GB/s")
         sizes = [str(v) for v in (large, large_mib, small, small_kib)]
@@ -170,23 +151,26 @@ def main() -> None:
         )
         growth = float(child.stdout.strip().splitlines()[-1])
         bound = largest / 2**20 + 64
-        print(
-            f"\nload average before/after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f} (on "
-            f"{os.cpu_count()} CPUs; above ~0.5 other processes are competing)"
-        )
+        print()
+        print(load_line(load_before, "above ~0.5 other processes are competing"))
         crc_ratio = read["numpy.fromfile"] / read["restore, CRC"]
         raw_ratio = read["numpy.fromfile"] / read["read_into, no CRC"]
         write_ratio = write["ndarray.tofile"] / write["Saver.save"]
         summary = [
-            ("read into Parameters, CRC verified / numpy.fromfile", crc_ratio, "(goal >= 0.8)"),
-            ("read into Parameters, no CRC / numpy.fromfile", raw_ratio, "(goal >= 0.95)"),
-            ("write, Saver.save / ndarray.tofile", write_ratio, "(goal >= 0.8)"),
+            ("read into Parameters, CRC verified / numpy.fromfile", crc_ratio, "goal >= 0.8"),
+            ("read into Parameters, no CRC / numpy.fromfile", raw_ratio, "goal >= 0.95"),
+            ("write, Saver.save / ndarray.tofile", write_ratio, "goal >= 0.8"),
         ]
         for figure, value, goal in summary:
-            print(f"SUMMARY {figure}: {value:.2f} {goal}")
+            print(summary_line(figure, value, note=goal))
         print(
-            f"SUMMARY peak RSS growth restoring into Parameters: {growth:.0f} MiB "
-            f"(goal <= largest tensor + 64 MiB = {bound:.0f} MiB)"
+            summary_line(
+                "peak RSS growth restoring into Parameters",
+                growth,
+                digits=0,
+                unit="MiB",
+                note=f"goal <= largest tensor + 64 MiB = {bound:.0f} MiB",
+            )
         )
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -38,15 +38,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 
-PINNED_MALLOC = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=17179869184"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _harness import load_average, load_line, malloc_line, median_times, pin_malloc, summary_line
 
-if "GLIBC_TUNABLES" not in os.environ:
-    env = dict(os.environ, GLIBC_TUNABLES=PINNED_MALLOC)
-    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+pin_malloc()
 
 import torch  # noqa: E402
 
@@ -60,22 +58,6 @@ from torchscope.train._optimizers import (  # noqa: E402
 
 MLP = [(256, 512), (512,), (512, 512), (512,), (512, 10), (10,)]
 LARGE = [(1024, 1024), (2048, 512), (30000,)]
-
-
-def median_times(fns: dict, rounds: int, warmup: int = 3) -> dict:
-    """Median seconds per call of each fn, called interleaved round by round with
-    the order rotating (no variant always runs right after the same other one)."""
-    names = list(fns)
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times = {name: [] for name in fns}
-    for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            t0 = time.perf_counter()
-            fns[name]()
-            times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def parameters(shapes) -> list[torch.nn.Parameter]:
@@ -173,8 +155,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     quick = args.quick
-    load_before = os.getloadavg()
-    print(f"malloc: GLIBC_TUNABLES={os.environ['GLIBC_TUNABLES']} (set before the process started)")
+    load_before = load_average()
+    print(malloc_line())
     python = sys.version.split()[0]
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, python {python}")
     floats = sum(torch.Size(s).numel() for s in MLP + LARGE)
@@ -199,13 +181,11 @@ def main() -> None:
     for figure, (ratio, seconds) in c.items():
         print(f"    {figure.replace(' / ', ', compiled / '):<76} {ratio:5.2f} ({seconds:.1f} s)")
 
-    print(
-        f"\nload average before / after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f} "
-        f"(on {os.cpu_count()} CPUs; other work on the machine moves the absolute numbers)"
-    )
+    print()
+    print(load_line(load_before, "other work on the machine moves the absolute numbers"))
     for figure, times in t.items():
-        goal = "(goal <= 1.10)" if figure.startswith("Adam") else "(reported, no goal)"
-        print(f"SUMMARY {figure} step: {times['ours'] / times['torch']:.2f} {goal}")
+        goal = "goal <= 1.10" if figure.startswith("Adam") else "reported, no goal"
+        print(summary_line(f"{figure} step", times["ours"] / times["torch"], note=goal))
 
 
 if __name__ == "__main__":
