@@ -238,11 +238,7 @@ def get_or_create(
     if found is None and policy is not None:
         found = policy.computed(name)
     if found is not None:
-        if not reuse:
-            raise VariableExistsError(
-                ALREADY_EXISTS.format(name=name, where=store._created_at.get(name, ""))
-            )
-        return check_reused(name, found, shape, dtype)
+        return _existing(store, name, found, reuse, shape, dtype)
     if policy is not None and policy.frozen is not None:  # a built module creates nothing
         raise FrozenModuleError(FROZEN.format(name=name, owner=policy.frozen))
     if reuse is True:
@@ -253,11 +249,7 @@ def get_or_create(
     with store._lock:
         found = store._parameters.get(name)
         if found is not None:  # another thread created it meanwhile
-            if not reuse:
-                raise VariableExistsError(
-                    ALREADY_EXISTS.format(name=name, where=store._created_at.get(name, ""))
-                )
-            return check_reused(name, found, shape, dtype)
+            return _existing(store, name, found, reuse, shape, dtype)
         param, trainable = make_parameter(name, shape, dtype, initializer, trainable, device)
         if policy is not None:
             param = policy.convert(param)
@@ -267,6 +259,15 @@ def get_or_create(
             try_regularizer(regularizer, name, param)
         store._insert(name, param, trainable, regularizer, constraint, caller())
     return param
+
+
+def _existing(store: Any, name: str, found: Any, reuse: Any, shape: Any, dtype: Any) -> Any:
+    """A variable that exists: refused unless the scope reuses, else checked for reuse."""
+    if not reuse:
+        raise VariableExistsError(
+            ALREADY_EXISTS.format(name=name, where=store._created_at.get(name, ""))
+        )
+    return check_reused(name, found, shape, dtype)
 
 
 def check_reused(
