@@ -266,8 +266,8 @@ class variable_scope(ScopeEntry):
             return None
         table = name_table(context)
         if self._name_or_scope is None:
-            default_name: str = self._default_name  # type: ignore[assignment]  (no name)
-            relative = _naming.unique_name(table, default_name)
+            # default_name is a str when there is no name (checked in __init__)
+            relative = _naming.unique_name(table, self._default_name)  # type: ignore[arg-type]
         else:
             _naming.mark_used(table, relative)
         return _naming.join(outer_ns, relative)

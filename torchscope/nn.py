@@ -431,7 +431,7 @@ def _is_pairs(padding: Any) -> bool:
         and all(
             isinstance(p, Sequence)
             and len(p) == 2
-            and all((i := _index(v)) is not None and i >= 0 for v in p)
+            and all(_index(v) is not None and _index(v) >= 0 for v in p)  # type: ignore[operator]
             for p in padding
         )
     )
