@@ -25,7 +25,7 @@ import torch.utils.checkpoint
 from torch.compiler import is_compiling
 
 from . import _context
-from ._types import AUTO_REUSE
+from ._types import AUTO_REUSE, R
 
 __all__ = ["checkpoint"]
 
@@ -34,8 +34,8 @@ _CHECKPOINT_KEYWORDS = ("preserve_rng_state", "context_fn", "determinism_check",
 
 
 def checkpoint(
-    function: Callable[..., Any], *args: Any, use_reentrant: bool = False, **kwargs: Any
-) -> Any:
+    function: Callable[..., R], *args: Any, use_reentrant: bool = False, **kwargs: Any
+) -> R:
     """``torch.utils.checkpoint.checkpoint(function, *args, ...)`` for scoped code.
 
     Args:
@@ -67,7 +67,7 @@ def checkpoint(
     saved = context.copy(context.scope)
     runs = [0]
 
-    def run(*inner_args: Any, **inner_kwargs: Any) -> Any:
+    def run(*inner_args: Any, **inner_kwargs: Any) -> R:
         runs[0] += 1
         if runs[0] == 1:  # the forward: in the caller's own context, as an ordinary call
             return function(*inner_args, **inner_kwargs)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -22,6 +22,9 @@ from ._checks import describe
 from ._context import current
 from ._errors import note
 from ._graph_keys import GraphKeys
+
+if TYPE_CHECKING:
+    from ._store import VariableStore
 
 __all__ = [
     "add_to_collection",
@@ -118,7 +121,9 @@ def regularization_loss(scope: str | None = None) -> torch.Tensor:
 # -- what the store's methods run -------------------------------------------------------------
 
 
-def collection_of(store: Any, key: str, scope: str | None, params: dict | None) -> list[Any]:
+def collection_of(
+    store: VariableStore, key: str, scope: str | None, params: dict[str, Any] | None
+) -> list[Any]:
     """``store.get_collection``: the items of collection ``key``, in creation order.
 
     For the keys the store fills (``GLOBAL_VARIABLES``, ``TRAINABLE_VARIABLES``,
@@ -153,7 +158,7 @@ def collection_of(store: Any, key: str, scope: str | None, params: dict | None) 
 
 
 @torch.no_grad()
-def apply_constraints_of(store: Any, only: set[int] | None) -> None:
+def apply_constraints_of(store: VariableStore, only: set[int] | None) -> None:
     """Applies the constraints of ``store``'s variables whose ``id`` is in ``only`` (all:
     None). Every constraint runs, and every result is checked, before any is written."""
     with store._lock:

@@ -30,6 +30,7 @@ import torch.autograd.profiler as _autograd_profiler
 from ._errors import IMPROPER_NESTING
 
 if TYPE_CHECKING:
+    from ._store import VariableStore
     from ._variable_scope import VariableScope
 
 __all__ = [
@@ -77,7 +78,7 @@ class Context:
 
     def __init__(
         self,
-        store: Any,
+        store: VariableStore,
         params: dict[str, Any],
         scope: VariableScope,
         name_scope: str = "",
@@ -119,7 +120,7 @@ class Context:
 # default store's context for this thread). A plain ``Context``, told apart by its
 # ``store`` being None: the slot then holds one type whether or not a context is open,
 # and ``torch.compile``, which guards on that type, does not recompile for it.
-ROOT = Context(None, {}, None)  # type: ignore[arg-type]
+ROOT = Context(None, {}, None)  # type: ignore[arg-type]  (the one context without a store)
 
 
 class _Slot(threading.local):
@@ -222,6 +223,13 @@ class ScopeEntry:
         "_entered",
         "_range",
     )
+    _context: Context | None
+    _old_scope: VariableScope
+    _old_var_counts: dict[str, int]
+    _old_name_scope: str
+    _old_name_counts: dict[str, int] | None
+    _entered: VariableScope
+    _range: Any
 
     def _enter_variable_scope(
         self, context: Context, scope: VariableScope, name_scope: str | None, name_key: Any
@@ -278,7 +286,7 @@ class ScopeEntry:
         self._range = _open_range(full) if profiling() else None
 
     def __exit__(self, *exc: object) -> None:
-        context = self._context
+        context: Context = self._context  # type: ignore[assignment]  (None only while closed)
         if context.scope is not self._entered:
             raise RuntimeError(self._improper_nesting(self._entered._name))
         context.scope = self._old_scope
@@ -293,7 +301,8 @@ class ScopeEntry:
     def _improper_nesting(self, closing: str) -> str:
         """The error for closing this entry (named ``closing``) when it is not the innermost
         open scope: the current variable scope (or name scope) is not the one it opened."""
-        context, entered = self._context, self._entered
+        context: Context = self._context  # type: ignore[assignment]  (None only while closed)
+        entered = self._entered
         if context.scope is not entered:
             what, found, expected = "variable scope", context.scope._name, entered._name
         else:

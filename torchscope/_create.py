@@ -10,6 +10,7 @@ from torch import nn
 from ._checks import check_device, describe, shapes_compatible
 from ._errors import SHAPE_NOT_DEFINED, VALUE_DOES_NOT_FIT, note
 from ._initializers import default_initializer
+from ._types import DeviceLike, InitializerLike
 from ._values import check_fits, is_value
 
 __all__ = ["make_parameter"]
@@ -110,9 +111,9 @@ def make_parameter(
     name: str,
     shape: tuple | None,
     dtype: torch.dtype | None,
-    initializer: Any,
-    trainable: Any,
-    device: Any,
+    initializer: InitializerLike | None,
+    trainable: bool | None,
+    device: DeviceLike | None,
 ) -> tuple[nn.Parameter, bool]:
     """Creates the Parameter for a new variable; returns it and whether it is trainable."""
     if trainable is None:

@@ -15,12 +15,12 @@ from __future__ import annotations
 import functools
 import inspect
 import weakref
-from collections.abc import Callable
 from typing import Any
 
 from torch.compiler import is_compiling
 
 from ._checks import describe
+from ._types import Getter
 
 __all__ = ["TENSORFLOW_GETTER_KEYWORDS", "call_getter", "check_getter", "wrap_getter"]
 
@@ -37,7 +37,7 @@ _EXTRAS = ("device", "constraint")
 _EXTRAS_TAKEN: weakref.WeakKeyDictionary[Any, tuple[str, ...]] = weakref.WeakKeyDictionary()
 
 
-def _extras_taken(getter: Callable) -> tuple[str, ...]:
+def _extras_taken(getter: Getter) -> tuple[str, ...]:
     """Which of ``device`` and ``constraint`` ``getter`` accepts as keywords: both with
     ``**kwargs``, else those it names. Read from the code of the function underneath (a
     ``functools.partial``'s, a bound method's, a callable object's ``__call__``), once per
@@ -65,7 +65,7 @@ def _extras_taken(getter: Callable) -> tuple[str, ...]:
     return taken
 
 
-def call_getter(getter: Callable, /, *args: Any, **kwargs: Any) -> Any:
+def call_getter(getter: Getter, /, *args: Any, **kwargs: Any) -> Any:
     """Calls a custom getter with ``kwargs`` less the extras (``device``, ``constraint``)
     it does not accept."""
     taken = _extras_taken(getter)
@@ -84,23 +84,23 @@ class _ComposedGetter:
 
     __slots__ = ("__wrapped__", "_outer")
 
-    def __init__(self, getter: Callable, outer: Callable) -> None:
+    def __init__(self, getter: Getter, outer: Getter) -> None:
         self.__wrapped__ = getter
         self._outer = outer
 
-    def __call__(self, getter_: Callable | None = None, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, getter_: Getter | None = None, *args: Any, **kwargs: Any) -> Any:
         if getter_ is None:
             getter_ = kwargs.pop("getter")
         next_getter = functools.partial(call_getter, self._outer, getter_)
         return call_getter(self.__wrapped__, next_getter, *args, **kwargs)
 
 
-def wrap_getter(getter: Callable, outer: Callable | None) -> Callable:
+def wrap_getter(getter: Getter, outer: Getter | None) -> Getter:
     """``getter`` composed with the inherited ``outer`` (see :class:`_ComposedGetter`)."""
     return getter if outer is None else _ComposedGetter(getter, outer)
 
 
-def check_getter(getter: Any) -> Callable[..., Any] | None:
+def check_getter(getter: Any) -> Getter | None:
     """``getter`` if it is None or callable, else ValueError (as TensorFlow raises)."""
     if getter is not None and not callable(getter):
         raise ValueError(

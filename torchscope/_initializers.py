@@ -17,10 +17,8 @@ from typing import Any
 import torch
 
 from ._checks import check_defined_shape
+from ._types import DeviceLike, ValueLike
 from ._values import check_fits, exact
-
-ShapeLike = Sequence[int]
-DeviceLike = torch.device | str | int | None
 
 _DOES_NOT_FIT = (
     "constant_initializer value {value!r} does not fit {dtype}: {example!r} would become "
@@ -37,7 +35,7 @@ _DISTRIBUTIONS = ("normal", "truncated_normal", "untruncated_normal", "uniform")
 
 
 def _resolve(
-    shape: Any, dtype: Any, device: DeviceLike
+    shape: Any, dtype: Any, device: DeviceLike | None
 ) -> tuple[tuple[int, ...], torch.dtype, torch.device]:
     dims = check_defined_shape(shape)
     if dtype is None:
@@ -57,7 +55,8 @@ def _check_real(name: str, value: Any, minimum: float | None = None) -> float:
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
-    if minimum is not None and not value >= minimum:  # `not >=` also rejects NaN
+    # `not >=` also rejects NaN (numbers.Real declares no >=: the number's own one runs)
+    if minimum is not None and not value >= minimum:  # type: ignore[operator]
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
     return float(value)
 
@@ -131,7 +130,7 @@ def _uniform(dims, low, high, dtype, device, seed) -> torch.Tensor:
 # ---------------------------------------------------------------------------- fans
 
 
-def compute_fans(shape: ShapeLike) -> tuple[float, float]:
+def compute_fans(shape: Sequence[int]) -> tuple[float, float]:
     """Fan-in and fan-out of a weight shape, in TensorFlow's layout convention.
 
     A scalar gives ``(1, 1)``, a vector ``(n, n)``, a matrix ``[in, out]`` gives
@@ -168,9 +167,9 @@ class Initializer:
 
     def __call__(
         self,
-        shape: ShapeLike,
+        shape: Sequence[int],
         dtype: torch.dtype | None = None,
-        device: DeviceLike = None,
+        device: DeviceLike | None = None,
         *,
         partition_info: Any = None,
     ) -> torch.Tensor:
@@ -210,8 +209,9 @@ class Constant(Initializer):
 
     _name = "constant_initializer"
     _fields = ("value",)
+    value: ValueLike
 
-    def __init__(self, value: Any = 0) -> None:
+    def __init__(self, value: ValueLike = 0) -> None:
         if type(value) in _PLAIN_SCALARS:  # the common case, built inside a forward
             self.value = value
             return
@@ -263,6 +263,7 @@ class Zeros(Constant):
 
     _name = "zeros_initializer"
     _fields = ()
+    value: ValueLike  # set here, not by Constant's __init__ (made in forwards: kept short)
 
     def __init__(self) -> None:
         self.value = 0
@@ -296,6 +297,9 @@ class RandomUniform(Initializer):
 
     _name = "random_uniform_initializer"
     _fields = ("minval", "maxval", "seed")
+    minval: float
+    maxval: float | None
+    seed: int | None
 
     def __init__(
         self, minval: float = 0.0, maxval: float | None = None, seed: int | None = None
@@ -348,6 +352,9 @@ class RandomNormal(Initializer):
 
     _name = "random_normal_initializer"
     _fields = ("mean", "stddev", "seed")
+    mean: float
+    stddev: float
+    seed: int | None
     _draw = staticmethod(_normal)
 
     def __init__(self, mean: float = 0.0, stddev: float = 1.0, seed: int | None = None) -> None:
@@ -391,6 +398,10 @@ class VarianceScaling(Initializer):
 
     _name = "variance_scaling_initializer"
     _fields = ("scale", "mode", "distribution", "seed")
+    scale: float
+    mode: str
+    distribution: str
+    seed: int | None
 
     def __init__(
         self,
@@ -464,6 +475,8 @@ class Orthogonal(Initializer):
 
     _name = "orthogonal_initializer"
     _fields = ("gain", "seed")
+    gain: float
+    seed: int | None
 
     def __init__(self, gain: float = 1.0, seed: int | None = None) -> None:
         self.gain = _check_real("gain", gain)
@@ -500,6 +513,9 @@ class InitFrom(Initializer):
     """
 
     _name = "init_from"
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
 
     def __init__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         if not callable(fn):

@@ -41,10 +41,19 @@ from ._errors import (
 )
 from ._fastpath import same_shape as _same_shape
 from ._getters import TENSORFLOW_GETTER_KEYWORDS, call_getter
-from ._types import Constraint, DeviceLike, DTypeLike, InitializerLike, Regularizer, ShapeLike
+from ._types import (
+    Constraint,
+    DeviceLike,
+    DTypeLike,
+    InitializerLike,
+    Regularizer,
+    Reuse,
+    ShapeLike,
+)
 from ._values import check_value_dtype
 
 if TYPE_CHECKING:
+    from ._store import VariableStore
     from ._variable_scope import VariableScope
 
 __all__ = ["caller", "check_reused", "get_or_create", "get_variable", "get_variable_in"]
@@ -121,12 +130,12 @@ def get_variable_in(
     context: Context,
     scope: VariableScope,
     name: str,
-    shape: Any = None,
-    dtype: Any = None,
-    initializer: Any = None,
+    shape: ShapeLike | None = None,
+    dtype: DTypeLike | None = None,
+    initializer: InitializerLike | None = None,
     regularizer: Regularizer | None = None,
     trainable: bool | None = True,
-    device: Any = None,
+    device: DeviceLike | None = None,
     constraint: Constraint | None = None,
 ) -> Any:
     """``get_variable`` in ``scope`` of ``context``: the scope's defaults applied, its
@@ -203,14 +212,14 @@ def _check_value_dtype(
 
 
 def get_or_create(
-    store: Any,
+    store: VariableStore,
     params: dict[str, Any],
     name: str,
-    shape: Any = None,
-    dtype: torch.dtype | None = None,
-    initializer: Any = None,
+    shape: ShapeLike | None = None,
+    dtype: DTypeLike | None = None,
+    initializer: InitializerLike | None = None,
     regularizer: Regularizer | None = None,
-    reuse: Any = None,
+    reuse: Reuse = None,
     trainable: bool | None = None,
     collections: Any = None,
     caching_device: Any = None,
@@ -221,7 +230,7 @@ def get_or_create(
     synchronization: Any = None,
     aggregation: Any = None,
     *,
-    device: Any = None,
+    device: DeviceLike | None = None,
 ) -> Any:
     """The real getter, at the end of the custom-getter chain: returns the variable
     ``name`` of ``store``, creating it unless ``reuse`` forbids.

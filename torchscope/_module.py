@@ -22,8 +22,8 @@ import threading
 import warnings
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Generic
 
 import torch
 from torch import nn
@@ -39,13 +39,16 @@ from ._store import (
     _delattr_beside_variables,
     _setattr_beside_variables,
 )
-from ._types import AUTO_REUSE
+from ._types import AUTO_REUSE, Getter, P, R, Reuse
 from ._variable_scope import VariableScope, _fresh_root, _root_scope
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["ScopedModule", "check_optimizer"]
 
 
-class ScopedModule(nn.Module):
+class ScopedModule(nn.Module, Generic[P, R]):
     """An ``nn.Module`` whose parameters are made by ``get_variable`` on its first call.
 
     Args:
@@ -62,9 +65,22 @@ class ScopedModule(nn.Module):
     torch.Size([3, 2])
     >>> [name for name, _ in net.named_parameters()]
     ['mlp/dense/w', 'mlp/dense/b']
+
+    Type checkers see the module called as ``fn`` is: ``ScopedModule(mlp)(x)`` has the
+    type ``mlp`` returns (a subclass that overrides ``forward`` returns ``Any``).
     """
 
-    def __init__(self, fn: Callable[..., Any] | None = None, name: str | None = None) -> None:
+    store: VariableStore
+    """The store that holds this module's variables (its ``_parameters`` are the store's)."""
+    _fn: Callable[P, R] | None
+    _scope_name: str | None
+    _built: bool
+    _building: bool
+    _build_getter: Getter | None
+    _loaded: set[str] | None
+    _build_lock: threading.RLock
+
+    def __init__(self, fn: Callable[P, R] | None = None, name: str | None = None) -> None:
         super().__init__()
         if fn is not None and not callable(fn):
             raise TypeError(f"ScopedModule's fn must be callable, got {type(fn).__name__}")
@@ -79,8 +95,8 @@ class ScopedModule(nn.Module):
         self._scope_name = name
         self._built = False
         self._building = False  # the first call is running (a call inside it is part of it)
-        self._build_getter: Callable | None = None
-        self._loaded: set[str] | None = None  # made from a checkpoint, not yet asked for
+        self._build_getter = None
+        self._loaded = None  # made from a checkpoint, not yet asked for
         self._build_lock = threading.RLock()  # the first call holds it
 
     # ts.summary(module, inputs=...) sets it for one call: get_variable hands it each variable.
@@ -116,7 +132,7 @@ class ScopedModule(nn.Module):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.pop("_build_lock", None)
-        policy = self.store.policy
+        policy = self._policy()
         # The store's policy refers to this module weakly: saved here, rebuilt on load.
         state["_policy_state"] = (policy._frozen, policy.conversion)
         return state
@@ -128,17 +144,17 @@ class ScopedModule(nn.Module):
         if param is not None:
             self.store._adopt(name, param)
 
-    def _apply(self, fn: Callable, recurse: bool = True) -> ScopedModule:
+    def _apply(self, fn: Callable[[torch.Tensor], Any], recurse: bool = True) -> Self:
         # .to(), .double(), .half(), .cuda()... before the first call: the variables that call
         # makes get the same conversion (as a lazy module's uninitialized parameters do).
         if not self._built:
-            policy = self.store.policy
+            policy = self._policy()
             conversion = policy.conversion or _Conversion()
             conversion.then(fn)
             policy.conversion = conversion
         return super()._apply(fn, recurse)
 
-    def requires_grad_(self, requires_grad: bool = True) -> ScopedModule:
+    def requires_grad_(self, requires_grad: bool = True) -> Self:
         """As ``nn.Module.requires_grad_``, except that variables made with
         ``trainable=False`` (and integer or bool ones, which cannot have gradients) are
         left frozen when ``requires_grad`` is True: unfreezing a model does not make its
@@ -151,7 +167,7 @@ class ScopedModule(nn.Module):
             child.requires_grad_(requires_grad)
         return self
 
-    def _replicate_for_data_parallel(self) -> ScopedModule:
+    def _replicate_for_data_parallel(self) -> Self:
         if not self._built:
             raise RuntimeError(
                 f"ScopedModule {self._describe()} has not made its variables yet: call it once "
@@ -162,6 +178,10 @@ class ScopedModule(nn.Module):
         # The replica's own _parameters is empty: remember the names its copies come under.
         replica.__dict__["_replicated_names"] = frozenset(self._parameters)
         return replica
+
+    def _policy(self) -> _Policy:
+        """The store's creation policy: the one this module gave it."""
+        return self.store.policy  # type: ignore[return-value]
 
     @property
     def built(self) -> bool:
@@ -176,7 +196,7 @@ class ScopedModule(nn.Module):
             )
         return self._fn(*args, **kwargs)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         if not self._built:
             return self._first_call(args, kwargs)
         if (
@@ -210,14 +230,16 @@ class ScopedModule(nn.Module):
                 or _nn_module._global_backward_pre_hooks
                 or torch._C._get_tracing_state()
             ):
-                return self._call_impl(*args, **kwargs)
+                return self._call_impl(*args, **kwargs)  # type: ignore[return-value]
             return self.forward(*args, **kwargs)
         finally:
             if slot[0] is not context:
                 pop(context, previous)  # raises: a context opened inside is still open
             slot[0] = previous
 
-    def _run(self, reuse: Any, args: tuple, kwargs: dict, getter: Callable | None) -> Any:
+    def _run(
+        self, reuse: Reuse, args: tuple[Any, ...], kwargs: dict[str, Any], getter: Getter | None
+    ) -> Any:
         # getter has no default: torch.compile would guard on _run.__defaults__ on every call.
         # A data-parallel replica (torch.nn.parallel.replicate) holds its copies of the
         # parameters as plain attributes, listed in _former_parameters: hand out those.
@@ -251,7 +273,7 @@ class ScopedModule(nn.Module):
         finally:
             pop(context, previous)
 
-    def _first_call(self, args: tuple, kwargs: dict) -> Any:
+    def _first_call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if torch.compiler.is_exporting() or torch._C._get_tracing_state() is not None:
             # torch.export and torch.jit.trace run the call on fake or traced values: the
             # variables would be made of those, and the program would hold no parameters.
@@ -270,7 +292,7 @@ class ScopedModule(nn.Module):
                 return self._build(args, kwargs)
         return self(*args, **kwargs)  # another thread built it while this one waited
 
-    def _build(self, args: tuple, kwargs: dict) -> Any:
+    def _build(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         store = self.store
         self._refuse_substitutes(())
         before = set(store._parameters)
@@ -289,18 +311,18 @@ class ScopedModule(nn.Module):
         if loaded is not None:
             self._report_checkpoint_use(created, unused)
         self._built = True
-        policy = store.policy
+        policy = self._policy()
         policy.freeze(f"ScopedModule {self._describe()}" if self._scope_name else self._describe())
         return result
 
-    def _claiming_getter(self, loaded: set[str]) -> Callable:
+    def _claiming_getter(self, loaded: set[str]) -> Getter:
         """The root scope's custom getter for the first call after a checkpoint was loaded:
         each variable made from the checkpoint takes what the ``get_variable`` call that
         first asks for it says (trainable, regularizer, constraint), as if the call had made
         it and the checkpoint had been loaded afterwards."""
         store = self.store
 
-        def claim(getter: Callable, name: str, *args: Any, **kwargs: Any) -> Any:
+        def claim(getter: Callable[..., Any], name: str, *args: Any, **kwargs: Any) -> Any:
             variable = getter(name, *args, **kwargs)
             if name in loaded and store._parameters.get(name) is variable:
                 store._claim(
@@ -315,7 +337,7 @@ class ScopedModule(nn.Module):
 
         return claim
 
-    def _refuse_substitutes(self, created: list[str]) -> None:
+    def _refuse_substitutes(self, created: Iterable[str]) -> None:
         """Raises if tensors were put in the place of this module's variables before it made
         them (``torch.func.functional_call`` before the first call): they would be ignored."""
         attrs = self.__dict__
@@ -360,7 +382,7 @@ class ScopedModule(nn.Module):
         self,
         state_dict: dict[str, Any],
         prefix: str,
-        local_metadata: dict,
+        local_metadata: dict[str, Any],
         strict: bool,
         missing_keys: list[str],
         unexpected_keys: list[str],
@@ -399,7 +421,7 @@ class ScopedModule(nn.Module):
             value = values[name]
             grad = value.is_floating_point() or value.is_complex()
             data = value.detach() if own else torch.empty_like(value)
-            param = store.policy.convert(nn.Parameter(data, requires_grad=grad))
+            param = self._policy().convert(nn.Parameter(data, requires_grad=grad))
             store._insert(name, param, trainable=grad)
         if names:
             self._loaded = (self._loaded or set()) | set(names)
@@ -422,7 +444,10 @@ class _Policy:
     __slots__ = ("_module", "_frozen", "conversion")
 
     def __init__(
-        self, module: ScopedModule, frozen: str | None = None, conversion: Any = None
+        self,
+        module: ScopedModule[..., Any],
+        frozen: str | None = None,
+        conversion: _Conversion | None = None,
     ) -> None:
         self._module = weakref.ref(module)
         self._frozen = frozen
@@ -482,7 +507,8 @@ class _Conversion:
     that pickles and copies with the module.
 
     >>> c = _Conversion(); c.then(lambda t: t.double() if t.is_floating_point() else t)
-    >>> w, step = torch.nn.Parameter(torch.ones(2)), torch.ones(2, dtype=torch.int64)
+    >>> w = torch.nn.Parameter(torch.ones(2))
+    >>> step = torch.nn.Parameter(torch.ones(2, dtype=torch.int64), requires_grad=False)
     >>> c.apply(w).dtype, c.apply(step).dtype
     (torch.float64, torch.int64)
     """
@@ -505,7 +531,7 @@ class _Conversion:
             table[dtype] = (out.dtype, out.device if moved else None)
         self.table = table
 
-    def apply(self, param: torch.Tensor) -> torch.Tensor:
+    def apply(self, param: nn.Parameter) -> nn.Parameter:
         """``param`` converted (the same object when nothing changes)."""
         dtype, device = self.table.get(param.dtype, (param.dtype, None))
         if dtype == param.dtype and (device is None or device == param.device):

@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch.utils.hooks import RemovableHandle
 
 from . import _context
 from ._store import _NAME_ATTR, LIVE_LOCK, LIVE_STORES, VariableStore, short
+from ._types import StoreLike
 
 __all__ = [
     "apply_constraints",
@@ -91,7 +93,7 @@ def _live_stores() -> list[VariableStore]:
         return list(LIVE_STORES)
 
 
-def apply_constraints(store: Any = None) -> None:
+def apply_constraints(store: StoreLike | None = None) -> None:
     """Applies every variable's ``constraint`` in place, trainable or not.
 
     ``store`` is a ``VariableStore`` or a module that has one (``.store``);
@@ -106,7 +108,9 @@ def apply_constraints(store: Any = None) -> None:
     _resolve(store).apply_constraints()
 
 
-def register_constraint_hook(optimizer: torch.optim.Optimizer, store: Any = None) -> Any:
+def register_constraint_hook(
+    optimizer: torch.optim.Optimizer, store: StoreLike | None = None
+) -> RemovableHandle:
     """Makes ``optimizer.step()`` apply, after each step, the constraints of the variables
     of ``store`` that this optimizer updates (those in its ``param_groups`` at that step).
 
@@ -132,7 +136,7 @@ def register_constraint_hook(optimizer: torch.optim.Optimizer, store: Any = None
     return optimizer.register_step_post_hook(hook)
 
 
-def _resolve(store: Any) -> VariableStore:
+def _resolve(store: StoreLike | None) -> VariableStore:
     if store is None:
         return _context.current().store
     if isinstance(store, VariableStore):

@@ -17,7 +17,6 @@ as TensorFlow does.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from . import _naming
@@ -26,7 +25,16 @@ from ._context import _THREAD, DEFAULT, Context, ScopeEntry, current, name_table
 from ._fastpath import cached_scope
 from ._getters import check_getter, wrap_getter
 from ._name_scopes import get_name_scope, name_scope
-from ._types import AUTO_REUSE, DeviceLike, DTypeLike, InitializerLike, Reuse
+from ._types import (
+    AUTO_REUSE,
+    Constraint,
+    DeviceLike,
+    DTypeLike,
+    Getter,
+    InitializerLike,
+    Regularizer,
+    Reuse,
+)
 from ._variable_scope import VariableScope, _check_initializer, _check_reuse
 
 __all__ = [
@@ -80,21 +88,28 @@ class variable_scope(ScopeEntry):
         "_default_name",
         "_auxiliary",
     )
+    _name_or_scope: str | VariableScope | None
+    _reuse: Reuse
+    # None: a name, no overrides; _CAPTURED: a captured scope, no overrides; else the six
+    # overrides (initializer, regularizer, dtype, device, constraint, custom getter).
+    _overrides: tuple[Any, ...] | None
+    _default_name: str | None
+    _auxiliary: bool
 
     def __init__(
         self,
         name_or_scope: str | VariableScope | None,
         default_name: str | None = None,
         initializer: InitializerLike | None = None,
-        regularizer: Callable | None = None,
+        regularizer: Regularizer | None = None,
         reuse: Reuse = None,
         dtype: DTypeLike | None = None,
         device: DeviceLike | None = None,
-        custom_getter: Callable | None = None,
+        custom_getter: Getter | None = None,
         auxiliary_name_scope: bool = True,
         *,
         values: Any = None,
-        constraint: Callable | None = None,
+        constraint: Constraint | None = None,
     ) -> None:
         self._context = None
         if (
@@ -178,7 +193,7 @@ class variable_scope(ScopeEntry):
         outer_ns = context.name_scope
         if self._overrides is None:
             # A name and no overrides: the cached child of the current scope.
-            relative = self._name_or_scope
+            relative: str = self._name_or_scope  # type: ignore[assignment]  (a name)
             reuse = self._reuse or old._reuse
             scope = cached_scope(old._children, relative)  # None if missing or held
             if scope is None or scope._reuse is not reuse or scope._outer_ns != outer_ns:
@@ -186,7 +201,7 @@ class variable_scope(ScopeEntry):
             self._enter_variable_scope(context, scope, scope._ns, scope._ns_key)
         elif self._overrides is _CAPTURED:
             # A captured scope and no overrides: its cached copy for this reuse flag.
-            target = self._name_or_scope
+            target: VariableScope = self._name_or_scope  # type: ignore[assignment]  (captured)
             reuse = self._reuse or target._reuse
             scope = cached_scope(target._children, reuse)
             if scope is None:
@@ -210,7 +225,10 @@ class variable_scope(ScopeEntry):
             name_scope = None  # a captured scope leaves the name scope alone
         else:
             relative = (
-                target if target is not None else _unique_default(context, old, self._default_name)
+                target
+                if target is not None
+                # default_name is a str when there is no name (checked in __init__)
+                else _unique_default(context, old, self._default_name)  # type: ignore[arg-type]
             )
             if not old._prefix or (self._auxiliary and not outer_ns):
                 # At the root (of variable names, or of name scopes): begins a full name.
@@ -221,7 +239,7 @@ class variable_scope(ScopeEntry):
             current_ns = name_scope if name_scope is not None else outer_ns
             scope = old._copy(reuse, old._prefix + relative, current_ns + "/" if current_ns else "")
             outer_getter = old._custom_getter
-        initializer, regularizer, dtype, device, constraint, getter = self._overrides
+        initializer, regularizer, dtype, device, constraint, getter = self._overrides  # type: ignore[misc]
         if initializer is not None:
             scope._initializer = initializer
         if regularizer is not None:
@@ -248,7 +266,8 @@ class variable_scope(ScopeEntry):
             return None
         table = name_table(context)
         if self._name_or_scope is None:
-            relative = _naming.unique_name(table, self._default_name)
+            # default_name is a str when there is no name (checked in __init__)
+            relative = _naming.unique_name(table, self._default_name)  # type: ignore[arg-type]
         else:
             _naming.mark_used(table, relative)
         return _naming.join(outer_ns, relative)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import weakref
-from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from collections.abc import Iterable, Iterator
+from typing import Any, NoReturn, Protocol
 
 import torch
 from torch import nn
@@ -23,6 +23,7 @@ from ._checks import check_callable, describe
 from ._collections import NAME_ATTR
 from ._graph_keys import GraphKeys
 from ._lookup import caller as _caller
+from ._types import Constraint, Regularizer
 from ._variable_scope import VariableScope
 
 __all__ = ["CreationPolicy", "VariableStore"]
@@ -30,6 +31,11 @@ __all__ = ["CreationPolicy", "VariableStore"]
 _NAME_ATTR = NAME_ATTR
 LIVE_STORES: weakref.WeakSet[VariableStore] = weakref.WeakSet()
 LIVE_LOCK = threading.Lock()  # a WeakSet cannot be iterated while another thread adds
+
+_FILLED_BY_GET_VARIABLE = (
+    "a VariableStore is filled by ts.get_variable() only (it checks names and keeps "
+    "collections right); use load_state_dict() to set values."
+)
 
 
 class CreationPolicy(Protocol):
@@ -57,8 +63,9 @@ class _ThreadContext(threading.local):
     """This thread's context for one store, made the first time a thread asks, and the
     savepoints of the transactions this thread has open in the store."""
 
-    def __init__(self, store_ref: weakref.ref) -> None:
+    def __init__(self, store_ref: weakref.ref[VariableStore]) -> None:
         store = store_ref()
+        assert store is not None  # made when the store asks for its context: it is alive
         self.context = _context.Context(store, store._parameters, VariableScope(False))
         self.savepoints: list[_Savepoint] = []
 
@@ -108,8 +115,8 @@ class VariableStore(nn.ParameterDict):
     def __init__(self) -> None:
         super().__init__()
         self._trainable: dict[str, None] = {}
-        self._regularizers: dict[str, Callable] = {}
-        self._constraints: dict[str, Callable] = {}
+        self._regularizers: dict[str, Regularizer] = {}
+        self._constraints: dict[str, Constraint] = {}
         self._created_at: dict[str, str] = {}
         self._collections: dict[str, list[Any]] = {}
         # Creation order across variables and added collection items (TensorFlow keeps one
@@ -203,20 +210,36 @@ class VariableStore(nn.ParameterDict):
     def items(self) -> list[tuple[str, nn.Parameter]]:  # type: ignore[override]
         return list(self._snapshot().items())
 
-    def get(self, name: str, default: Any = None) -> Any:
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
         return self._parameters.get(name, default)
 
     def variables(self) -> list[nn.Parameter]:
         """All variables, in creation order."""
         return self.values()
 
-    def _refuse(self, *args: Any, **kwargs: Any) -> None:
-        raise TypeError(
-            "a VariableStore is filled by ts.get_variable() only (it checks names and keeps "
-            "collections right); use load_state_dict() to set values."
-        )
+    # Writing goes through get_variable only: the mapping's other writers refuse.
 
-    __setitem__ = __delitem__ = update = setdefault = pop = popitem = clear = _refuse  # type: ignore[assignment]
+    def __setitem__(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError(_FILLED_BY_GET_VARIABLE)
+
+    def __delitem__(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError(_FILLED_BY_GET_VARIABLE)
+
+    def update(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError(_FILLED_BY_GET_VARIABLE)
+
+    def setdefault(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError(_FILLED_BY_GET_VARIABLE)
+
+    def pop(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError(_FILLED_BY_GET_VARIABLE)
+
+    def popitem(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError(_FILLED_BY_GET_VARIABLE)
+
+    def clear(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError(_FILLED_BY_GET_VARIABLE)
+
     __setattr__ = _setattr_beside_variables
     __delattr__ = _delattr_beside_variables
 
@@ -234,8 +257,8 @@ class VariableStore(nn.ParameterDict):
         name: str,
         param: nn.Parameter,
         trainable: bool,
-        regularizer: Callable | None = None,
-        constraint: Callable | None = None,
+        regularizer: Regularizer | None = None,
+        constraint: Constraint | None = None,
         created_at: str = "",
     ) -> None:
         """Adds a new variable with its attributes (under the store's lock)."""
@@ -272,9 +295,9 @@ class VariableStore(nn.ParameterDict):
         self,
         name: str,
         param: nn.Parameter,
-        trainable: Any,
-        regularizer: Callable | None,
-        constraint: Callable | None,
+        trainable: bool | None,
+        regularizer: Regularizer | None,
+        constraint: Constraint | None,
     ) -> None:
         """Gives a variable made from a checkpoint what the ``get_variable`` call that first
         asks for it says: trainable or not, its regularizer and constraint (a ScopedModule
@@ -314,7 +337,7 @@ class VariableStore(nn.ParameterDict):
             self._created_at.get(name),
         )
 
-    def _remove(self, names: Any) -> None:
+    def _remove(self, names: Iterable[str]) -> None:
         """Removes variables (a ScopedModule drops checkpoint values no call asked for)."""
         with self._lock:
             for name in names:
@@ -392,6 +415,7 @@ class VariableStore(nn.ParameterDict):
                 savepoint.claimed
             ):
                 param.requires_grad_(grad)
+                table: dict[str, Any]  # of the four tables below, each of its own value type
                 for table, value in (
                     (self._trainable, None if trainable else _MISSING),
                     (self._regularizers, regularizer if regularizer is not None else _MISSING),
@@ -408,7 +432,7 @@ class VariableStore(nn.ParameterDict):
     # -- collections, regularizers, constraints (_collections.py) -------------------------------
 
     def get_collection(
-        self, key: str, scope: str | None = None, params: dict | None = None
+        self, key: str, scope: str | None = None, params: dict[str, Any] | None = None
     ) -> list[Any]:
         """The items of collection ``key`` (a ``GraphKeys`` value or any string), in
         creation order, filtered by ``re.match(scope, name)`` when ``scope`` is given."""
@@ -526,5 +550,6 @@ class _AsDefault:
 
     def __exit__(self, *exc: object) -> None:
         context, previous = self._context, self._previous
-        _context.pop(context, previous)  # raises, changing nothing, if closed out of order
+        # raises, changing nothing, if closed out of order (or never opened: None)
+        _context.pop(context, previous)  # type: ignore[arg-type]
         self._context = self._previous = None

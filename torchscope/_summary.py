@@ -22,7 +22,7 @@ from ._store import VariableStore
 __all__ = ["summary"]
 
 
-def _named(target: Any) -> list[tuple[str, torch.Tensor, bool]]:
+def _named(target: VariableStore | nn.Module | None) -> list[tuple[str, torch.Tensor, bool]]:
 
     if target is None:
         target = get_default_store()
@@ -42,7 +42,10 @@ def _dtype(dtype: torch.dtype) -> str:
 
 
 def summary(
-    store_or_module: Any = None, *, inputs: tuple | None = None, kwargs: dict | None = None
+    store_or_module: VariableStore | nn.Module | None = None,
+    *,
+    inputs: tuple[Any, ...] | None = None,
+    kwargs: dict[str, Any] | None = None,
 ) -> str:
     """A table of variables: name (indented by scope), shape, dtype, device, trainable,
     parameter count; totals last.
@@ -129,8 +132,10 @@ def summary(
 
 
 def _count_uses(
-    target: Any, inputs: tuple | None, kwargs: dict | None
-) -> tuple[collections.Counter, set[int]]:
+    target: VariableStore | nn.Module | None,
+    inputs: tuple[Any, ...] | None,
+    kwargs: dict[str, Any] | None,
+) -> tuple[collections.Counter[int], set[int]]:
     """Calls ``target`` once on the example arguments; the uses of each variable, by id,
     and the ids of the variables counted (those of the ``ScopedModule`` s inside)."""
 
@@ -150,7 +155,7 @@ def _count_uses(
             "summary(..., inputs=...) counts get_variable calls of ScopedModules; this "
             f"{type(target).__name__} holds none"
         )
-    uses: collections.Counter = collections.Counter()
+    uses: collections.Counter[int] = collections.Counter()
     counted_ids = {id(p) for m in modules for p in m._parameters.values()}
 
     def observe(variable: torch.Tensor) -> None:

@@ -6,7 +6,7 @@ import functools
 import re
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, overload
 
 import torch
 
@@ -14,11 +14,12 @@ from . import _naming
 from ._context import current
 from ._graph_keys import GraphKeys
 from ._scopes import VariableScope, _unique_default, name_scope, variable_scope
+from ._types import Getter, P, R
 
 __all__ = ["Template", "make_template"]
 
 
-class Template:
+class Template(Generic[P, R]):
     """A function wrapped so that all its calls share one set of variables.
 
     The first call opens a unique variable scope (``name``, ``name_1``, ...) and
@@ -31,15 +32,17 @@ class Template:
     >>> _ = scale(torch.ones(1)); _ = scale(torch.ones(1))
     >>> isinstance(scale, ts.Template), [ts.name_of(v) for v in scale.variables]
     (True, ['scale/s'])
+
+    Type checkers see the template called as the function is, returning what it returns.
     """
 
     def __init__(
         self,
         name: str,
-        func: Callable[..., Any],
+        func: Callable[P, R],
         create_scope_now: bool = False,
         unique_name: str | None = None,
-        custom_getter: Callable | None = None,
+        custom_getter: Getter | None = None,
     ) -> None:
         if name is None:
             raise ValueError(
@@ -59,14 +62,14 @@ class Template:
         # The store the first call made variables in, and the first of them: if that store
         # loses it (a ScopedModule's failed first call takes its variables back), the
         # template's next call there makes its variables again.
-        self._made_in: tuple[weakref.ref, str] | None = None
+        self._made_in: tuple[weakref.ref[Any], str] | None = None
         if create_scope_now:
             context = current()
             scope_name = unique_name or _unique_default(context, context.scope, name)
             with variable_scope(scope_name, custom_getter=custom_getter) as scope:
                 self._variable_scope = scope
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         if self._variable_scope is None:
             with variable_scope(
                 self._unique_name, default_name=self._name, custom_getter=self._custom_getter
@@ -85,7 +88,7 @@ class Template:
         ):
             return self._call_func(args, kwargs)
 
-    def _call_func(self, args: tuple, kwargs: dict) -> Any:
+    def _call_func(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
         store = current().store
         trainable_before = len(store._trainable)
         count_before = len(store._parameters)
@@ -154,14 +157,35 @@ class Template:
         return f"Template(name={self._name!r}, scope={self.variable_scope_name!r})"
 
 
+@overload
 def make_template(
     name_: str,
-    func_: Callable[..., Any],
+    func_: Callable[P, R],
     create_scope_now_: bool = False,
     unique_name_: str | None = None,
-    custom_getter_: Callable | None = None,
+    custom_getter_: Getter | None = None,
+) -> Template[P, R]: ...
+
+
+@overload
+def make_template(
+    name_: str,
+    func_: Callable[..., R],
+    create_scope_now_: bool = False,
+    unique_name_: str | None = None,
+    custom_getter_: Getter | None = None,
     **kwargs: Any,
-) -> Template:
+) -> Template[..., R]: ...
+
+
+def make_template(
+    name_: str,
+    func_: Callable[..., R],
+    create_scope_now_: bool = False,
+    unique_name_: str | None = None,
+    custom_getter_: Getter | None = None,
+    **kwargs: Any,
+) -> Template[..., R]:
     """Wraps ``func_`` so that it creates its variables on the first call and reuses them after.
 
     Args:

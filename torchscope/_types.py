@@ -1,16 +1,21 @@
 """The types torchscope's signatures speak in, in one place.
 
 Leaf module: it imports only torch and the standard library, so every layer can use
-these names in annotations.
+these names in annotations (``VariableStore`` is imported for type checkers only).
 """
 
 from __future__ import annotations
 
 import enum
+import os
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
 
 import torch
+from typing_extensions import ParamSpec, TypeVar
+
+if TYPE_CHECKING:
+    from ._store import VariableStore
 
 __all__ = [
     "AUTO_REUSE",
@@ -18,12 +23,19 @@ __all__ = [
     "DTypeLike",
     "DeviceLike",
     "Getter",
+    "HasStore",
     "Initializer",
     "InitializerLike",
+    "P",
+    "PathLike",
+    "R",
     "Regularizer",
     "Reuse",
     "ReuseMode",
     "ShapeLike",
+    "StoreLike",
+    "SupportsArray",
+    "ValueLike",
 ]
 
 
@@ -73,17 +85,17 @@ class Initializer(Protocol):
     ) -> torch.Tensor: ...
 
 
-InitializerLike: TypeAlias = (
-    Initializer
-    | Callable[..., Any]
-    | type
-    | torch.Tensor
-    | float
-    | int
-    | bool
-    | complex
-    | Sequence[Any]
-)
+class SupportsArray(Protocol):
+    """An array of another library (a NumPy array): what has ``__array__``."""
+
+    def __array__(self) -> Any: ...
+
+
+ValueLike: TypeAlias = torch.Tensor | complex | Sequence[Any] | SupportsArray
+"""A value a variable can start from: a tensor, a number (``bool``, ``int``, ``float``,
+``complex``), a (nested) list or tuple, or an array."""
+
+InitializerLike: TypeAlias = Initializer | Callable[..., Any] | type | ValueLike
 """What ``get_variable(initializer=...)`` takes: an initializer (or its class, made with
 no arguments), or a value (a tensor, a number, a nested list)."""
 
@@ -96,3 +108,25 @@ Constraint: TypeAlias = Callable[[torch.Tensor], torch.Tensor]
 Getter: TypeAlias = Callable[..., Any]
 """A custom getter, called as TensorFlow calls one: ``getter(getter=next_getter,
 name=full_name, shape=..., dtype=..., initializer=..., ...)``; it returns the variable."""
+
+
+class HasStore(Protocol):
+    """An object that owns a ``VariableStore`` as ``.store``, as ``ts.ScopedModule`` does."""
+
+    @property
+    def store(self) -> VariableStore: ...
+
+
+StoreLike: TypeAlias = "VariableStore | HasStore"
+"""A ``VariableStore``, or a module that has one (``.store``): where a function that takes
+"a store or a module" looks for variables."""
+
+PathLike: TypeAlias = str | os.PathLike[str]
+"""A file or folder: a ``str`` or a ``pathlib.Path``."""
+
+P = ParamSpec("P", default=...)
+"""The parameters of a wrapped function (``ts.ScopedModule(fn)``, ``ts.make_template``):
+the wrapper is called as ``fn`` is. Default ``...``: a subclass that overrides ``forward``."""
+
+R = TypeVar("R", default=Any)
+"""What a wrapped function returns, and so what calling its wrapper returns."""

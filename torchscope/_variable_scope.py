@@ -21,7 +21,18 @@ from ._fastpath import cached_scope
 from ._getters import check_getter
 from ._lookup import get_variable_in
 from ._naming import is_checked_scope_name
-from ._types import AUTO_REUSE, DeviceLike, DTypeLike, InitializerLike, Reuse, ReuseMode
+from ._types import (
+    AUTO_REUSE,
+    Constraint,
+    DeviceLike,
+    DTypeLike,
+    Getter,
+    InitializerLike,
+    Regularizer,
+    Reuse,
+    ReuseMode,
+    ShapeLike,
+)
 
 __all__ = ["AUTO_REUSE", "VariableScope"]
 
@@ -66,11 +77,11 @@ class VariableScope:
         reuse: Reuse,
         name: str = "",
         initializer: InitializerLike | None = None,
-        regularizer: Callable | None = None,
+        regularizer: Regularizer | None = None,
         dtype: DTypeLike | None = None,
         device: DeviceLike | None = None,
-        custom_getter: Callable | None = None,
-        constraint: Callable | None = None,
+        custom_getter: Getter | None = None,
+        constraint: Constraint | None = None,
         name_scope: str = "",
     ) -> None:
         self._name = name
@@ -102,11 +113,11 @@ class VariableScope:
         return self._reuse
 
     @property
-    def initializer(self) -> Callable | None:
+    def initializer(self) -> Callable[..., Any] | None:
         return self._initializer
 
     @property
-    def regularizer(self) -> Callable | None:
+    def regularizer(self) -> Regularizer | None:
         return self._regularizer
 
     @property
@@ -119,11 +130,11 @@ class VariableScope:
         return self._device
 
     @property
-    def custom_getter(self) -> Callable | None:
+    def custom_getter(self) -> Getter | None:
         return self._custom_getter
 
     @property
-    def constraint(self) -> Callable | None:
+    def constraint(self) -> Constraint | None:
         return self._constraint
 
     @property
@@ -138,33 +149,33 @@ class VariableScope:
         self._reuse = True
         self._update_fast()
 
-    def set_initializer(self, initializer: Callable | None) -> None:
+    def set_initializer(self, initializer: Callable[..., Any] | None) -> None:
         initializer = _check_initializer(initializer)
         self._detach()
         self._initializer = initializer
 
-    def set_regularizer(self, regularizer: Callable | None) -> None:
+    def set_regularizer(self, regularizer: Regularizer | None) -> None:
         regularizer = check_callable(regularizer, "regularizer")
         self._detach()
         self._regularizer = regularizer
 
-    def set_dtype(self, dtype: torch.dtype | str | None) -> None:
+    def set_dtype(self, dtype: DTypeLike | None) -> None:
         dtype = check_dtype(dtype)
         self._detach()
         self._dtype = dtype
         self._update_fast()
 
-    def set_device(self, device: torch.device | str | None) -> None:
+    def set_device(self, device: DeviceLike | None) -> None:
         device = check_device(device)
         self._detach()
         self._device = device
 
-    def set_constraint(self, constraint: Callable | None) -> None:
+    def set_constraint(self, constraint: Constraint | None) -> None:
         constraint = check_callable(constraint, "constraint")
         self._detach()
         self._constraint = constraint
 
-    def set_custom_getter(self, custom_getter: Callable | None) -> None:
+    def set_custom_getter(self, custom_getter: Getter | None) -> None:
         custom_getter = check_getter(custom_getter)
         self._detach()
         self._custom_getter = custom_getter
@@ -236,10 +247,30 @@ class VariableScope:
         return scope
 
     def get_variable(
-        self, name: str, shape: Any = None, dtype: DTypeLike | None = None, **kwargs: Any
+        self,
+        name: str,
+        shape: ShapeLike | None = None,
+        dtype: DTypeLike | None = None,
+        *,
+        initializer: InitializerLike | None = None,
+        regularizer: Regularizer | None = None,
+        trainable: bool | None = True,
+        device: DeviceLike | None = None,
+        constraint: Constraint | None = None,
     ) -> torch.nn.Parameter:
         """``ts.get_variable`` in this scope (its name, reuse flag and defaults)."""
-        return get_variable_in(current(), self, name, shape, dtype, **kwargs)
+        return get_variable_in(
+            current(),
+            self,
+            name,
+            shape,
+            dtype,
+            initializer=initializer,
+            regularizer=regularizer,
+            trainable=trainable,
+            device=device,
+            constraint=constraint,
+        )
 
     def global_variables(self) -> list[torch.nn.Parameter]:
         """The variables whose full names start with this scope's name."""

@@ -412,7 +412,7 @@ def _padding(
                 after.append(total - total // 2)
             return before, after
     elif _is_pairs(padding):
-        pairs = [[_index(v) for v in p] for p in padding]
+        pairs: list[list[int]] = [[_index(v) for v in p] for p in padding]  # type: ignore[misc]
         h, w = (1, 2) if data_format == "NHWC" else (2, 3)
         others = [pairs[i] for i in range(4) if i not in (h, w)]
         if others == [[0, 0], [0, 0]]:
@@ -431,7 +431,7 @@ def _is_pairs(padding: Any) -> bool:
         and all(
             isinstance(p, Sequence)
             and len(p) == 2
-            and all(_index(v) is not None and _index(v) >= 0 for v in p)
+            and all(_index(v) is not None and _index(v) >= 0 for v in p)  # type: ignore[operator]
             for p in padding
         )
     )

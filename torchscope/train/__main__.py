@@ -23,7 +23,8 @@ def _dtype_name(dtype: object) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m torchscope.train", description=__doc__.splitlines()[0]
+        prog="python -m torchscope.train",
+        description=__doc__.splitlines()[0],  # type: ignore[union-attr]
     )
     parser.add_argument("path", help="a checkpoint folder, prefix, or .index/.data file")
     parser.add_argument("--tensor", action="append", default=[], help="print this tensor too")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -12,6 +11,7 @@ import torch
 from .._module import ScopedModule
 from .._registry import get_default_store
 from .._store import VariableStore
+from .._types import PathLike
 from ._reader import CheckpointReader
 
 __all__ = ["init_from_checkpoint"]
@@ -26,7 +26,7 @@ AssignmentMap = Mapping[str, Any] | Iterable[tuple[str, Any]]
 
 
 def init_from_checkpoint(
-    ckpt_dir_or_file: str | os.PathLike,
+    ckpt_dir_or_file: PathLike,
     assignment_map: AssignmentMap,
     *,
     store: VariableStore | ScopedModule | None = None,

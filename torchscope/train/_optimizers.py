@@ -18,6 +18,9 @@ runs it once per (device, dtype) bucket, on CPU in cache-sized batches, ``foreac
 per parameter with lists of one, so the paths share the arithmetic (and its bits).
 """
 
+# torch's _foreach_* ops (what torch.optim runs) are not in torch's __all__.
+# pyright: reportPrivateImportUsage=false
+
 from __future__ import annotations
 
 import math
@@ -71,7 +74,8 @@ def _check_number(
 ) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{who}: {name} must be a real number, got {value!r}")
-    in_range = low <= value < high if open_high else low <= value <= high
+    # numbers.Real declares no <=: the number's own comparison runs
+    in_range = low <= value < high if open_high else low <= value <= high  # type: ignore[operator]
     if not in_range:  # also refuses NaN
         bounds = f"[{low}, {high})" if open_high else f"[{low}, {high}]"
         if high == math.inf:
@@ -91,7 +95,9 @@ def _check_flag(who: str, name: str, value: Any, allow_none: bool = False) -> No
 class _TFOptimizer(torch.optim.Optimizer):
     """What the five share: checks, lazy slots, bucketing, and TF's prepare/apply/finish."""
 
-    def __init__(self, params: Params, defaults: dict[str, Any], name: str, foreach) -> None:
+    def __init__(
+        self, params: Params, defaults: dict[str, Any], name: str, foreach: bool | None
+    ) -> None:
         who = type(self).__name__
         if not isinstance(name, str) or not name or "/" in name:
             raise ValueError(

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from .._types import PathLike
 from ._bundle import BundleReader, CheckpointError
 from ._state_file import latest_checkpoint
 
@@ -16,7 +17,7 @@ __all__ = ["CheckpointReader", "checkpoint_prefix", "list_variables", "load_chec
 _DATA_SUFFIX = re.compile(r"\.data-\d{5}-of-\d{5}$")
 
 
-def checkpoint_prefix(ckpt_dir_or_file: str | os.PathLike) -> str:
+def checkpoint_prefix(ckpt_dir_or_file: PathLike) -> str:
     """The checkpoint prefix a folder (its newest checkpoint), a prefix, or either file of
     the pair (``.index``, ``.data-NNNNN-of-NNNNN``) stands for."""
     path = os.fspath(ckpt_dir_or_file)
@@ -64,7 +65,7 @@ class CheckpointReader:
     ({'w': [5, 6]}, torch.float32)
     """
 
-    def __init__(self, ckpt_dir_or_file: str | os.PathLike, *, verify: bool = True) -> None:
+    def __init__(self, ckpt_dir_or_file: PathLike, *, verify: bool = True) -> None:
         self._bundle = BundleReader(checkpoint_prefix(ckpt_dir_or_file))
         self.verify = verify
 
@@ -111,13 +112,13 @@ class CheckpointReader:
         return f"CheckpointReader({self.prefix!r}, {len(self.keys())} tensors)"
 
 
-def load_checkpoint(ckpt_dir_or_file: str | os.PathLike) -> CheckpointReader:
+def load_checkpoint(ckpt_dir_or_file: PathLike) -> CheckpointReader:
     """A reader for a TensorFlow checkpoint, as ``tf.train.load_checkpoint``; no TensorFlow
     needed. See :class:`CheckpointReader`."""
     return CheckpointReader(ckpt_dir_or_file)
 
 
-def list_variables(ckpt_dir_or_file: str | os.PathLike) -> list[tuple[str, list[int]]]:
+def list_variables(ckpt_dir_or_file: PathLike) -> list[tuple[str, list[int]]]:
     """(key, shape) of every tensor in a checkpoint, sorted by key, as
     ``tf.train.list_variables``."""
     reader = load_checkpoint(ckpt_dir_or_file)

@@ -17,6 +17,7 @@ from .._lookup import get_variable
 from .._module import ScopedModule
 from .._registry import get_default_store, name_of
 from .._store import VariableStore
+from .._types import PathLike
 from ._reader import CheckpointReader, checkpoint_prefix
 from ._state_file import read_state, write_state
 from ._writer import BundleWriter
@@ -121,7 +122,7 @@ class Saver:
             entries.update(slots)
         return entries
 
-    def save(self, save_path: str | os.PathLike, global_step: Any = None) -> str:
+    def save(self, save_path: PathLike, global_step: int | torch.Tensor | None = None) -> str:
         """Writes a checkpoint and returns its prefix (``save_path``, with ``-<step>``
         appended when ``global_step`` is given: an int or a scalar tensor). The folder's
         ``checkpoint`` state file names it as the latest. A failure leaves the checkpoints
@@ -165,7 +166,7 @@ class Saver:
         ``ts.train.get_checkpoint_state(folder)``)."""
         self._last = [os.path.abspath(os.fspath(p)) for p in checkpoint_paths]
 
-    def restore(self, save_path: str | os.PathLike) -> None:
+    def restore(self, save_path: PathLike) -> None:
         """Fills the variables (and the optimizer's state) from a checkpoint.
 
         Every variable must be in it, with its shape and dtype. All of that, the
@@ -221,7 +222,7 @@ def _delete(prefix: str) -> None:
             os.remove(path)
 
 
-def get_checkpoint_state(checkpoint_dir: str | os.PathLike) -> dict[str, list[str]] | None:
+def get_checkpoint_state(checkpoint_dir: PathLike) -> dict[str, list[str]] | None:
     """The folder's state file: ``{"model_checkpoint_path": [...],
     "all_model_checkpoint_paths": [...]}`` (absolute paths), or None; as
     ``tf.train.get_checkpoint_state``."""
