@@ -35,11 +35,11 @@ LAYERS: list[list[str]] = [
     # scope objects
     ["_variable_scope"],
     # storage: the store, the stores of the process
-    ["_store", "_registry"],
+    ["_atomic", "_store", "_registry"],
     # scopes as context managers
     ["_name_scopes", "_scopes"],
     # adapters
-    ["_module", "_templates", "_summary", "_checkpoint"],
+    ["_policy", "_module", "_templates", "_summary", "_checkpoint"],
     # public submodules and the public face
     ["ops", "nn", "train", "pytest_plugin", "__init__", "__main__"],
 ]

@@ -12,11 +12,13 @@ values at every call: eager PyTorch has no graph to cache a loss tensor in.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch.compiler import is_compiling
 
 from ._checks import describe
 from ._context import current
@@ -132,7 +134,7 @@ def collection_of(
     other threads create variables (it reads a snapshot taken under the store's lock).
     """
     params = store._parameters if params is None else params
-    with store._lock:
+    with _reading(store):
         # Not strict: after a rollback the numbers may outlast the items.
         seqs = store._collection_seq.get(key, ())
         added = list(zip(seqs, store._collections.get(key, ()), strict=False))
@@ -175,13 +177,14 @@ def apply_constraints_of(store: VariableStore, only: set[int] | None) -> None:
             param.copy_(value)
 
 
-def try_regularizer(regularizer: Callable, name: str, param: torch.Tensor) -> None:
+def try_regularizer(regularizer: Callable[..., Any], name: str, param: torch.Tensor) -> None:
     """Runs a new variable's regularizer once, as TensorFlow does when it creates the
-    variable, so that a regularizer that cannot run fails here, naming the variable, and
-    not in every later ``ts.regularization_loss()``. Its exception keeps its type."""
+    variable, so that a regularizer that cannot run, or returns something that is not a
+    loss, fails here, naming the variable, and not in every later
+    ``ts.regularization_loss()``. An exception it raises keeps its type."""
     try:
         with torch.no_grad():
-            regularizer(param)
+            loss = regularizer(param)
     except Exception as error:
         note(
             error,
@@ -189,6 +192,25 @@ def try_regularizer(regularizer: Callable, name: str, param: torch.Tensor) -> No
             "variable. A regularizer is called as fn(variable) -> loss tensor or None.",
         )
         raise
+    if loss is None or (isinstance(loss, (int, float)) and not isinstance(loss, bool)):
+        return
+    if not isinstance(loss, torch.Tensor):
+        raise TypeError(
+            f"regularizer {describe(regularizer)} of variable {name!r} returned "
+            f"{describe(loss)}; a regularizer returns a scalar loss (a tensor of one element "
+            "or a number) or None."
+        )
+    if loss.numel() != 1:
+        raise ValueError(
+            f"regularizer {describe(regularizer)} of variable {name!r} returned a tensor of "
+            f"shape {list(loss.shape)}; a regularizer returns a scalar loss (sum it)."
+        )
+
+
+def _reading(store: Any) -> Any:
+    """The store's lock for a consistent snapshot; none while ``torch.compile`` traces (it
+    cannot trace a lock, and a trace reads the store on one thread)."""
+    return contextlib.nullcontext() if is_compiling() else store._lock
 
 
 def _checked_constraint(name: str, fn: Callable, param: torch.Tensor) -> torch.Tensor:

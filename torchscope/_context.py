@@ -109,11 +109,19 @@ class Context:
         )
 
     def restore_counters(self, saved: tuple[dict[str, int] | None, ...]) -> None:
-        """Puts back tables :meth:`counters` copied (in place: entries hold them)."""
-        for current_table, old in zip((self.var_counts, self.name_counts), saved, strict=True):
-            if current_table is not None and old is not None:
-                current_table.clear()
-                current_table.update(old)
+        """Puts back what :meth:`counters` copied: a table that existed, in place (the
+        entries that made it hold it); one made since, unmade."""
+        old_vars, old_names = saved
+        if old_vars is None:
+            self.var_counts = None
+        elif self.var_counts is not None:
+            self.var_counts.clear()
+            self.var_counts.update(old_vars)
+        if old_names is None:
+            self.name_counts = None
+        elif self.name_counts is not None:
+            self.name_counts.clear()
+            self.name_counts.update(old_names)
 
 
 # The slot's value while no context is entered (then :func:`current` gives the process

@@ -20,7 +20,7 @@ def _from_value(
     name: str, value: Any, shape: tuple | None, dtype: torch.dtype | None, device: torch.device
 ) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
-        tensor = value.detach().to(device=device, dtype=dtype, copy=True)
+        tensor = value.detach()
     else:
         try:
             tensor = torch.tensor(value, dtype=dtype, device=device)
@@ -97,14 +97,56 @@ def _from_initializer(
             f"device=None), a tensor, a number or a nested list, got {describe(initializer)}"
         )
     value, initializer = _run_initializer(name, initializer, shape, dtype, device)
-    if not isinstance(value, torch.Tensor):
-        value = torch.as_tensor(value, dtype=dtype, device=device)
+    value = _checked_result(name, initializer, value, dtype, device)
     if tuple(value.shape) != shape:
         raise ValueError(
             f"initializer {describe(initializer)} of variable {name!r} returned shape "
             f"{list(value.shape)}, but the variable's shape is {list(shape)}."
         )
-    return value.detach().to(device=device, dtype=dtype)
+    return value
+
+
+def _checked_result(
+    name: str, initializer: Any, value: Any, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """What an initializer returned, as a tensor of ``dtype`` on ``device``, or an error
+    naming the variable: a tensor of another dtype (TensorFlow refuses it too: convert it
+    in the initializer), a meta tensor (no values), or something that is not a value."""
+    if isinstance(value, torch.Tensor):
+        if value.dtype != dtype:
+            raise ValueError(
+                f"initializer {describe(initializer)} of variable {name!r} returned a tensor of "
+                f"dtype {value.dtype}, but the variable's dtype is {dtype}; return "
+                f"value.to(dtype) from the initializer (it is called with the dtype)."
+            )
+        if value.is_meta and device.type != "meta":
+            raise ValueError(
+                f"initializer {describe(initializer)} of variable {name!r} returned a meta "
+                f"tensor, which has no values, for a variable on {device}."
+            )
+        return value
+    if value is None or isinstance(value, (str, bytes)):
+        raise TypeError(
+            f"initializer {describe(initializer)} of variable {name!r} returned "
+            f"{describe(value) if value is not None else 'None'}; an initializer returns the "
+            "initial value: a tensor (or a number or nested list) of the variable's shape."
+        )
+    try:
+        return torch.as_tensor(value, dtype=dtype, device=device)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise TypeError(
+            f"initializer {describe(initializer)} of variable {name!r} returned "
+            f"{describe(value)}, which torch.as_tensor() cannot make a tensor of ({error})."
+        ) from None
+
+
+def _own(value: torch.Tensor, dtype: torch.dtype | None, device: torch.device) -> torch.Tensor:
+    """A copy of ``value`` in fresh, dense memory: a variable never shares memory with the
+    tensor it was made from (two variables made from one tensor would be one buffer), nor
+    keeps an expanded or strided layout an optimizer cannot step."""
+    out = torch.empty(value.shape, dtype=dtype or value.dtype, device=device)
+    out.copy_(value.detach())
+    return out
 
 
 def make_parameter(
@@ -128,5 +170,10 @@ def make_parameter(
             value = _from_value(name, initializer, shape, dtype, device)
         else:
             value = _from_initializer(name, initializer, shape, dtype, device)
+        try:
+            value = _own(value, dtype, device)
+        except Exception as error:  # a device that is not there, memory the allocator refuses
+            note(error, f"variable {name!r}: raised while its memory was allocated on {device}")
+            raise
     trainable = trainable and (value.is_floating_point() or value.is_complex())
     return nn.Parameter(value, requires_grad=trainable), trainable

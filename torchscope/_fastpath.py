@@ -42,7 +42,12 @@ def same_shape_py(tensor: torch.Tensor, shape: Any, /) -> bool:
     >>> same_shape_py(torch.zeros(2, 3), [2, 3]), same_shape_py(torch.zeros(2, 3), [2, None])
     (True, False)
     """
-    return type(shape) in (list, tuple) and tensor.shape == tuple(shape)
+    if type(shape) not in (list, tuple):
+        return False
+    for dim in shape:  # the full path refuses these with a TypeError; so does this one
+        if isinstance(dim, (bool, float, complex)):
+            return False
+    return tensor.shape == tuple(shape)
 
 
 def cached_scope_py(cache: dict, key: Any, /) -> Any:

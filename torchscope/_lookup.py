@@ -22,7 +22,7 @@ import torch
 from torch.compiler import is_compiling
 
 from . import _naming
-from ._checks import check_callable, check_dtype, check_shape, shapes_compatible
+from ._checks import check_callable, check_dtype, check_shape, describe, shapes_compatible
 from ._collections import try_regularizer
 from ._context import _THREAD, DEFAULT, Context
 from ._create import make_parameter
@@ -178,7 +178,7 @@ def get_variable_in(
         real_getter = functools.partial(
             get_or_create, store, context.params, device=device, constraint=constraint
         )
-        with store.transaction():
+        with store.transaction():  # a getter that fails after the real getter: taken back
             variable = call_getter(
                 getter,
                 getter=real_getter,
@@ -193,6 +193,13 @@ def get_variable_in(
                 device=device,
                 constraint=constraint,
             )
+            if not isinstance(variable, torch.Tensor):
+                raise TypeError(
+                    f"custom getter {describe(getter)} of variable {full_name!r} returned "
+                    f"{describe(variable) if variable is not None else 'None'}; a getter "
+                    "returns the variable (what its getter argument returned, or a tensor "
+                    "computed from it)."
+                )
     on_get = context.on_get
     if on_get is not None:
         on_get(variable)
@@ -248,18 +255,29 @@ def get_or_create(
         found = policy.computed(name)
     if found is not None:
         return _existing(store, name, found, reuse, shape, dtype)
+    _naming.check_variable_name(name)  # an invalid name is invalid under reuse too
     if policy is not None and policy.frozen is not None:  # a built module creates nothing
         raise FrozenModuleError(FROZEN.format(name=name, owner=policy.frozen))
     if reuse is True:
         raise VariableNotFoundError(DOES_NOT_EXIST.format(name=name))
     if torch._C._current_graph_task_id() != -1 and not is_compiling():
         raise RuntimeError(CREATED_IN_BACKWARD.format(name=name))
-    _naming.check_variable_name(name)
     with store._lock:
         found = store._parameters.get(name)
         if found is not None:  # another thread created it meanwhile
             return _existing(store, name, found, reuse, shape, dtype)
-        param, trainable = make_parameter(name, shape, dtype, initializer, trainable, device)
+        making = store._local.making  # names this thread is making: a callback may nest
+        if name in making:
+            raise RuntimeError(
+                f"variable {name!r} was asked for while it is being made: its initializer "
+                "(or regularizer) calls get_variable for it. Make it from another variable, "
+                "or give the value itself."
+            )
+        making.add(name)
+        try:
+            param, trainable = make_parameter(name, shape, dtype, initializer, trainable, device)
+        finally:
+            making.discard(name)
         if policy is not None:
             param = policy.convert(param)
         regularizer = check_callable(regularizer, "regularizer", name)

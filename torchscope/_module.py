@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import threading
 import warnings
-import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic
 
 import torch
@@ -32,12 +31,14 @@ from torch.nn.modules import module as _nn_module
 
 from . import _naming
 from ._context import _THREAD, Context, pop, profiling, push
+from ._policy import Conversion, Policy, fit_loaded
 from ._scopes import variable_scope
 from ._store import (
     _NAME_ATTR,
     VariableStore,
     _delattr_beside_variables,
     _setattr_beside_variables,
+    check_load,
 )
 from ._types import AUTO_REUSE, Getter, P, R, Reuse
 from ._variable_scope import VariableScope, _fresh_root, _root_scope
@@ -87,7 +88,7 @@ class ScopedModule(nn.Module, Generic[P, R]):
         if name is not None:
             _naming.check_scope_name(name, "ScopedModule", root=True)
         store = VariableStore()
-        store.policy = _Policy(self)
+        store.policy = Policy(self)
         # Not a submodule: its parameters are this module's own (one shared dict).
         self.__dict__["store"] = store
         self._parameters = store._parameters
@@ -126,7 +127,7 @@ class ScopedModule(nn.Module, Generic[P, R]):
     def __setstate__(self, state: dict[str, Any]) -> None:
         policy = state.pop("_policy_state", None)
         super().__setstate__(state)
-        self.store.policy = _Policy(self, *(policy or ()))
+        self.store.policy = Policy(self, *(policy or ()))
         self._build_lock = threading.RLock()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -149,7 +150,7 @@ class ScopedModule(nn.Module, Generic[P, R]):
         # makes get the same conversion (as a lazy module's uninitialized parameters do).
         if not self._built:
             policy = self._policy()
-            conversion = policy.conversion or _Conversion()
+            conversion = policy.conversion or Conversion()
             conversion.then(fn)
             policy.conversion = conversion
         return super()._apply(fn, recurse)
@@ -179,7 +180,7 @@ class ScopedModule(nn.Module, Generic[P, R]):
         replica.__dict__["_replicated_names"] = frozenset(self._parameters)
         return replica
 
-    def _policy(self) -> _Policy:
+    def _policy(self) -> Policy:
         """The store's creation policy: the one this module gave it."""
         return self.store.policy  # type: ignore[return-value]
 
@@ -297,7 +298,8 @@ class ScopedModule(nn.Module, Generic[P, R]):
         self._refuse_substitutes(())
         before = set(store._parameters)
         loaded = self._loaded
-        getter = None if loaded is None else self._claiming_getter(loaded)
+        claimed: set[str] = set()
+        getter = None if loaded is None else self._claiming_getter(loaded, claimed)
         self._building, self._build_getter = True, getter
         try:
             # A failed call leaves nothing behind: no variables, no collection items.
@@ -307,7 +309,7 @@ class ScopedModule(nn.Module, Generic[P, R]):
                 self._refuse_substitutes(created)
         finally:
             self._building, self._build_getter = False, None
-        unused = [n for n in store._parameters if loaded and n in loaded]
+        unused = [n for n in store._parameters if loaded and n in loaded and n not in claimed]
         if loaded is not None:
             self._report_checkpoint_use(created, unused)
         self._built = True
@@ -315,16 +317,23 @@ class ScopedModule(nn.Module, Generic[P, R]):
         policy.freeze(f"ScopedModule {self._describe()}" if self._scope_name else self._describe())
         return result
 
-    def _claiming_getter(self, loaded: set[str]) -> Getter:
+    def _claiming_getter(self, loaded: set[str], claimed: set[str]) -> Getter:
         """The root scope's custom getter for the first call after a checkpoint was loaded:
         each variable made from the checkpoint takes what the ``get_variable`` call that
-        first asks for it says (trainable, regularizer, constraint), as if the call had made
-        it and the checkpoint had been loaded afterwards."""
+        first asks for it says (trainable, regularizer, constraint, and its dtype: the value
+        is cast, as a load after the first call would), as if the call had made it and the
+        checkpoint had been loaded afterwards. A shape that differs is refused, naming the
+        checkpoint."""
         store = self.store
+        policy = self._policy()
 
         def claim(getter: Callable[..., Any], name: str, *args: Any, **kwargs: Any) -> Any:
+            param = store._parameters.get(name)
+            fresh = name in loaded and name not in claimed and param is not None
+            if fresh:
+                fit_loaded(name, param, kwargs, policy)  # type: ignore[arg-type]
             variable = getter(name, *args, **kwargs)
-            if name in loaded and store._parameters.get(name) is variable:
+            if fresh and variable is param:
                 store._claim(
                     name,
                     variable,
@@ -332,7 +341,7 @@ class ScopedModule(nn.Module, Generic[P, R]):
                     kwargs.get("regularizer"),
                     kwargs.get("constraint"),
                 )
-                loaded.discard(name)
+                claimed.add(name)
             return variable
 
         return claim
@@ -378,6 +387,17 @@ class ScopedModule(nn.Module, Generic[P, R]):
 
     # -- checkpoints ------------------------------------------------------------------------------
 
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
+    ) -> Any:
+        """``nn.Module.load_state_dict``, all or nothing once the module is built: every key
+        and shape (and with ``strict`` the key sets) is checked before any value is copied.
+        Before the first call the state dict's tensors become the variables that call
+        claims (see ``_create_from_checkpoint``)."""
+        if self._built:
+            check_load(self, state_dict, strict)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
     def _load_from_state_dict(
         self,
         state_dict: dict[str, Any],
@@ -414,9 +434,17 @@ class ScopedModule(nn.Module, Generic[P, R]):
         become the variables' data (``ts.train.init_from_checkpoint`` reads into fresh
         tensors); else each variable gets fresh memory its values are copied into later."""
         store = self.store
-        names = [n for n in values if n not in self._parameters and n not in self._buffers]
+        names = [n for n in values if n not in self._buffers]
         for name in names:
             _naming.check_variable_name(name)
+        # Loaded again before the first call: a value of another shape replaces the one
+        # loaded before (nothing has claimed it yet); one of the same shape is copied in.
+        pending = self._loaded or set()
+        params = self._parameters
+        store._remove(
+            [n for n in names if n in pending and _shape(params.get(n)) != values[n].shape]
+        )
+        names = [n for n in names if n not in self._parameters]
         for name in names:
             value = values[name]
             grad = value.is_floating_point() or value.is_complex()
@@ -435,113 +463,8 @@ class ScopedModule(nn.Module, Generic[P, R]):
         return ", ".join(parts)
 
 
-class _Policy:
-    """A ScopedModule's creation policy (``VariableStore.policy``): until the first call
-    ends, new variables get the module's conversions (``.to()``, ``.double()``); after it,
-    nothing is created (``frozen``); and what ``torch.nn.utils.prune`` or ``parametrize``
-    put in the place of a variable is found on the module."""
-
-    __slots__ = ("_module", "_frozen", "conversion")
-
-    def __init__(
-        self,
-        module: ScopedModule[..., Any],
-        frozen: str | None = None,
-        conversion: _Conversion | None = None,
-    ) -> None:
-        self._module = weakref.ref(module)
-        self._frozen = frozen
-        self.conversion: _Conversion | None = conversion
-
-    @property
-    def frozen(self) -> str | None:
-        return self._frozen
-
-    def freeze(self, who: str) -> None:
-        self._frozen = who
-        self.conversion = None  # built: later conversions act on the variables themselves
-
-    def computed(self, name: str) -> torch.Tensor | None:
-        """The tensor the module computes in the place of its variable ``name``, if any:
-        ``torch.nn.utils.prune`` and ``torch.nn.utils.parametrize`` take a parameter out of
-        the module's dict and put an attribute (prune) or a property (parametrize) of the
-        same name in its place, which nn.Module code reads as ``self.weight``."""
-        if self._frozen is None:
-            return None
-        module = self._module()
-        if module is None:
-            return None
-        try:
-            value = getattr(module, name)
-        except AttributeError:
-            return None
-        return value if isinstance(value, torch.Tensor) else None
-
-    def convert(self, param: nn.Parameter) -> nn.Parameter:
-        conversion = self.conversion
-        return param if conversion is None else conversion.apply(param)
-
-
-# The dtypes a conversion is worked out for (what get_variable makes).
-_DTYPES = (
-    torch.float16,
-    torch.bfloat16,
-    torch.float32,
-    torch.float64,
-    torch.complex64,
-    torch.complex128,
-    torch.uint8,
-    torch.int8,
-    torch.int16,
-    torch.int32,
-    torch.int64,
-    torch.bool,
-)
-
-
-class _Conversion:
-    """What ``.to()``, ``.double()``, ``.half()``, ``.cuda()``... did to a ScopedModule
-    before its first call, for the variables that call will make: for each dtype, the
-    dtype and device a tensor of that dtype ends up with (device None: where it was
-    made). Worked out by running each conversion on empty tensors, so it is plain data
-    that pickles and copies with the module.
-
-    >>> c = _Conversion(); c.then(lambda t: t.double() if t.is_floating_point() else t)
-    >>> w = torch.nn.Parameter(torch.ones(2))
-    >>> step = torch.nn.Parameter(torch.ones(2, dtype=torch.int64), requires_grad=False)
-    >>> c.apply(w).dtype, c.apply(step).dtype
-    (torch.float64, torch.int64)
-    """
-
-    __slots__ = ("table",)
-
-    def __init__(self) -> None:
-        self.table: dict[torch.dtype, tuple[torch.dtype, torch.device | None]] = {}
-
-    def then(self, fn: Callable[[torch.Tensor], Any]) -> None:
-        """Adds ``fn`` (what ``nn.Module._apply`` runs on each tensor) after the others."""
-        table = {}
-        for dtype in _DTYPES:
-            before, device = self.table.get(dtype, (dtype, None))
-            probe = torch.empty(0, dtype=before, device="cpu" if device is None else device)
-            out = fn(probe)
-            if not isinstance(out, torch.Tensor):
-                out = probe
-            moved = device is not None or out.device != probe.device
-            table[dtype] = (out.dtype, out.device if moved else None)
-        self.table = table
-
-    def apply(self, param: nn.Parameter) -> nn.Parameter:
-        """``param`` converted (the same object when nothing changes)."""
-        dtype, device = self.table.get(param.dtype, (param.dtype, None))
-        if dtype == param.dtype and (device is None or device == param.device):
-            return param
-        with torch.no_grad():
-            value = param.detach().to(
-                device=param.device if device is None else device, dtype=dtype
-            )
-        grad = param.requires_grad and (value.is_floating_point() or value.is_complex())
-        return nn.Parameter(value, requires_grad=grad)
+def _shape(param: torch.Tensor | None) -> torch.Size | None:
+    return None if param is None else param.shape
 
 
 def check_optimizer(optimizer: torch.optim.Optimizer, module: nn.Module) -> None:

@@ -9,16 +9,16 @@ lock; the reuse path reads the dict without one.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NoReturn, Protocol
 
 import torch
 from torch import nn
 
 from . import _collections, _context
+from ._atomic import Savepoint, Transaction, check_load
 from ._checks import check_callable, describe
 from ._collections import NAME_ATTR
 from ._graph_keys import GraphKeys
@@ -26,7 +26,7 @@ from ._lookup import caller as _caller
 from ._types import Constraint, Regularizer
 from ._variable_scope import VariableScope
 
-__all__ = ["CreationPolicy", "VariableStore"]
+__all__ = ["CreationPolicy", "VariableStore", "check_load"]
 
 _NAME_ATTR = NAME_ATTR
 LIVE_STORES: weakref.WeakSet[VariableStore] = weakref.WeakSet()
@@ -67,7 +67,8 @@ class _ThreadContext(threading.local):
         store = store_ref()
         assert store is not None  # made when the store asks for its context: it is alive
         self.context = _context.Context(store, store._parameters, VariableScope(False))
-        self.savepoints: list[_Savepoint] = []
+        self.savepoints: list[Savepoint] = []
+        self.making: set[str] = set()  # the variables being made (their callbacks run)
 
 
 # For the modules whose ``_parameters`` are variables (``VariableStore``, ``ScopedModule``).
@@ -93,6 +94,13 @@ def _delattr_beside_variables(self: nn.Module, name: str) -> None:
         object.__delattr__(self, name)
     else:
         nn.Module.__delattr__(self, name)
+
+
+_BYPASS = (
+    "{what} would go around the store's bookkeeping (names, collections, regularizers); "
+    "a VariableStore is filled by ts.get_variable() only, and its values are set with "
+    "load_state_dict(). (A ScopedModule subclass may add its own nn.Parameter attributes.)"
+)
 
 
 class VariableStore(nn.ParameterDict):
@@ -240,11 +248,39 @@ class VariableStore(nn.ParameterDict):
     def clear(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise TypeError(_FILLED_BY_GET_VARIABLE)
 
-    __setattr__ = _setattr_beside_variables
-    __delattr__ = _delattr_beside_variables
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, nn.Parameter):
+            raise TypeError(_BYPASS.format(what=f"setting a Parameter as attribute {name!r}"))
+        _setattr_beside_variables(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if name in self._parameters and name not in self.__dict__:
+            raise TypeError(_BYPASS.format(what=f"deleting variable {name!r}"))
+        _delattr_beside_variables(self, name)
+
+    def register_parameter(self, name: str, param: nn.Parameter | None) -> None:
+        raise TypeError(_BYPASS.format(what=f"register_parameter({name!r}, ...)"))
 
     def extra_repr(self) -> str:
         return f"{len(self)} variables"
+
+    # -- loading -------------------------------------------------------------------------------
+
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
+    ) -> Any:
+        """``nn.Module.load_state_dict``, all or nothing: every key, shape and (with
+        ``strict``) the key sets are checked before any value is copied, so a checkpoint that
+        does not fit changes nothing (``nn.Module`` copies what fits, then raises). Values
+        are copied into the variables (cast to their dtypes); ``assign=True`` is refused
+        (it would replace the variables behind the store's bookkeeping)."""
+        if assign:
+            raise TypeError(
+                "VariableStore.load_state_dict(assign=True) would replace the variables "
+                "behind the store's bookkeeping; load with assign=False (values are copied in)"
+            )
+        check_load(self, state_dict, strict)
+        return super().load_state_dict(state_dict, strict=strict)
 
     # -- adding variables ------------------------------------------------------------------------
     #
@@ -360,15 +396,15 @@ class VariableStore(nn.ParameterDict):
 
     # -- transactions -----------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> Transaction:
         """A block whose additions to the store are taken back if it raises.
 
         What this thread adds inside the block (variables with their attributes,
         collection items, what a ScopedModule's first call claims) and the counters of its
         current scope entry (``default_name``) are as they were before the block when it
         raises; what other threads add meanwhile is left alone. Transactions nest: an inner
-        one that succeeds hands what it added to the outer one.
+        one that succeeds hands what it added to the outer one. The ``with`` value's
+        ``added`` lists the variables this thread made in the block (so far).
 
         >>> store = ts.VariableStore()
         >>> with store.as_default():
@@ -381,22 +417,9 @@ class VariableStore(nn.ParameterDict):
         >>> list(store)
         []
         """
-        context = _context.current()
-        counters = context.counters() if context.store is self else None
-        savepoint = _Savepoint(context if counters is not None else None, counters)
-        savepoints = self._local.savepoints
-        savepoints.append(savepoint)
-        try:
-            yield
-        except BaseException:
-            savepoints.pop()
-            self._rollback(savepoint)
-            raise
-        savepoints.pop()
-        if savepoints:
-            savepoints[-1].absorb(savepoint)
+        return Transaction(self)
 
-    def _rollback(self, savepoint: _Savepoint) -> None:
+    def _rollback(self, savepoint: Savepoint) -> None:
         with self._lock:
             self._remove(reversed(savepoint.added))
             for key, item in reversed(savepoint.collected):
@@ -497,25 +520,6 @@ class VariableStore(nn.ParameterDict):
 
 
 _MISSING = object()
-
-
-class _Savepoint:
-    """What one transaction added: variable names, (collection, item) pairs, claimed
-    variables' earlier attributes; and the counters of the scope entry it began in."""
-
-    __slots__ = ("added", "collected", "claimed", "context", "counters")
-
-    def __init__(self, context: _context.Context | None, counters: Any) -> None:
-        self.added: list[str] = []
-        self.collected: list[tuple[str, Any]] = []
-        self.claimed: list[tuple] = []
-        self.context = context
-        self.counters = counters
-
-    def absorb(self, inner: _Savepoint) -> None:
-        self.added += inner.added
-        self.collected += inner.collected
-        self.claimed += inner.claimed
 
 
 def short(tensor: Any) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 import weakref
 from collections.abc import Callable
 from typing import Any, Generic, overload
@@ -63,6 +64,7 @@ class Template(Generic[P, R]):
         # loses it (a ScopedModule's failed first call takes its variables back), the
         # template's next call there makes its variables again.
         self._made_in: tuple[weakref.ref[Any], str] | None = None
+        self._lock = threading.RLock()  # first calls, one thread at a time
         if create_scope_now:
             context = current()
             scope_name = unique_name or _unique_default(context, context.scope, name)
@@ -70,46 +72,91 @@ class Template(Generic[P, R]):
                 self._variable_scope = scope
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        if self._variable_scope is None:
-            with variable_scope(
-                self._unique_name, default_name=self._name, custom_getter=self._custom_getter
-            ) as scope:
-                self._variable_scope = scope
-                return self._call_func(args, kwargs)
-        if self._made_in is not None:
-            store_ref, first = self._made_in
-            store = current().store
-            if store is store_ref() and first not in store._parameters:
-                self._variables_created, self._made_in = False, None
-        reuse = True if self._variables_created else None
-        with (
-            variable_scope(self._variable_scope, reuse=reuse),
-            name_scope(self._variable_scope.original_name_scope or None),
-        ):
-            return self._call_func(args, kwargs)
+        if self._variables_created and not self._lost_variables():
+            return self._reuse_call(args, kwargs)
+        # A first call: one thread at a time; one that waited reuses what the first made.
+        with self._lock:
+            if self._variables_created and not self._lost_variables():
+                return self._reuse_call(args, kwargs)
+            return self._first_call(args, kwargs)
 
-    def _call_func(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+    def _lost_variables(self) -> bool:
+        """Whether the store the first call made variables in has lost them (a
+        ScopedModule's failed first call took them back): then the next call makes them
+        again."""
+        made_in = self._made_in
+        if made_in is None:
+            return False
+        store_ref, first = made_in
         store = current().store
-        trainable_before = len(store._trainable)
-        count_before = len(store._parameters)
-        result = self._func(*args, **kwargs)
-        if self._variables_created and len(store._trainable) != trainable_before:
-            new = list(store._trainable)[trainable_before:]
-            raise ValueError(
-                f"template {self._name!r} created trainable variable(s) {new} on a call after the "
-                "first; every call must use the variables the first call made."
-            )
-        if not self._variables_created:
-            made = list(store._parameters)[count_before:]
-            if made:
-                self._made_in = (weakref.ref(store), made[0])
+        if store is store_ref() and first not in store._parameters:
+            self._variables_created, self._made_in = False, None
+            return True
+        return False
+
+    def _first_call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+        """Opens the template's scope (made unique now, unless it was made at once) and makes
+        the variables; a failure takes back what the call added, the scope's name too."""
+        store = current().store
+        made_scope = self._variable_scope is None
+        try:
+            with store.transaction() as record:
+                if made_scope:
+                    with variable_scope(
+                        self._unique_name,
+                        default_name=self._name,
+                        custom_getter=self._custom_getter,
+                    ) as scope:
+                        self._variable_scope = scope
+                        result = self._func(*args, **kwargs)
+                else:
+                    assert self._variable_scope is not None
+                    with (
+                        variable_scope(self._variable_scope),
+                        name_scope(self._variable_scope.original_name_scope or None),
+                    ):
+                        result = self._func(*args, **kwargs)
+        except BaseException:
+            if made_scope:
+                self._variable_scope = None
+            raise
+        if record.added:
+            self._made_in = (weakref.ref(store), record.added[0])
         self._variables_created = True
+        return result
+
+    def _reuse_call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+        """A later call: the template's scope re-opened with reuse; creating a trainable
+        variable is refused (and what the call made taken back)."""
+        scope = self._variable_scope
+        assert scope is not None
+        store = current().store
+        with (
+            store.transaction() as record,
+            variable_scope(scope, reuse=True),
+            name_scope(scope.original_name_scope or None),
+        ):
+            result = self._func(*args, **kwargs)
+            if record.added:
+                trainable = store._trainable
+                new = [name for name in record.added if name in trainable]
+                if new:
+                    raise ValueError(
+                        f"template {self._name!r} created trainable variable(s) {new} on a "
+                        "call after the first; every call must use the variables the first "
+                        "call made."
+                    )
         return result
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_made_in"] = None  # a weak reference does not pickle
+        state.pop("_lock", None)
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
 
     @property
     def name(self) -> str:

@@ -79,6 +79,12 @@ PyObject* same_shape(PyObject* /*module*/, PyObject* const* args, Py_ssize_t nar
   if (!is_list && !PyTuple_CheckExact(shape)) {
     Py_RETURN_FALSE;  // the Python expression: `type(shape) in (list, tuple) and ...`
   }
+  for (Py_ssize_t i = 0; i < Py_SIZE(shape); ++i) {
+    PyObject* item = is_list ? PyList_GET_ITEM(shape, i) : PyTuple_GET_ITEM(shape, i);
+    if (PyBool_Check(item) || PyFloat_Check(item) || PyComplex_Check(item)) {
+      Py_RETURN_FALSE;  // the full path refuses these dimensions with a TypeError
+    }
+  }
   if (!THPVariable_CheckExact(tensor)) {
     // Not a Tensor or Parameter (a subclass may define `shape` its own way; anything
     // else raises as `.shape` would).
