@@ -1,5 +1,5 @@
 // Argument checks and layout rules shared by the CPU and CUDA kernels.
-// Keep every message in step with torchscope/ops.py (_check_args).
+// Keep every message in step with torchscope/ops/_fake.py (check_args).
 #include "conv2d_bias_relu.h"
 #include "epilogue.h"
 
@@ -16,7 +16,7 @@ namespace {
 constexpr const char* kOp = "torchscope::conv2d_bias_relu";
 constexpr const char* kBackwardOp = "torchscope::conv2d_bias_relu_backward";
 
-// The dtype as Python prints it (torch.float32), as ops.py's messages do.
+// The dtype as Python prints it (torch.float32), as _fake.py's messages do.
 std::string dtype_name(at::ScalarType t) {
   switch (t) {
     case at::kFloat: return "torch.float32";

@@ -1,5 +1,5 @@
 // Argument checks and layout rules of torchscope::conv2d_bias_relu, shared by
-// every backend. torchscope/ops.py mirrors each check (same message) in the
+// every backend. torchscope/ops/_fake.py mirrors each check (same message) in the
 // fake kernel, so eager, torch.compile and torch.export fail the same way.
 #pragma once
 

@@ -23,7 +23,7 @@ TORCH_LIBRARY(torchscope, m) {
   // The fake kernels live in Python: point PyTorch at the module that
   // registers them, so that a missing import is reported clearly. The autograd
   // formula is in conv2d_bias_relu_autograd.cpp.
-  m.set_python_module("torchscope.ops");
+  m.set_python_module("torchscope.ops._fake");
   // relu(conv2d(input, weight, bias)) in one op. Output layout: channels_last
   // when input or weight is channels_last, else contiguous.
   m.def(

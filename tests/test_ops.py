@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 import torchscope as ts
 from torchscope import _native
+from torchscope.ops import _wrapper
 
 native = pytest.mark.skipif(
     not ts.ops.native_available(), reason="compiled extension torchscope._C not built"
@@ -321,13 +322,13 @@ def test_forward_ad_tangents_match_eager(primal_requires_grad):
 
 
 def test_forward_ad_only_inside_a_dual_level():
-    """The composition runs only while a dual level is open (ops._composition_needed)."""
+    """The composition runs only while a dual level is open (_wrapper.composition_needed)."""
     import torch.autograd.forward_ad as fwAD
 
-    assert not ts.ops._composition_needed()
+    assert not _wrapper.composition_needed()
     with fwAD.dual_level():
-        assert ts.ops._composition_needed()
-    assert not ts.ops._composition_needed()
+        assert _wrapper.composition_needed()
+    assert not _wrapper.composition_needed()
 
 
 # -- torch.autocast -----------------------------------------------------------------------------

@@ -17,7 +17,7 @@
 // 1.01 vs 1.03-1.05 on (b) 32x64->64 3x3 56x56, 1.07-1.10 vs 1.16-1.38 on the
 // memory-bound (c) 1x3->32 3x3 224x224. A separate pass over the output can
 // never be free; a post-op nearly is. oneDNN's relu turns NaN into 0, though
-// (torch.relu keeps NaN); ops.py documents it.
+// (torch.relu keeps NaN); torchscope/ops/_wrapper.py documents it.
 // Training forward (conv2d_bias_relu_with_mask): a pass over the output is
 // needed anyway, to pack its 1-bit relu mask (the backward's only need from the
 // forward besides input and weight: 1/32 of a float32 output). For float32 /
