@@ -3,6 +3,8 @@
 #include <Python.h>
 #include <torch/library.h>
 
+#include <vector>
+
 #include "conv2d_bias_relu.h"
 
 extern "C" {
@@ -24,24 +26,31 @@ TORCH_LIBRARY(torchscope, m) {
   // registers them, so that a missing import is reported clearly. The autograd
   // formula is in conv2d_bias_relu_autograd.cpp.
   m.set_python_module("torchscope.ops._fake");
+  // Each op carries pt2_compliant_tag: it works under torch.compile and
+  // torch.export (fake kernels, autograd and autocast registered; tests/test_ops.py
+  // runs torch.library.opcheck on all three).
+  const std::vector<at::Tag> pt2 = {at::Tag::pt2_compliant_tag};
   // relu(conv2d(input, weight, bias)) in one op. Output layout: channels_last
   // when input or weight is channels_last, else contiguous.
   m.def(
       "conv2d_bias_relu(Tensor input, Tensor weight, Tensor? bias, int[2] stride, "
-      "int[2] padding, int[2] dilation, int groups) -> Tensor");
+      "int[2] padding, int[2] dilation, int groups) -> Tensor",
+      pt2);
   // The forward for training: the output, and the relu mask its backward
   // takes (csrc/epilogue.h: 1 bit per output element, in the output's memory
   // order; uint8, (numel + 7) / 8 bytes).
   m.def(
       "conv2d_bias_relu_with_mask(Tensor input, Tensor weight, Tensor? bias, int[2] stride, "
-      "int[2] padding, int[2] dilation, int groups) -> (Tensor, Tensor)");
+      "int[2] padding, int[2] dilation, int groups) -> (Tensor, Tensor)",
+      pt2);
   // Its backward: the relu mask applied to grad_output fused with the bias
   // gradient, then the convolution's backward for the requested gradients.
   // Gradients not asked for by output_mask come back undefined (None).
   m.def(
       "conv2d_bias_relu_backward(Tensor grad_output, Tensor mask, Tensor input, "
       "Tensor weight, int[2] stride, int[2] padding, int[2] dilation, int groups, "
-      "bool[3] output_mask) -> (Tensor, Tensor, Tensor)");
+      "bool[3] output_mask) -> (Tensor, Tensor, Tensor)",
+      pt2);
   // Private switch for bench/conv.py and the tests: whether the CPU kernel may
   // use oneDNN's fused post-op path (default true); returns the previous value.
   m.def("_set_cpu_onednn(bool enabled) -> bool", &torchscope::set_cpu_onednn_enabled);

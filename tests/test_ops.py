@@ -442,6 +442,15 @@ def test_opcheck_backward(layout):
         )
 
 
+@native
+@pytest.mark.parametrize(
+    "name", ["conv2d_bias_relu", "conv2d_bias_relu_with_mask", "conv2d_bias_relu_backward"]
+)
+def test_ops_are_tagged_pt2_compliant(name):
+    """Declared with pt2_compliant_tag (csrc/torchscope.cpp), which the opchecks above back."""
+    assert torch.Tag.pt2_compliant_tag in getattr(torch.ops.torchscope, name).default.tags
+
+
 def _layer(x, w, b):
     return ts.ops.conv2d_bias_relu(x, w, b, stride=1, padding="same").sum(dim=1)
 
