@@ -52,6 +52,10 @@ at::MemoryFormat conv2d_output_memory_format(const at::Tensor& input, const at::
 // the fake kernel's (torch.empty(..., memory_format=format)).
 at::Tensor dense_in_format(const at::Tensor& t, at::MemoryFormat format);
 
+// The CPU kernel's path switches, for tests and benchmarks: torchscope._C's
+// functions _set_cpu_onednn and _set_cpu_post_op_min_elements (torchscope.cpp;
+// in Python, torchscope/ops/_knobs.py's cpu_path).
+
 // Whether the CPU forward may take oneDNN's fused path (default true). Returns
 // the previous value. For benchmarks and tests of the generic path.
 bool set_cpu_onednn_enabled(bool enabled);

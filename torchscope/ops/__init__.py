@@ -14,7 +14,8 @@ its autocast kernels cast the arguments as ATen's ``conv2d`` does. This package 
 what PyTorch needs in Python, one job per module: ``_wrapper`` (the typed Python
 function: argument resolution, the call of the op or of the composition), ``_fake``
 (the fake kernels, shapes, strides and argument checks for ``torch.compile`` and
-``torch.export``, registered on import). ``torchscope._native`` loads the library.
+``torch.export``, registered on import), ``_knobs`` (the CPU kernel's path switches
+for tests and benchmarks). ``torchscope._native`` loads the library.
 
 Without the compiled library (see :func:`native_available`), the same function
 computes ``relu(conv2d(...))`` with plain PyTorch and warns once. It does so too
