@@ -77,6 +77,7 @@ def _extensions():
     fastpaths = CppExtension(
         "torchscope._fastpaths",
         [os.path.join("csrc", "python", "fastpaths.cpp")],
+        include_dirs=[os.path.join(here, "csrc")],  # op_handles.h
         extra_compile_args={"cxx": ["-O3", "-std=c++20"]},
         extra_link_args=_PRIVATE_STATIC_LIBS,
     )
