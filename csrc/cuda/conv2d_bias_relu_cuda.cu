@@ -164,10 +164,6 @@ __device__ T block_sum(T v, T* shared) {
   return total;
 }
 
-__device__ __forceinline__ bool mask_bit(const uint8_t* __restrict__ mask, int64_t i) {
-  return (mask[i >> 3] >> (i & 7)) & 1;
-}
-
 // Contiguous layout: block b takes the (n, c) planes b, b + gridDim.x, ... of hw
 // elements (a grid-stride loop: n * c may pass gridDim.x's limit); each plane's
 // sum goes to partial[plane]. The loop's bounds are the same for the whole block,
@@ -187,7 +183,7 @@ __global__ void relu_grad_planes_kernel(
     opmath_t sum = 0;
     for (int64_t i = threadIdx.x; i < hw; i += blockDim.x) {
       const opmath_t v =
-          epilogue::relu_grad<opmath_t>(static_cast<opmath_t>(g[base + i]), mask_bit(mask, base + i));
+          epilogue::relu_grad<opmath_t>(static_cast<opmath_t>(g[base + i]), epilogue::mask_bit(mask, base + i));
       gm[base + i] = static_cast<scalar_t>(v);
       sum += v;
     }
@@ -214,7 +210,7 @@ __global__ void relu_grad_rows_kernel(
     opmath_t sum = 0;
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t i = r * c + k;
-      const opmath_t v = epilogue::relu_grad<opmath_t>(static_cast<opmath_t>(g[i]), mask_bit(mask, i));
+      const opmath_t v = epilogue::relu_grad<opmath_t>(static_cast<opmath_t>(g[i]), epilogue::mask_bit(mask, i));
       gm[i] = static_cast<scalar_t>(v);
       sum += v;
     }
