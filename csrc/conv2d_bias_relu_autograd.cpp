@@ -92,13 +92,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> differentiable_backward(
   check_conv2d_bias_relu_backward_args(grad_output, mask, input, weight, stride, padding, dilation, groups);
   const at::Tensor passed = unpack_relu_mask(mask, input, weight, stride, padding, dilation);
   const at::Tensor grad_masked = at::where(passed, grad_output, 0);
-  at::Tensor grad_input, grad_weight, grad_bias;
+  at::Tensor grad_bias;
   if (output_mask[2]) grad_bias = grad_masked.sum({0, 2, 3});
-  if (output_mask[0] || output_mask[1]) {
-    std::tie(grad_input, grad_weight, std::ignore) = at::convolution_backward(
-        grad_masked, input, weight, std::nullopt, stride, padding, dilation, false, {0, 0}, groups,
-        {output_mask[0], output_mask[1], false});
-  }
+  auto [grad_input, grad_weight] =
+      convolution_input_weight_grads(grad_masked, input, weight, stride, padding, dilation, groups, output_mask);
   return {grad_input, grad_weight, grad_bias};
 }
 

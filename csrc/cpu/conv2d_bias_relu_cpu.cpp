@@ -379,15 +379,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_bias_relu_backward_cpu(
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, grad.scalar_type(), "conv2d_bias_relu_backward_cpu", [&] {
     relu_grad_and_bias_grad<scalar_t>(grad, bits, grad_masked, grad_bias, format);
   });
-  at::Tensor grad_input, grad_weight;
-  if (output_mask[0] || output_mask[1]) {
-    std::tie(grad_input, grad_weight, std::ignore) = at::convolution_backward(
-        grad_masked, input, weight, std::nullopt, stride, padding, dilation, false, {0, 0}, groups,
-        {output_mask[0], output_mask[1], false});
-  }
-  if (grad_input.defined()) grad_input = dense_in_format(grad_input, input.suggest_memory_format());
-  if (grad_weight.defined()) grad_weight = dense_in_format(grad_weight, weight.suggest_memory_format());
-  return {grad_input, grad_weight, grad_bias};
+  return conv2d_bias_relu_backward_tail(
+      grad_masked, grad_bias, input, weight, stride, padding, dilation, groups, output_mask);
 }
 
 }  // namespace

@@ -15,7 +15,6 @@
 #include <ATen/OpMathType.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/convolution.h>
-#include <ATen/ops/convolution_backward.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 #include <c10/cuda/CUDAException.h>
@@ -265,15 +264,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_bias_relu_backward_cuda(
       if (partial.defined()) grad_bias = partial.sum(0).to(grad.scalar_type());
     });
   }
-  at::Tensor grad_input, grad_weight;
-  if (output_mask[0] || output_mask[1]) {
-    std::tie(grad_input, grad_weight, std::ignore) = at::convolution_backward(
-        grad_masked, input, weight, std::nullopt, stride, padding, dilation, false, {0, 0}, groups,
-        {output_mask[0], output_mask[1], false});
-  }
-  if (grad_input.defined()) grad_input = dense_in_format(grad_input, input.suggest_memory_format());
-  if (grad_weight.defined()) grad_weight = dense_in_format(grad_weight, weight.suggest_memory_format());
-  return {grad_input, grad_weight, grad_bias};
+  return conv2d_bias_relu_backward_tail(
+      grad_masked, grad_bias, input, weight, stride, padding, dilation, groups, output_mask);
 }
 
 }  // namespace
