@@ -58,7 +58,7 @@ def _extensions():
             "torchscope._C",
             sources,
             include_dirs=[os.path.join(here, "csrc")],
-            extra_compile_args={"cxx": [*cxx, "-DTORCHSCOPE_WITH_CUDA"], "nvcc": ["-O3"]},
+            extra_compile_args={"cxx": cxx, "nvcc": ["-O3"]},
             extra_link_args=link,
             py_limited_api=True,
         )
