@@ -58,7 +58,7 @@ def _extensions():
             "torchscope._C",
             sources,
             include_dirs=[os.path.join(here, "csrc")],
-            extra_compile_args={"cxx": [*cxx, "-DTORCHSCOPE_WITH_CUDA"], "nvcc": ["-O3"]},
+            extra_compile_args={"cxx": cxx, "nvcc": ["-O3"]},
             extra_link_args=link,
             py_limited_api=True,
         )
@@ -77,6 +77,7 @@ def _extensions():
     fastpaths = CppExtension(
         "torchscope._fastpaths",
         [os.path.join("csrc", "python", "fastpaths.cpp")],
+        include_dirs=[os.path.join(here, "csrc")],  # op_handles.h
         extra_compile_args={"cxx": ["-O3", "-std=c++20"]},
         extra_link_args=_PRIVATE_STATIC_LIBS,
     )

@@ -53,6 +53,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import torchscope as ts  # noqa: E402
+from torchscope.ops._knobs import cpu_path  # noqa: E402
 
 SHAPES = {
     "a": (8, 32, 32, 5, 64),
@@ -75,16 +76,6 @@ def saved_bytes(fn) -> int:
         out = fn()
     del out
     return sum(seen.values())
-
-
-class Generic:
-    """Forces the fused op onto its generic CPU path (conv + epilogue pass)."""
-
-    def __enter__(self):
-        torch.ops.torchscope._set_cpu_onednn(False)
-
-    def __exit__(self, *exc):
-        torch.ops.torchscope._set_cpu_onednn(True)
 
 
 def run_case(
@@ -114,8 +105,8 @@ def run_case(
     def fused():
         return ts.ops.conv2d_bias_relu(x, w, b, 1, pad)
 
-    def generic():
-        with Generic():
+    def generic():  # the fused op forced onto its generic CPU path (conv + epilogue pass)
+        with cpu_path(onednn=False):
             return fused()
 
     variants = {"conv": conv, "eager": eager, "fused": fused}

@@ -1,5 +1,6 @@
-// Argument checks and layout rules shared by the CPU and CUDA kernels.
-// Keep every message in step with torchscope/ops.py (_check_args).
+// Argument checks, layout rules and the backward's tail shared by the CPU and
+// CUDA kernels. Keep every message in step with torchscope/ops/_fake.py
+// (check_args).
 #include "conv2d_bias_relu.h"
 #include "epilogue.h"
 
@@ -16,7 +17,7 @@ namespace {
 constexpr const char* kOp = "torchscope::conv2d_bias_relu";
 constexpr const char* kBackwardOp = "torchscope::conv2d_bias_relu_backward";
 
-// The dtype as Python prints it (torch.float32), as ops.py's messages do.
+// The dtype as Python prints it (torch.float32), as _fake.py's messages do.
 std::string dtype_name(at::ScalarType t) {
   switch (t) {
     case at::kFloat: return "torch.float32";
@@ -191,6 +192,41 @@ at::Tensor dense_in_format(const at::Tensor& t, at::MemoryFormat format) {
   at::Tensor out = at::empty(t.sizes(), t.options().memory_format(format));
   out.copy_(t);
   return out;
+}
+
+std::tuple<at::Tensor, at::Tensor> convolution_input_weight_grads(
+    const at::Tensor& grad_masked,
+    const at::Tensor& input,
+    const at::Tensor& weight,
+    c10::IntArrayRef stride,
+    c10::IntArrayRef padding,
+    c10::IntArrayRef dilation,
+    int64_t groups,
+    std::array<bool, 3> output_mask) {
+  at::Tensor grad_input, grad_weight;
+  if (output_mask[0] || output_mask[1]) {
+    std::tie(grad_input, grad_weight, std::ignore) = at::convolution_backward(
+        grad_masked, input, weight, std::nullopt, stride, padding, dilation, false, {0, 0}, groups,
+        {output_mask[0], output_mask[1], false});
+  }
+  return {grad_input, grad_weight};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_bias_relu_backward_tail(
+    const at::Tensor& grad_masked,
+    const at::Tensor& grad_bias,
+    const at::Tensor& input,
+    const at::Tensor& weight,
+    c10::IntArrayRef stride,
+    c10::IntArrayRef padding,
+    c10::IntArrayRef dilation,
+    int64_t groups,
+    std::array<bool, 3> output_mask) {
+  auto [grad_input, grad_weight] =
+      convolution_input_weight_grads(grad_masked, input, weight, stride, padding, dilation, groups, output_mask);
+  if (grad_input.defined()) grad_input = dense_in_format(grad_input, input.suggest_memory_format());
+  if (grad_weight.defined()) grad_weight = dense_in_format(grad_weight, weight.suggest_memory_format());
+  return {grad_input, grad_weight, grad_bias};
 }
 
 }  // namespace torchscope

@@ -1,6 +1,7 @@
-// Argument checks and layout rules of torchscope::conv2d_bias_relu, shared by
-// every backend. torchscope/ops.py mirrors each check (same message) in the
-// fake kernel, so eager, torch.compile and torch.export fail the same way.
+// Argument checks, layout rules and the backward's tail of
+// torchscope::conv2d_bias_relu, shared by every backend. torchscope/ops/_fake.py
+// mirrors each check (same message) in the fake kernel, so eager, torch.compile
+// and torch.export fail the same way.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -51,6 +52,39 @@ at::MemoryFormat conv2d_output_memory_format(const at::Tensor& input, const at::
 // else a dense copy in `format`. Keeps the kernels' output strides equal to
 // the fake kernel's (torch.empty(..., memory_format=format)).
 at::Tensor dense_in_format(const at::Tensor& t, at::MemoryFormat format);
+
+// at::convolution_backward for the input and weight gradients output_mask asks
+// for (output_mask[2], the bias's, is not its job: the backends sum it in their
+// masked-gradient pass), from the relu-masked gradient. Gradients not asked for
+// come back undefined. Differentiable: the create_graph backward uses it too.
+std::tuple<at::Tensor, at::Tensor> convolution_input_weight_grads(
+    const at::Tensor& grad_masked,
+    const at::Tensor& input,
+    const at::Tensor& weight,
+    c10::IntArrayRef stride,
+    c10::IntArrayRef padding,
+    c10::IntArrayRef dilation,
+    int64_t groups,
+    std::array<bool, 3> output_mask);
+
+// What every backend's conv2d_bias_relu_backward does after its masked-gradient
+// pass: convolution_input_weight_grads, each gradient dense in the suggested
+// layout of its tensor (the fake kernel's strides), and the three results
+// packed with grad_bias (undefined when not asked for).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_bias_relu_backward_tail(
+    const at::Tensor& grad_masked,
+    const at::Tensor& grad_bias,
+    const at::Tensor& input,
+    const at::Tensor& weight,
+    c10::IntArrayRef stride,
+    c10::IntArrayRef padding,
+    c10::IntArrayRef dilation,
+    int64_t groups,
+    std::array<bool, 3> output_mask);
+
+// The CPU kernel's path switches, for tests and benchmarks: torchscope._C's
+// functions _set_cpu_onednn and _set_cpu_post_op_min_elements (torchscope.cpp;
+// in Python, torchscope/ops/_knobs.py's cpu_path).
 
 // Whether the CPU forward may take oneDNN's fused path (default true). Returns
 // the previous value. For benchmarks and tests of the generic path.

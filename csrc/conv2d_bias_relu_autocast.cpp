@@ -11,23 +11,14 @@
 // through the key). torchscope._fastpaths calls the op through the dispatcher, so
 // it ends up here too.
 #include <ATen/autocast_mode.h>
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
+
+#include "op_handles.h"
 
 #include <optional>
 
 namespace torchscope {
 namespace {
-
-using ForwardFn = at::Tensor(
-    const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&, c10::IntArrayRef, c10::IntArrayRef,
-    c10::IntArrayRef, int64_t);
-
-const c10::TypedOperatorHandle<ForwardFn>& forward_op() {
-  static const auto op =
-      c10::Dispatcher::singleton().findSchemaOrThrow("torchscope::conv2d_bias_relu", "").typed<ForwardFn>();
-  return op;
-}
 
 template <c10::DeviceType device_type>
 at::Tensor conv2d_bias_relu_autocast(
@@ -40,7 +31,7 @@ at::Tensor conv2d_bias_relu_autocast(
     int64_t groups) {
   c10::impl::ExcludeDispatchKeyGuard no_autocast(at::autocast::get_autocast_dispatch_key_from_device_type(device_type));
   const at::ScalarType dtype = at::autocast::get_autocast_dtype(device_type);
-  return forward_op().call(
+  return op_handles::forward().call(
       at::autocast::cached_cast(dtype, input, device_type), at::autocast::cached_cast(dtype, weight, device_type),
       at::autocast::cached_cast(dtype, bias, device_type), stride, padding, dilation, groups);
 }

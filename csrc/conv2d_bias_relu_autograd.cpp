@@ -17,12 +17,12 @@
 // which has its own double-backward formula. The mask is piecewise constant in the
 // inputs (relu's second derivative is 0), as eager relu's threshold_backward has it.
 #include <ATen/ATen.h>
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
 #include "conv2d_bias_relu.h"
+#include "op_handles.h"
 
 #include <array>
 #include <optional>
@@ -35,34 +35,6 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-using ForwardFn = at::Tensor(
-    const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&, c10::IntArrayRef, c10::IntArrayRef,
-    c10::IntArrayRef, int64_t);
-using WithMaskFn = std::tuple<at::Tensor, at::Tensor>(
-    const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&, c10::IntArrayRef, c10::IntArrayRef,
-    c10::IntArrayRef, int64_t);
-using BackwardFn = std::tuple<at::Tensor, at::Tensor, at::Tensor>(
-    const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, c10::IntArrayRef, c10::IntArrayRef,
-    c10::IntArrayRef, int64_t, std::array<bool, 3>);
-
-const c10::TypedOperatorHandle<ForwardFn>& forward_op() {
-  static const auto op =
-      c10::Dispatcher::singleton().findSchemaOrThrow("torchscope::conv2d_bias_relu", "").typed<ForwardFn>();
-  return op;
-}
-
-const c10::TypedOperatorHandle<WithMaskFn>& with_mask_op() {
-  static const auto op =
-      c10::Dispatcher::singleton().findSchemaOrThrow("torchscope::conv2d_bias_relu_with_mask", "").typed<WithMaskFn>();
-  return op;
-}
-
-const c10::TypedOperatorHandle<BackwardFn>& backward_op() {
-  static const auto op =
-      c10::Dispatcher::singleton().findSchemaOrThrow("torchscope::conv2d_bias_relu_backward", "").typed<BackwardFn>();
-  return op;
-}
-
 // The backward op, through the dispatcher: the fused backward that does not record.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> fused_backward(
     const at::Tensor& grad_output,
@@ -74,7 +46,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> fused_backward(
     c10::IntArrayRef dilation,
     int64_t groups,
     std::array<bool, 3> output_mask) {
-  return backward_op().call(grad_output, mask, input, weight, stride, padding, dilation, groups, output_mask);
+  return op_handles::backward().call(grad_output, mask, input, weight, stride, padding, dilation, groups, output_mask);
 }
 
 // The backend kernel (or the fake one), skipping this file's Autograd kernel.
@@ -87,7 +59,7 @@ at::Tensor forward_below_autograd(
     c10::IntArrayRef dilation,
     int64_t groups) {
   at::AutoDispatchBelowADInplaceOrView below;
-  return forward_op().call(input, weight, bias, stride, padding, dilation, groups);
+  return op_handles::forward().call(input, weight, bias, stride, padding, dilation, groups);
 }
 
 // The relu mask (epilogue.h: bit e % 8 of byte e / 8 for output element e, in the
@@ -120,13 +92,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> differentiable_backward(
   check_conv2d_bias_relu_backward_args(grad_output, mask, input, weight, stride, padding, dilation, groups);
   const at::Tensor passed = unpack_relu_mask(mask, input, weight, stride, padding, dilation);
   const at::Tensor grad_masked = at::where(passed, grad_output, 0);
-  at::Tensor grad_input, grad_weight, grad_bias;
+  at::Tensor grad_bias;
   if (output_mask[2]) grad_bias = grad_masked.sum({0, 2, 3});
-  if (output_mask[0] || output_mask[1]) {
-    std::tie(grad_input, grad_weight, std::ignore) = at::convolution_backward(
-        grad_masked, input, weight, std::nullopt, stride, padding, dilation, false, {0, 0}, groups,
-        {output_mask[0], output_mask[1], false});
-  }
+  auto [grad_input, grad_weight] =
+      convolution_input_weight_grads(grad_masked, input, weight, stride, padding, dilation, groups, output_mask);
   return {grad_input, grad_weight, grad_bias};
 }
 
@@ -147,7 +116,7 @@ class Conv2dBiasRelu : public torch::autograd::Function<Conv2dBiasRelu> {
     at::Tensor output, mask;
     {
       at::AutoDispatchBelowADInplaceOrView below;
-      std::tie(output, mask) = with_mask_op().call(input, weight, bias, stride, padding, dilation, groups);
+      std::tie(output, mask) = op_handles::with_mask().call(input, weight, bias, stride, padding, dilation, groups);
     }
     ctx->save_for_backward({input, weight, mask});
     ctx->saved_data["stride"] = stride;

@@ -15,6 +15,8 @@
 // NaN output lets the gradient through.
 #pragma once
 
+#include <cstdint>
+
 #if defined(__CUDACC__) || defined(__HIPCC__)
 #define TS_HOST_DEVICE __host__ __device__ __forceinline__
 #else
@@ -46,6 +48,12 @@ TS_HOST_DEVICE T relu_grad(T grad, bool passed) {
 // Bytes of the relu mask of a tensor of `numel` elements.
 TS_HOST_DEVICE constexpr long long relu_mask_bytes(long long numel) {
   return (numel + 7) / 8;
+}
+
+// The relu mask's bit for output element e (in the output's memory order):
+// bit e % 8 of byte e / 8.
+TS_HOST_DEVICE bool mask_bit(const uint8_t* bits, int64_t e) {
+  return (bits[e >> 3] >> (e & 7)) & 1;
 }
 
 }  // namespace epilogue

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 import torchscope as ts
+from torchscope.ops import _knobs
 
 pytestmark = pytest.mark.skipif(
     not ts.ops.native_available(), reason="compiled extension torchscope._C not built"
@@ -36,11 +37,11 @@ TOLERANCES = {
 def cpu_path(request):
     """Each CPU path of the no-grad forward (as in test_ops.py): oneDNN's post-op
     convolution, ATen's convolution and a relu pass, the generic epilogue."""
-    previous = OPS._set_cpu_onednn(request.param != "generic")
-    previous_min = OPS._set_cpu_post_op_min_elements(0 if request.param == "onednn" else 2**62)
-    yield request.param
-    OPS._set_cpu_onednn(previous)
-    OPS._set_cpu_post_op_min_elements(previous_min)
+    with _knobs.cpu_path(
+        onednn=request.param != "generic",
+        post_op_min_elements=0 if request.param == "onednn" else 2**62,
+    ):
+        yield request.param
 
 
 def reference(x, w, b, stride=1, padding=1, dilation=1, groups=1):

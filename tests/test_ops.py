@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 import torchscope as ts
 from torchscope import _native
+from torchscope.ops import _knobs, _wrapper
 
 native = pytest.mark.skipif(
     not ts.ops.native_available(), reason="compiled extension torchscope._C not built"
@@ -37,12 +38,11 @@ def cpu_path(request):
     outputs under 32768 elements take, "small"), the generic epilogue ("generic")."""
     if not ts.ops.native_available():
         pytest.skip("compiled extension torchscope._C not built")
-    ops = torch.ops.torchscope
-    previous = ops._set_cpu_onednn(request.param != "generic")
-    previous_min = ops._set_cpu_post_op_min_elements(0 if request.param == "onednn" else 2**62)
-    yield request.param
-    ops._set_cpu_onednn(previous)
-    ops._set_cpu_post_op_min_elements(previous_min)
+    with _knobs.cpu_path(
+        onednn=request.param != "generic",
+        post_op_min_elements=0 if request.param == "onednn" else 2**62,
+    ):
+        yield request.param
 
 
 def make(shape, dtype, layout, *, seed, requires_grad=False, scale=1.0):
@@ -321,13 +321,13 @@ def test_forward_ad_tangents_match_eager(primal_requires_grad):
 
 
 def test_forward_ad_only_inside_a_dual_level():
-    """The composition runs only while a dual level is open (ops._composition_needed)."""
+    """The composition runs only while a dual level is open (_wrapper.composition_needed)."""
     import torch.autograd.forward_ad as fwAD
 
-    assert not ts.ops._composition_needed()
+    assert not _wrapper.composition_needed()
     with fwAD.dual_level():
-        assert ts.ops._composition_needed()
-    assert not ts.ops._composition_needed()
+        assert _wrapper.composition_needed()
+    assert not _wrapper.composition_needed()
 
 
 # -- torch.autocast -----------------------------------------------------------------------------
@@ -439,6 +439,15 @@ def test_opcheck_backward(layout):
             torch.ops.torchscope.conv2d_bias_relu_backward.default,
             (grad, mask, x, w, *args, output_mask),
         )
+
+
+@native
+@pytest.mark.parametrize(
+    "name", ["conv2d_bias_relu", "conv2d_bias_relu_with_mask", "conv2d_bias_relu_backward"]
+)
+def test_ops_are_tagged_pt2_compliant(name):
+    """Declared with pt2_compliant_tag (csrc/torchscope.cpp), which the opchecks above back."""
+    assert torch.Tag.pt2_compliant_tag in getattr(torch.ops.torchscope, name).default.tags
 
 
 def _layer(x, w, b):
@@ -572,17 +581,82 @@ def test_nan_propagation(cpu_path):
 @native
 def test_small_outputs_skip_the_post_op_and_large_ones_take_it():
     """The default split (32768 output elements): both sides give eager's numbers."""
-    ops = torch.ops.torchscope
-    assert ops._set_cpu_post_op_min_elements(-1) == 32768  # the default, unchanged
-    for hw in (8, 64):  # 8 * 8 * 8 = 512 and 8 * 64 * 64 = 32768 output elements
-        x = torch.randn(1, 3, hw, hw)
-        x[0, 0, 1, 1] = float("nan")
-        w, b = torch.randn(8, 3, 1, 1), torch.randn(8)
-        out = ts.ops.conv2d_bias_relu(x, w, b)
-        # NaN tells the paths apart: kept by the relu pass, zeroed by oneDNN's post-op.
-        assert out[0, :, 1, 1].isnan().all() == (hw == 8)
-        x[0, 0, 1, 1] = 0.0
-        torch.testing.assert_close(ts.ops.conv2d_bias_relu(x, w, b), reference(x, w, b, 1, 0))
+    with _knobs.cpu_path(post_op_min_elements=-1) as replaced:  # -1: the default
+        assert replaced.post_op_min_elements == 32768  # the default, unchanged
+        for hw in (8, 64):  # 8 * 8 * 8 = 512 and 8 * 64 * 64 = 32768 output elements
+            x = torch.randn(1, 3, hw, hw)
+            x[0, 0, 1, 1] = float("nan")
+            w, b = torch.randn(8, 3, 1, 1), torch.randn(8)
+            out = ts.ops.conv2d_bias_relu(x, w, b)
+            # NaN tells the paths apart: kept by the relu pass, zeroed by oneDNN's post-op.
+            assert out[0, :, 1, 1].isnan().all() == (hw == 8)
+            x[0, 0, 1, 1] = 0.0
+            torch.testing.assert_close(ts.ops.conv2d_bias_relu(x, w, b), reference(x, w, b, 1, 0))
+
+
+# ---------------------------------------------------------------- the CPU path switches
+
+
+@native
+def test_the_cpu_path_switches_are_functions_of_the_library_not_ops():
+    """torch.ops.torchscope holds the three ops only; the switches live in torchscope._C."""
+    from torchscope import _C
+
+    declared = {
+        s.name for s in torch._C._jit_get_all_schemas() if s.name.startswith("torchscope::")
+    }
+    assert declared == {OP, f"{OP}_with_mask", f"{OP}_backward"}
+    for name in ("_set_cpu_onednn", "_set_cpu_post_op_min_elements"):
+        assert callable(getattr(_C, name))
+        with pytest.raises(AttributeError):
+            getattr(torch.ops.torchscope, name)
+
+
+@native
+def test_cpu_path_restores_what_it_replaced_even_on_error():
+    with _knobs.cpu_path(onednn=False, post_op_min_elements=5) as outer:
+        assert outer == (True, 32768)
+        with pytest.raises(KeyError), _knobs.cpu_path(onednn=True, post_op_min_elements=7):
+            raise KeyError("inside")
+        with _knobs.cpu_path(onednn=False, post_op_min_elements=5) as inner:
+            assert inner == (False, 5)
+        with _knobs.cpu_path() as untouched:  # nothing asked, nothing changed
+            assert untouched == (None, None)
+    with _knobs.cpu_path(onednn=True, post_op_min_elements=-1) as after:
+        assert after == (True, 32768)
+
+
+@native
+def test_cpu_path_switches_check_their_arguments():
+    from torchscope import _C
+
+    with pytest.raises(
+        TypeError, match=r"_set_cpu_onednn: expected argument 'enabled' to be a bool, but got 1"
+    ):
+        _C._set_cpu_onednn(1)
+    with pytest.raises(TypeError, match=r"'elements' to be an int, but got True"):
+        _C._set_cpu_post_op_min_elements(True)
+    with pytest.raises(OverflowError):
+        _C._set_cpu_post_op_min_elements(2**70)
+    with (
+        pytest.raises(TypeError, match="'elements' to be an int"),
+        _knobs.cpu_path(onednn=False, post_op_min_elements=1.5),
+    ):
+        pass  # the switch that was set before the error is restored
+    with _knobs.cpu_path(onednn=True) as after:
+        assert after.onednn is True
+
+
+def test_cpu_path_needs_the_library(monkeypatch):
+    monkeypatch.setattr(_native, "LOADED", False)
+    monkeypatch.setattr(_native, "REASON", "simulated for the test")
+    with (
+        pytest.raises(
+            RuntimeError, match=r"torchscope._C is not loaded \(simulated for the test\)"
+        ),
+        _knobs.cpu_path(onednn=False),
+    ):
+        pass
 
 
 # ---------------------------------------------------------------- bad inputs

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from . import ops
+from .ops._wrapper import autocast_dtype
 
 __all__ = ["bias_add", "conv2d", "conv2d_bias_relu", "relu"]
 
@@ -294,7 +295,7 @@ def _check_dtypes(
             f"torchscope.nn.{fn}: argument 'input' must have a floating-point dtype, "
             f"got {input.dtype}"
         )
-    if ops._autocast_dtype(input.device.type) is not None:
+    if autocast_dtype(input.device.type) is not None:
         return
     for name, t in (("filter", filter), ("bias", bias)):
         if t is not None and t.dtype != input.dtype:

@@ -17,7 +17,7 @@
 // 1.01 vs 1.03-1.05 on (b) 32x64->64 3x3 56x56, 1.07-1.10 vs 1.16-1.38 on the
 // memory-bound (c) 1x3->32 3x3 224x224. A separate pass over the output can
 // never be free; a post-op nearly is. oneDNN's relu turns NaN into 0, though
-// (torch.relu keeps NaN); ops.py documents it.
+// (torch.relu keeps NaN); torchscope/ops/_wrapper.py documents it.
 // Training forward (conv2d_bias_relu_with_mask): a pass over the output is
 // needed anyway, to pack its 1-bit relu mask (the backward's only need from the
 // forward besides input and weight: 1/32 of a float32 output). For float32 /
@@ -379,15 +379,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_bias_relu_backward_cpu(
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, grad.scalar_type(), "conv2d_bias_relu_backward_cpu", [&] {
     relu_grad_and_bias_grad<scalar_t>(grad, bits, grad_masked, grad_bias, format);
   });
-  at::Tensor grad_input, grad_weight;
-  if (output_mask[0] || output_mask[1]) {
-    std::tie(grad_input, grad_weight, std::ignore) = at::convolution_backward(
-        grad_masked, input, weight, std::nullopt, stride, padding, dilation, false, {0, 0}, groups,
-        {output_mask[0], output_mask[1], false});
-  }
-  if (grad_input.defined()) grad_input = dense_in_format(grad_input, input.suggest_memory_format());
-  if (grad_weight.defined()) grad_weight = dense_in_format(grad_weight, weight.suggest_memory_format());
-  return {grad_input, grad_weight, grad_bias};
+  return conv2d_bias_relu_backward_tail(
+      grad_masked, grad_bias, input, weight, stride, padding, dilation, groups, output_mask);
 }
 
 }  // namespace

@@ -27,10 +27,6 @@
 namespace torchscope {
 namespace relu_mask {
 
-inline bool mask_bit(const uint8_t* bits, int64_t e) {
-  return (bits[e >> 3] >> (e & 7)) & 1;
-}
-
 // bits[0 .. (n + 7) / 8) from y[0 .. n).
 template <typename scalar_t>
 void pack_impl(const scalar_t* __restrict y, uint8_t* __restrict bits, int64_t n) {
@@ -74,7 +70,7 @@ opmath_t masked_grad_impl(
     int64_t len) {
   opmath_t sum = 0;
   for (int64_t i = 0; i < len; ++i) {
-    const opmath_t v = epilogue::relu_grad<opmath_t>(static_cast<opmath_t>(g[i]), mask_bit(bits, off + i));
+    const opmath_t v = epilogue::relu_grad<opmath_t>(static_cast<opmath_t>(g[i]), epilogue::mask_bit(bits, off + i));
     gm[i] = static_cast<scalar_t>(v);
     if (acc != nullptr) acc[i] += v;
     sum += v;

@@ -15,7 +15,6 @@
 #include <ATen/OpMathType.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/convolution.h>
-#include <ATen/ops/convolution_backward.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 #include <c10/cuda/CUDAException.h>
@@ -164,10 +163,6 @@ __device__ T block_sum(T v, T* shared) {
   return total;
 }
 
-__device__ __forceinline__ bool mask_bit(const uint8_t* __restrict__ mask, int64_t i) {
-  return (mask[i >> 3] >> (i & 7)) & 1;
-}
-
 // Contiguous layout: block b takes the (n, c) planes b, b + gridDim.x, ... of hw
 // elements (a grid-stride loop: n * c may pass gridDim.x's limit); each plane's
 // sum goes to partial[plane]. The loop's bounds are the same for the whole block,
@@ -187,7 +182,7 @@ __global__ void relu_grad_planes_kernel(
     opmath_t sum = 0;
     for (int64_t i = threadIdx.x; i < hw; i += blockDim.x) {
       const opmath_t v =
-          epilogue::relu_grad<opmath_t>(static_cast<opmath_t>(g[base + i]), mask_bit(mask, base + i));
+          epilogue::relu_grad<opmath_t>(static_cast<opmath_t>(g[base + i]), epilogue::mask_bit(mask, base + i));
       gm[base + i] = static_cast<scalar_t>(v);
       sum += v;
     }
@@ -214,7 +209,7 @@ __global__ void relu_grad_rows_kernel(
     opmath_t sum = 0;
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t i = r * c + k;
-      const opmath_t v = epilogue::relu_grad<opmath_t>(static_cast<opmath_t>(g[i]), mask_bit(mask, i));
+      const opmath_t v = epilogue::relu_grad<opmath_t>(static_cast<opmath_t>(g[i]), epilogue::mask_bit(mask, i));
       gm[i] = static_cast<scalar_t>(v);
       sum += v;
     }
@@ -269,15 +264,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_bias_relu_backward_cuda(
       if (partial.defined()) grad_bias = partial.sum(0).to(grad.scalar_type());
     });
   }
-  at::Tensor grad_input, grad_weight;
-  if (output_mask[0] || output_mask[1]) {
-    std::tie(grad_input, grad_weight, std::ignore) = at::convolution_backward(
-        grad_masked, input, weight, std::nullopt, stride, padding, dilation, false, {0, 0}, groups,
-        {output_mask[0], output_mask[1], false});
-  }
-  if (grad_input.defined()) grad_input = dense_in_format(grad_input, input.suggest_memory_format());
-  if (grad_weight.defined()) grad_weight = dense_in_format(grad_weight, weight.suggest_memory_format());
-  return {grad_input, grad_weight, grad_bias};
+  return conv2d_bias_relu_backward_tail(
+      grad_masked, grad_bias, input, weight, stride, padding, dilation, groups, output_mask);
 }
 
 }  // namespace

@@ -37,7 +37,6 @@
 #include <Python.h>
 
 #include <ATen/PythonTorchFunctionTLS.h>
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/util/Exception.h>
 #include <pybind11/pybind11.h>
 #include <torch/csrc/Exceptions.h>
@@ -45,6 +44,8 @@
 
 #include <array>
 #include <optional>
+
+#include "op_handles.h"
 
 namespace {
 
@@ -146,10 +147,6 @@ PyObject* cached_scope(PyObject* /*module*/, PyObject* const* args, Py_ssize_t n
   return scope;
 }
 
-using ConvFn = at::Tensor(
-    const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&, c10::IntArrayRef,
-    c10::IntArrayRef, c10::IntArrayRef, int64_t);
-
 // A list or tuple of two plain ints; false (no error set) for anything else.
 bool int_pair(PyObject* obj, std::array<int64_t, 2>& out) {
   const bool is_list = PyList_CheckExact(obj);
@@ -199,9 +196,7 @@ PyObject* conv2d_bias_relu(PyObject* /*module*/, PyObject* const* args, Py_ssize
   if (overflow != 0) {
     Py_RETURN_NOTIMPLEMENTED;
   }
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("torchscope::conv2d_bias_relu", "")
-                             .typed<ConvFn>();
+  const auto& op = torchscope::op_handles::forward();
   // Copies (a reference count each), not references into the Python objects: another
   // thread may rebind `x.data` while the GIL is released.
   const at::Tensor input = THPVariable_Unpack(args[0]);
