@@ -18,6 +18,8 @@ from . import _context
 
 __all__ = ["Savepoint", "Transaction", "check_load"]
 
+Counters = tuple[dict[str, int] | None, dict[str, int] | None]
+
 
 class Savepoint:
     """What one transaction added: variable names (``added``), (collection, item) pairs,
@@ -25,12 +27,12 @@ class Savepoint:
 
     __slots__ = ("added", "collected", "claimed", "context", "counters")
 
-    def __init__(self, context: _context.Context | None, counters: Any) -> None:
+    def __init__(self, context: _context.Context | None, counters: Counters | None) -> None:
         self.added: list[str] = []
         self.collected: list[tuple[str, Any]] = []
         self.claimed: list[tuple[Any, ...]] = []
-        self.context = context
-        self.counters = counters
+        self.context: _context.Context | None = context
+        self.counters: Counters | None = counters
 
     def absorb(self, inner: Savepoint) -> None:
         self.added += inner.added

@@ -84,13 +84,13 @@ class Context:
         name_scope: str = "",
         on_get: Callable[[torch.Tensor], None] | None = None,
     ) -> None:
-        self.store = store
-        self.params = params
-        self.scope = scope
+        self.store: VariableStore = store
+        self.params: dict[str, Any] = params
+        self.scope: VariableScope = scope
         self.var_counts: dict[str, int] | None = None
-        self.name_scope = name_scope
+        self.name_scope: str = name_scope
         self.name_counts: dict[str, int] | None = None
-        self.on_get = on_get
+        self.on_get: Callable[[torch.Tensor], None] | None = on_get
 
     def copy(self, scope: VariableScope) -> Context:
         """A context of the same store and dict in ``scope``, with this one's name scope and

@@ -15,6 +15,7 @@ check that the two say the same on many inputs.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from typing import Any
@@ -103,7 +104,7 @@ def _load() -> Any:
     if os.environ.get(DISABLE_ENV) == "1" or not hasattr(torch.compiler, "substitute_in_graph"):
         return None
     try:
-        from . import _fastpaths
+        _fastpaths = importlib.import_module("torchscope._fastpaths")  # compiled: untyped
     except (ImportError, OSError):
         return None
     torch.compiler.substitute_in_graph(_fastpaths.same_shape)(same_shape_py)

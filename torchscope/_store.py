@@ -449,7 +449,7 @@ class VariableStore(nn.ParameterDict):
                         table.pop(name, None)
                     else:
                         table[name] = value
-        if savepoint.context is not None:
+        if savepoint.context is not None and savepoint.counters is not None:
             savepoint.context.restore_counters(savepoint.counters)
 
     # -- collections, regularizers, constraints (_collections.py) -------------------------------

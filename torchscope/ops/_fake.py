@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+import torch._prims_common as _prims_common
 
 from .. import _native
 
@@ -244,7 +245,7 @@ def _output_shape(
 
 def _output_memory_format(input: torch.Tensor, weight: torch.Tensor) -> torch.memory_format:
     """csrc's conv2d_output_memory_format: channels_last if input or weight is."""
-    suggest = torch._prims_common.suggest_memory_format
+    suggest = _prims_common.suggest_memory_format
     if suggest(input) == torch.channels_last or suggest(weight) == torch.channels_last:
         return torch.channels_last
     return torch.contiguous_format
@@ -280,7 +281,7 @@ def _fake_backward(
     check_args(BACKWARD_OP, input, weight, stride, padding, dilation, groups)
     shape = _output_shape(input, weight, stride, padding, dilation)
     _check_backward_args(grad_output, mask, input, shape)
-    suggest = torch._prims_common.suggest_memory_format
+    suggest = _prims_common.suggest_memory_format
     grad_input = _empty(input.shape, input, suggest(input)) if output_mask[0] else None
     grad_weight = _empty(weight.shape, weight, suggest(weight)) if output_mask[1] else None
     grad_bias = (

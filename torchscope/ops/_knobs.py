@@ -12,6 +12,7 @@ op library, and ``torch.ops.torchscope`` holds the ops only.
 
 from __future__ import annotations
 
+import importlib
 from typing import NamedTuple
 
 from .. import _native
@@ -77,7 +78,7 @@ class CpuPath:
     def __enter__(self) -> Replaced:
         if not _native.LOADED:
             raise RuntimeError(NOT_LOADED_MESSAGE.format(reason=_native.REASON))
-        from .. import _C
+        _C = importlib.import_module("torchscope._C")  # compiled: untyped
 
         self._library = _C
         if self._onednn is not None:

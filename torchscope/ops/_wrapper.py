@@ -153,13 +153,9 @@ def _autocast_args(
         return input, weight, bias
 
     def cast(t: torch.Tensor | None) -> Any:
-        eligible = (
-            t is not None
-            and t.is_floating_point()
-            and t.dtype != torch.float64
-            and t.device.type == device
-        )
-        return t.to(dtype) if eligible else t
+        if t is None or not t.is_floating_point() or t.dtype == torch.float64:
+            return t
+        return t.to(dtype) if t.device.type == device else t
 
     return cast(input), cast(weight), cast(bias)
 
