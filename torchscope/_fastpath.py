@@ -43,12 +43,12 @@ def same_shape_py(tensor: torch.Tensor, shape: Any, /) -> bool:
     >>> same_shape_py(torch.zeros(2, 3), [2, 3]), same_shape_py(torch.zeros(2, 3), [2, None])
     (True, False)
     """
-    if type(shape) not in (list, tuple):
+    if type(shape) not in (list, tuple) or tensor.shape != tuple(shape):
         return False
-    for dim in shape:  # the full path refuses these with a TypeError; so does this one
-        if isinstance(dim, (bool, float, complex)):
+    for dim in shape:  # equal, but the full path refuses these with a TypeError
+        if dim.__class__ is not int and isinstance(dim, (bool, float, complex)):
             return False
-    return tensor.shape == tuple(shape)
+    return True
 
 
 def cached_scope_py(cache: dict, key: Any, /) -> Any:

@@ -93,7 +93,7 @@ def is_checked_scope_name(name: Any) -> bool:
     fast path.
 
     ``torch.compile`` takes the answer as a constant (a valid name stays valid) instead
-    of guarding on the table's contents, which would be two guards per scope name.
+    of guarding on the table's contents (guards on every scope name, every call).
     """
     return type(name) is str and name in _CHECKED_SCOPE_NAMES
 

@@ -6,8 +6,8 @@
 //    mkldnn::_convolution_pointwise): the relu is applied while the output tile
 //    is still in cache, so the epilogue costs ~nothing.
 //  * float32 / bfloat16, smaller outputs: ATen's convolution with its bias, then
-//    one in-place relu pass; the post-op variant has a fixed cost of ~28 us per
-//    call that these sizes do not pay back (kPostOpMinElements).
+//    one in-place relu pass; the post-op variant has a fixed per-call cost that
+//    these sizes do not pay back (kPostOpMinElements).
 //  * everything else (float64, float16, oneDNN unavailable or refusing the
 //    case): at::convolution without bias, then one in-place, parallel pass of
 //    the shared bias+relu epilogue (epilogue.h).
@@ -216,10 +216,9 @@ at::Tensor onednn_forward(
 }
 
 // Below this many output elements oneDNN's post-op convolution costs more than it
-// saves: it has a fixed cost of about 28 us per call that ATen's convolution does not
-// (no_grad, 2 threads, 32 channels 3x3: 42.6 us against 14.1 us for ATen's convolution
-// and a relu pass at 512 output elements, 65 against 44 at 4096, even at 32768, the
-// post-op ahead from about 400k; bench/conv.py's shapes are all above).
+// saves: it has a fixed per-call cost that ATen's convolution does not (measured with
+// no_grad on 2 threads; the break-even was well above this, and bench/conv.py's shapes
+// are all above it).
 constexpr int64_t kPostOpMinElements = 32768;
 std::atomic<int64_t> post_op_min_elements{kPostOpMinElements};  // tests set it
 

@@ -9,10 +9,9 @@
 // same_shape (get_variable's reuse path; twin: torchscope._fastpath.same_shape_py).
 // When get_variable is given a shape it must check it against the variable's. In
 // Python that is `found.shape == tuple(shape)`: a torch.Size and a tuple built and
-// compared on every call, about 100 ns hot and several times that in a training
-// loop, where backward and the optimizer step have just evicted the caches. Here it
-// reads the tensor's sizes in place and allocates nothing (about 15 ns hot) when the
-// shape is plain ints. A False answer is not an error: get_variable then takes its
+// compared on every call, which costs most in a training loop, where backward and the
+// optimizer step have just evicted the caches. Here it reads the tensor's sizes in
+// place and allocates nothing when the shape is plain ints. A False answer is not an error: get_variable then takes its
 // full path, which raises the error that names the variable.
 //
 // cached_scope (variable_scope's entry; twin: torchscope._fastpath.cached_scope_py).
@@ -26,8 +25,7 @@
 // conv2d_bias_relu (ts.ops.conv2d_bias_relu's eager call; twin:
 // torchscope._fastpath.conv2d_bias_relu_py). The op's Python entry point,
 // OpOverload.__call__, boxes every argument into an IValue stack and runs Python on
-// the way: about 1 us per call, which a small convolution notices (bench/conv.py's
-// case (s)). Here the arguments go to the op's typed, unboxed kernel call, as torch's
+// the way, which a small convolution notices (bench/conv.py's case (s)). Here the arguments go to the op's typed, unboxed kernel call, as torch's
 // generated bindings do for F.conv2d, with the GIL released while it runs. Tensor
 // subclasses (which may define __torch_function__), an active torch function mode and
 // arguments that are not int pairs get NotImplemented back and take the OpOverload
