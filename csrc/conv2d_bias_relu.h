@@ -95,4 +95,8 @@ bool set_cpu_onednn_enabled(bool enabled);
 // back to the default, 32768. Returns the previous value. For tests.
 int64_t set_cpu_post_op_min_elements(int64_t elements);
 
+// How many calls oneDNN's post-op path has served since the library loaded (the
+// tests tell it from the relu pass this way: both give the same numbers).
+int64_t cpu_post_op_calls();
+
 }  // namespace torchscope

@@ -39,6 +39,11 @@ PyObject* set_cpu_post_op_min_elements(PyObject* /*module*/, PyObject* elements)
   return PyLong_FromLongLong(torchscope::set_cpu_post_op_min_elements(value));
 }
 
+// torchscope._C._post_op_calls(): how many calls oneDNN's post-op path has served.
+PyObject* post_op_calls(PyObject* /*module*/, PyObject* /*unused*/) {
+  return PyLong_FromLongLong(torchscope::cpu_post_op_calls());
+}
+
 // Private switches for the tests and bench/conv.py (torchscope/ops/_knobs.py wraps
 // them in a context manager). Plain functions of this module, not ops: they are
 // not part of the operator library.
@@ -50,6 +55,9 @@ PyMethodDef methods[] = {
      "_set_cpu_post_op_min_elements($module, elements, /)\n--\n\n"
      "The smallest output (elements) that takes oneDNN's post-op path (negative: the default, "
      "32768); returns the previous value."},
+    {"_post_op_calls", post_op_calls, METH_NOARGS,
+     "_post_op_calls($module, /)\n--\n\n"
+     "How many calls oneDNN's post-op path has served since the library loaded."},
     {nullptr, nullptr, 0, nullptr},
 };
 

@@ -566,12 +566,9 @@ def test_nan_propagation(cpu_path):
     x[0, 0, 1, 1] = float("nan")
     w = torch.randn(3, 2, 1, 1)
     out = ts.ops.conv2d_bias_relu(x, w, torch.randn(3))
-    # Our relu passes follow torch.relu (NaN stays NaN); oneDNN's relu post-op maps
-    # NaN to 0, as torch.compile's CPU conv+relu fusion does.
-    if cpu_path == "onednn":
-        assert (out[0, :, 1, 1] == 0).all()
-    else:
-        assert out[0, :, 1, 1].isnan().all()
+    # Every path follows torch.relu: NaN stays NaN (oneDNN's relu post-op, which maps
+    # NaN to 0, is not used for a call whose input holds one).
+    assert out[0, :, 1, 1].isnan().all()
     assert not out[0, :, 0, 0].isnan().any()
     # Training (autograd records the op): the relu runs in the mask pass, NaN stays.
     trained = ts.ops.conv2d_bias_relu(x, w.requires_grad_(), torch.randn(3))
@@ -581,17 +578,22 @@ def test_nan_propagation(cpu_path):
 @native
 def test_small_outputs_skip_the_post_op_and_large_ones_take_it():
     """The default split (32768 output elements): both sides give eager's numbers."""
+    from torchscope import _C
+
     with _knobs.cpu_path(post_op_min_elements=-1) as replaced:  # -1: the default
         assert replaced.post_op_min_elements == 32768  # the default, unchanged
         for hw in (8, 64):  # 8 * 8 * 8 = 512 and 8 * 64 * 64 = 32768 output elements
             x = torch.randn(1, 3, hw, hw)
-            x[0, 0, 1, 1] = float("nan")
             w, b = torch.randn(8, 3, 1, 1), torch.randn(8)
-            out = ts.ops.conv2d_bias_relu(x, w, b)
-            # NaN tells the paths apart: kept by the relu pass, zeroed by oneDNN's post-op.
-            assert out[0, :, 1, 1].isnan().all() == (hw == 8)
-            x[0, 0, 1, 1] = 0.0
+            # A huge finite weight: the post-op's overflow bound sends the call to the
+            # relu pass; the results tell the paths apart (-1 below: post-op taken).
+            huge = w.clone()
+            huge[0, 0, 0, 0] = 3e38
+            taken = _C._post_op_calls()
             torch.testing.assert_close(ts.ops.conv2d_bias_relu(x, w, b), reference(x, w, b, 1, 0))
+            assert _C._post_op_calls() - taken == (1 if hw == 64 else 0)
+            ts.ops.conv2d_bias_relu(x, huge, b)
+            assert _C._post_op_calls() - taken == (1 if hw == 64 else 0)
 
 
 # ---------------------------------------------------------------- the CPU path switches

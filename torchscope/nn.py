@@ -11,7 +11,8 @@ explicit list of ``[before, after]`` pairs per dimension. Grouped
 convolutions follow TensorFlow too: ``in_channels`` a multiple of the
 filter's. ``conv2d_bias_relu`` runs the fused op of :mod:`torchscope.ops`.
 Errors are ``ValueError`` naming TensorFlow's argument (``input``, ``filter``,
-``bias``, ...) with the shapes as they were passed.
+``bias``, ...) with the shapes as they were passed, and ``TypeError`` naming it
+when it is not a tensor (None, a list).
 
 >>> images = torch.ones(1, 4, 4, 3)                      # NHWC
 >>> kernel = torch.ones(3, 3, 3, 8)                      # HWIO
@@ -112,6 +113,7 @@ def bias_add(
         tensor([1., 2.])
     """
     fn = "bias_add"
+    _check_tensors(fn, value=value, bias=bias)
     channels_last = _bias_add_channels_last(data_format)
     if value.dim() < 2:
         raise ValueError(
@@ -145,6 +147,7 @@ def relu(features: torch.Tensor) -> torch.Tensor:
         >>> ts.nn.relu(torch.tensor([-1.0, 0.0, 2.0]))
         tensor([0., 0., 2.])
     """
+    _check_tensors("relu", features=features)
     return F.relu(features)
 
 
@@ -207,6 +210,7 @@ def _prepare(
 ) -> _Conv:
     """Checks the arguments against each other, in the caller's layouts, and converts
     them: NCHW input (padded for asymmetric padding), OIHW weight, symmetric padding."""
+    _check_tensors(fn, input=input, filter=filter, bias=bias)
     fmt = "NHWC" if data_format is None else data_format
     if fmt not in _FORMATS:
         raise ValueError(
@@ -243,6 +247,22 @@ def _prepare(
     if any(extra) and empty is None:
         x = F.pad(x, extra)
     return _Conv(x, w, stride, pad, dilation, groups, fmt, empty)
+
+
+def _check_tensors(fn: str, **arguments: Any) -> None:
+    """TypeError naming the first argument that is not a tensor (``bias`` may be None
+    where the function takes None)."""
+    for name, value in arguments.items():
+        if isinstance(value, torch.Tensor) or (
+            value is None and name == "bias" and fn != "bias_add"
+        ):
+            continue
+        allowed = (
+            "a torch.Tensor or None" if name == "bias" and fn != "bias_add" else "a torch.Tensor"
+        )
+        raise TypeError(
+            f"torchscope.nn.{fn}: argument '{name}' must be {allowed}, got {type(value).__name__}"
+        )
 
 
 def _shapes(input: torch.Tensor, filter: torch.Tensor, data_format: str) -> str:

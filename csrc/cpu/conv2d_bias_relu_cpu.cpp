@@ -1,11 +1,12 @@
 // CPU kernels of torchscope::conv2d_bias_relu and its backward.
 //
 // Forward (no graph recorded), three paths:
-//  * float32 / bfloat16, outputs of 32768 elements or more: oneDNN's convolution
+//  * float32 / bfloat16, outputs of 32768 elements or more that cannot hold a NaN
+//    (post_op_is_exact): oneDNN's convolution
 //    with the bias and the relu as post-ops (ATen's
 //    mkldnn::_convolution_pointwise): the relu is applied while the output tile
 //    is still in cache, so the epilogue costs ~nothing.
-//  * float32 / bfloat16, smaller outputs: ATen's convolution with its bias, then
+//  * float32 / bfloat16, the rest: ATen's convolution with its bias, then
 //    one in-place relu pass; the post-op variant has a fixed per-call cost that
 //    these sizes do not pay back (kPostOpMinElements).
 //  * everything else (float64, float16, oneDNN unavailable or refusing the
@@ -17,7 +18,8 @@
 // 1.01 vs 1.03-1.05 on (b) 32x64->64 3x3 56x56, 1.07-1.10 vs 1.16-1.38 on the
 // memory-bound (c) 1x3->32 3x3 224x224. A separate pass over the output can
 // never be free; a post-op nearly is. oneDNN's relu turns NaN into 0, though
-// (torch.relu keeps NaN); torchscope/ops/_wrapper.py documents it.
+// (torch.relu keeps NaN), so a call whose output could hold a NaN takes the second
+// path (post_op_is_exact).
 // Training forward (conv2d_bias_relu_with_mask): a pass over the output is
 // needed anyway, to pack its 1-bit relu mask (the backward's only need from the
 // forward besides input and weight: 1/32 of a float32 output). For float32 /
@@ -34,6 +36,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
+#include <limits>
 #include <vector>
 
 #include "conv2d_bias_relu.h"
@@ -215,12 +219,69 @@ at::Tensor onednn_forward(
   }
 }
 
+// ------------------------------------------------ when the post-op is exact
+// oneDNN's relu post-op computes max(v, 0) with an instruction that gives 0 for a
+// NaN v, where torch.relu keeps NaN. So the post-op runs only when no
+// pre-activation can be NaN: every input, weight and bias element finite, and no
+// sum inside the convolution able to overflow into inf - inf. The bound: each
+// partial sum of an output element is at most ||x||_2 * ||w||_2 + max|b|
+// (Cauchy-Schwarz over its window), and that must stay below the dtype's largest
+// value by a wide margin (kOverflowMargin: room for the convolution algorithm's
+// own transforms). One read of the input (a sum of squares, which is inf or NaN
+// as soon as one element is) decides; the weight and bias are small.
+
+template <typename scalar_t>
+inline float sum_of_squares_impl(const scalar_t* __restrict p, int64_t n) {
+  float acc = 0.f;
+#pragma omp simd reduction(+ : acc)
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = static_cast<float>(p[i]);
+    acc += v * v;
+  }
+  return acc;
+}
+template <typename scalar_t>
+float sum_of_squares_block(const scalar_t* p, int64_t n) {
+  return sum_of_squares_impl(p, n);
+}
+TS_CPU_CLONES float sum_of_squares_block(const float* p, int64_t n) {
+  return sum_of_squares_impl(p, n);
+}
+
+// The sum of squares of a dense tensor's elements, in float (inf or NaN when an
+// element is); -1 for a tensor that is not dense.
+float sum_of_squares(const at::Tensor& t) {
+  if (!t.is_non_overlapping_and_dense()) return -1.f;
+  float total = 0.f;
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, t.scalar_type(), "sum_of_squares", [&] {
+    const scalar_t* p = t.const_data_ptr<scalar_t>();
+    total = at::parallel_reduce(
+        0, t.numel(), kGrain, 0.f,
+        [&](int64_t begin, int64_t end, float acc) { return acc + sum_of_squares_block(p + begin, end - begin); },
+        [](float a, float b) { return a + b; });
+  });
+  return total;
+}
+
+constexpr float kOverflowMargin = 1.0f / (1 << 20);
+
+bool post_op_is_exact(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias) {
+  const float limit = std::numeric_limits<float>::max() * kOverflowMargin;
+  const float xs = sum_of_squares(input), ws = sum_of_squares(weight);
+  const float bs = bias.has_value() && bias->defined() ? sum_of_squares(*bias) : 0.f;
+  // Written so that a NaN anywhere (or -1: not dense) answers false.
+  if (!(xs >= 0.f && ws >= 0.f && bs >= 0.f)) return false;
+  const float bound = std::sqrt(xs) * std::sqrt(ws) + std::sqrt(bs);
+  return bound < limit;
+}
+
 // Below this many output elements oneDNN's post-op convolution costs more than it
 // saves: it has a fixed per-call cost that ATen's convolution does not (measured with
 // no_grad on 2 threads; the break-even was well above this, and bench/conv.py's shapes
 // are all above it).
 constexpr int64_t kPostOpMinElements = 32768;
 std::atomic<int64_t> post_op_min_elements{kPostOpMinElements};  // tests set it
+std::atomic<int64_t> post_op_calls{0};
 
 int64_t output_numel(
     const at::Tensor& input,
@@ -247,8 +308,16 @@ at::Tensor conv2d_bias_relu_cpu(
         post_op_min_elements.load(std::memory_order_relaxed)) {
       return generic_forward(input, weight, bias, stride, padding, dilation, groups, format, true);
     }
-    at::Tensor out = onednn_forward(input, weight, bias, stride, padding, dilation, groups);
-    if (out.defined()) return dense_in_format(out, format);
+    if (post_op_is_exact(input, weight, bias)) {
+      at::Tensor out = onednn_forward(input, weight, bias, stride, padding, dilation, groups);
+      if (out.defined()) {
+        post_op_calls.fetch_add(1, std::memory_order_relaxed);
+        return dense_in_format(out, format);
+      }
+    } else {
+      // A NaN may appear: the convolution with its bias, then the relu pass.
+      return generic_forward(input, weight, bias, stride, padding, dilation, groups, format, true);
+    }
   }
   return generic_forward(input, weight, bias, stride, padding, dilation, groups, format);
 }
@@ -386,6 +455,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_bias_relu_backward_cpu(
 
 bool set_cpu_onednn_enabled(bool enabled) {
   return onednn_enabled.exchange(enabled);
+}
+
+int64_t cpu_post_op_calls() {
+  return post_op_calls.load(std::memory_order_relaxed);
 }
 
 int64_t set_cpu_post_op_min_elements(int64_t elements) {

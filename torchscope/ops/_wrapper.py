@@ -71,14 +71,14 @@ def conv2d_bias_relu(
         The output, ``(N, C_out, H_out, W_out)``, channels_last when ``input`` or
         ``weight`` is channels_last, else contiguous.
 
-    Note:
-        On CPU in float32/bfloat16, when autograd does not record the call and
-        the output has 32768 elements or more, the relu runs inside oneDNN's
-        convolution, which turns a NaN pre-activation into 0 (as torch.compile's
-        CPU conv+relu fusion does); elsewhere (training, smaller outputs, other
-        dtypes, CUDA) NaN propagates as in ``torch.relu``.
+    NaN and infinities come out where eager ``relu(conv2d(...))`` puts them, on
+    every path (CPU and CUDA, training and not, both layouts): a NaN
+    pre-activation stays NaN, as in ``torch.relu``.
 
     Raises:
+        TypeError: when ``input`` or ``weight`` is not a tensor, ``bias`` is
+            neither a tensor nor None, or ``groups`` is not an int (the message
+            names the argument and the type found).
         RuntimeError: when the tensors do not fit together (the message names
             the argument, what was found and what was expected, with the shapes
             as given).
@@ -97,6 +97,13 @@ def conv2d_bias_relu(
         ...                         padding="same").shape
         torch.Size([1, 4, 5, 5])
     """
+    if (
+        type(input) is not torch.Tensor
+        or type(weight) is not torch.Tensor
+        or (bias is not None and type(bias) is not torch.Tensor)
+        or type(groups) is not int
+    ):
+        groups = _checked_types(input, weight, bias, groups)  # subclasses (Parameter) pass
     if input.dim() == 4 and type(stride) is int and type(padding) is int and type(dilation) is int:
         # The usual call.
         unbatched = False
@@ -203,6 +210,26 @@ def _resolve_call(
     if extra != [0, 0]:
         input = F.pad(input, [0, extra[1], 0, extra[0]])
     return input, stride_, padding_, dilation_
+
+
+def _checked_types(input: Any, weight: Any, bias: Any, groups: Any) -> int:
+    """``groups`` as an int, after a TypeError naming the first argument of the wrong
+    type, if there is one."""
+    for name, value, allowed in (
+        ("input", input, "a torch.Tensor"),
+        ("weight", weight, "a torch.Tensor"),
+        ("bias", bias, "a torch.Tensor or None"),
+    ):
+        if not isinstance(value, torch.Tensor) and not (name == "bias" and value is None):
+            raise TypeError(
+                f"{OP}: argument '{name}' must be {allowed}, got {type(value).__name__}"
+            )
+    try:
+        return _int(groups)
+    except TypeError:
+        raise TypeError(
+            f"{OP}: argument 'groups' must be an int, got {type(groups).__name__}"
+        ) from None
 
 
 def _int(value: Any) -> int:
