@@ -59,8 +59,7 @@ from ._scopes import (
 from ._store import VariableStore
 from ._summary import summary
 from ._templates import Template, make_template
-
-__version__ = "0.1.0"
+from ._version import __version__ as __version__
 
 __all__ = [
     "AUTO_REUSE",

@@ -24,7 +24,7 @@ import torch
 from torch.compiler import is_compiling
 
 from ._compile_hooks import when_dynamo_loads
-from ._native import DISABLE_ENV
+from ._native import DISABLE_ENV, build_mismatch
 
 __all__ = [
     "cached_scope",
@@ -103,6 +103,8 @@ def conv2d_bias_relu_py(
 
 def _load() -> Any:
     if os.environ.get(DISABLE_ENV) == "1" or not hasattr(torch.compiler, "substitute_in_graph"):
+        return None
+    if build_mismatch() is not None:  # _native's fallback warning says what to do
         return None
     try:
         _fastpaths = importlib.import_module("torchscope._fastpaths")  # compiled: untyped

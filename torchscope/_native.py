@@ -11,6 +11,7 @@ exercise the fallback.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import warnings
 
@@ -33,9 +34,31 @@ class NativeExtensionWarning(UserWarning):
     """
 
 
+def build_mismatch() -> str | None:
+    """Why the compiled libraries must not be loaded because they were built for another
+    torch (``_build_info.json``, written by setup.py beside them), or None. Loading one
+    built against another torch fails on a missing symbol at best and crashes at worst."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_build_info.json")
+    try:
+        with open(path) as f:
+            built = json.load(f).get("torch")
+    except (OSError, ValueError, AttributeError):
+        return None  # no record (a build older than the record): try loading
+    if built is None or built == torch.__version__:
+        return None
+    return (
+        f"built for torch {built}, running torch {torch.__version__}: reinstall torchscope "
+        "against this torch with `pip install --no-build-isolation .` (`-e .` for an "
+        "editable install)"
+    )
+
+
 def _load() -> tuple[bool, str]:
     if os.environ.get(DISABLE_ENV) == "1":
         return False, f"{DISABLE_ENV}=1 is set"
+    mismatch = build_mismatch()
+    if mismatch is not None:
+        return False, mismatch
     try:
         importlib.import_module("._C", __package__)
     except (ImportError, OSError) as e:
@@ -65,9 +88,24 @@ _warned = False
 FALLBACK_MESSAGE = (
     "torchscope: the compiled operator library torchscope._C is not loaded ({reason}); "
     "torchscope.ops.conv2d_bias_relu runs as relu(conv2d(...)) in pure PyTorch, without the "
-    "fused epilogue. To build it, install with a C++ compiler present: "
-    "`pip install --no-build-isolation -e .`"
+    "fused epilogue.{advice}"
 )
+
+
+def advice(reason: str) -> str:
+    """What to do about ``reason``: the build advice where the library is missing; none
+    where the reason says it already (another torch) or it was switched off."""
+    if reason.startswith("built for torch") or DISABLE_ENV in reason:
+        return ""
+    if "No module named" in reason:
+        return (
+            " It was not built: install with a working C++ compiler present, "
+            "`pip install --no-build-isolation .` (`-e .` for an editable install)."
+        )
+    return (
+        " It was built but cannot load here (for example against another torch): reinstall "
+        "it against this torch with `pip install --no-build-isolation .`."
+    )
 
 
 DEVICE_FALLBACK_MESSAGE = (
@@ -83,7 +121,11 @@ def warn_fallback_once() -> None:
     if _warned or torch.compiler.is_compiling():
         return
     _warned = True
-    warnings.warn(FALLBACK_MESSAGE.format(reason=REASON), NativeExtensionWarning, stacklevel=3)
+    warnings.warn(
+        FALLBACK_MESSAGE.format(reason=REASON, advice=advice(REASON)),
+        NativeExtensionWarning,
+        stacklevel=3,
+    )
 
 
 def warn_device_fallback_once(device: str) -> None:
