@@ -177,7 +177,21 @@ def _extensions():
     return [ext, fastpaths, crc32c], {"build_ext": BuildWithInfo}
 
 
+def _check_setuptools() -> None:
+    """pyproject.toml's SPDX license needs setuptools 77; older ones fail on it with a
+    schema error that does not say so. Without build isolation the user's own is used."""
+    import setuptools
+
+    major = int(re.match(r"\d+", setuptools.__version__).group())
+    if major < 77:
+        sys.exit(
+            f"torchscope: building needs setuptools>=77, this is {setuptools.__version__}: "
+            "`pip install -U 'setuptools>=77'`, then install torchscope again"
+        )
+
+
 if __name__ == "__main__":  # setuptools runs this file as __main__; tests import it
+    _check_setuptools()
     ext_modules, cmdclass = _extensions()
     # No abi3 wheel tag: torchscope._fastpaths is built for one Python version.
     setup(ext_modules=ext_modules, cmdclass=cmdclass)

@@ -26,7 +26,7 @@ export TORCH_CUDA_ARCH_LIST=$arch MAX_JOBS=${MAX_JOBS:-16}
 stage build "${BUILD_LIMIT:-300}" $py -m pip install -v --no-build-isolation --no-deps --no-index -e . || exit 1
 stage selfcheck 60 $py -m torchscope
 stage cuda_tests "${CUDA_TESTS_LIMIT:-240}" $py -m pytest -q -rs -p no:cacheprovider \
-  tests/test_cuda_ops.py tests/test_cuda_build.py tests/test_train_cuda.py \
+  tests/test_cuda_ops.py tests/test_cuda_build.py tests/test_train_cuda.py tests/test_nonfinite.py \
   tests/test_initializers.py::test_cuda_seeded_matches_cpu_and_unseeded_runs_on_device
 TAIL=60 stage bench_conv_cuda "${BENCH_LIMIT:-180}" $py bench/conv.py --device cuda
 if [ -n "${FULL_SUITE_LIMIT:-}" ]; then
