@@ -42,7 +42,7 @@ LAYERS: list[list[str]] = [
     # adapters
     ["_policy", "_module", "_templates", "_summary", "_checkpoint"],
     # public submodules and the public face
-    ["ops", "nn", "train", "pytest_plugin", "__init__", "__main__"],
+    ["ops", "nn", "train", "layers", "pytest_plugin", "__init__", "__main__"],
 ]
 
 MAX_CODE_LINES = 400
@@ -61,7 +61,7 @@ def _modules() -> dict[str, Path]:
 def _owner(module: str) -> str:
     """The layered unit a module belongs to: a sub-package as a whole."""
     top = module.split(".")[0]
-    return top if top in ("train", "ops") else module
+    return top if top in ("train", "ops", "layers") else module
 
 
 def _imports(path: Path, module: str) -> set[str]:
