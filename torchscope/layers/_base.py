@@ -21,6 +21,7 @@ import torch
 
 from .._checks import describe
 from .._context import current
+from .._errors import DTYPE_MISMATCH, DtypeMismatchError
 from .._graph_keys import GraphKeys
 from .._lookup import get_variable
 from .._scopes import variable_scope
@@ -38,7 +39,7 @@ __all__ = [
     "finish",
     "layer_scope",
     "opened_scope",
-    "variable_dtype",
+    "layer_dtype",
     "weight",
 ]
 
@@ -108,29 +109,42 @@ def weight(
     constraint: Constraint | None = None,
 ) -> torch.nn.Parameter:
     """The layer's variable ``name`` in the current scope (made or reused by
-    ``get_variable``). ``initializer=None`` is the scope's initializer, else Glorot-uniform;
-    a layer's ``regularizer`` is added to the scope's, as TensorFlow adds both."""
-    if regularizer is not None:
-        outer = current().scope._regularizer
-        if outer is not None:
-            regularizer = _Summed(outer, regularizer)
-    return get_variable(
+    ``get_variable``), of ``dtype`` (None: ``get_variable``'s default).
+
+    ``initializer=None`` is the scope's initializer, else Glorot-uniform; a layer's
+    ``regularizer`` is added to the scope's, as TensorFlow adds both. A ``dtype`` that
+    ``get_variable`` would pick anyway is not passed (which keeps its reuse path, the call
+    a forward makes every step) but checked here, unless a custom getter runs (it gets
+    the dtype, as TensorFlow's layers pass it, and may return another)."""
+    scope = current().scope
+    if regularizer is not None and scope._regularizer is not None:
+        regularizer = _Summed(scope._regularizer, regularizer)
+    default = scope._dtype if scope._dtype is not None else torch.get_default_dtype()
+    implied = dtype == default and scope._custom_getter is None
+    variable = get_variable(
         name,
         shape,
-        dtype=dtype,
+        dtype=None if implied else dtype,
         initializer=initializer,
         regularizer=regularizer,
         trainable=trainable,
         constraint=constraint,
     )
+    if implied and variable.dtype != dtype:
+        raise DtypeMismatchError(
+            DTYPE_MISMATCH.format(name=scope._prefix + name, dtype=dtype, found=variable.dtype)
+        )
+    return variable
 
 
-def variable_dtype(dtype: torch.dtype) -> torch.dtype | None:
-    """``dtype`` for a layer's variables (TensorFlow's layers take their inputs' dtype),
-    or ``None`` when that is what ``get_variable`` would pick anyway (the scope's dtype,
-    else the default dtype), which keeps ``get_variable``'s reuse path."""
-    scope_dtype = current().scope._dtype
-    if dtype == (scope_dtype if scope_dtype is not None else torch.get_default_dtype()):
+def layer_dtype(inputs: torch.Tensor, dtype: torch.dtype | None = None) -> torch.dtype | None:
+    """The dtype of a layer's variables: ``dtype``, else the inputs' (as TensorFlow's
+    layers take it); None (``get_variable``'s default) for inputs in the dtype of an
+    enabled ``torch.autocast``, which keeps the variables in full precision."""
+    if dtype is None:
+        dtype = inputs.dtype
+    device = inputs.device.type
+    if torch.is_autocast_enabled(device) and dtype == torch.get_autocast_dtype(device):
         return None
     return dtype
 

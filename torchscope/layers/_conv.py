@@ -25,8 +25,8 @@ from ._base import (
     check_positive_int,
     check_tuple,
     finish,
+    layer_dtype,
     layer_scope,
-    variable_dtype,
     weight,
 )
 
@@ -99,7 +99,7 @@ def conv2d(
     fmt = "NCHW" if channels_first else "NHWC"
     channels = inputs.shape[1 if channels_first else 3]
     with layer_scope(layer, name, reuse):
-        dtype = variable_dtype(inputs.dtype)
+        dtype = layer_dtype(inputs)
         kernel = weight(
             "kernel",
             [*kernel_size, channels, filters],

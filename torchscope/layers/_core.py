@@ -21,9 +21,9 @@ from ._base import (
     check_positive_int,
     check_training,
     finish,
+    layer_dtype,
     layer_scope,
     opened_scope,
-    variable_dtype,
     weight,
 )
 
@@ -93,7 +93,7 @@ def dense(
     check_bool(layer, "use_bias", use_bias)
     check_callables(layer, activation=activation, activity_regularizer=activity_regularizer)
     with layer_scope(layer, name, reuse):
-        dtype = variable_dtype(inputs.dtype)
+        dtype = layer_dtype(inputs)
         kernel = weight(
             "kernel",
             [inputs.shape[-1], units],

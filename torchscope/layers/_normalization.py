@@ -10,7 +10,7 @@ import torch
 from .._checks import describe
 from .._initializers import ones_initializer, zeros_initializer
 from .._types import Constraint, InitializerLike, Regularizer, Reuse
-from ._base import check_bool, check_inputs, check_training, layer_scope, variable_dtype, weight
+from ._base import check_bool, check_inputs, check_training, layer_dtype, layer_scope, weight
 
 __all__ = ["batch_normalization"]
 
@@ -116,7 +116,7 @@ def batch_normalization(
     half = inputs.dtype in (torch.float16, torch.bfloat16)
     param_dtype = torch.float32 if half else inputs.dtype
     with layer_scope(_LAYER, name, reuse):
-        dtype = variable_dtype(param_dtype)
+        dtype = layer_dtype(inputs, param_dtype)
         gamma = beta = None
         if scale:
             gamma = weight(
