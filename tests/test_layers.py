@@ -61,6 +61,7 @@ SUBPACKAGE_LAYERS: dict[str, list[str]] = {
         "_core",
         "_conv",
         "_normalization",
+        "_pool",
         "__init__",
     ],
 }

@@ -20,6 +20,7 @@ import torchscope as ts
 
 GOLDEN = DATA / "tf_layers"
 CONFIGS = json.loads((GOLDEN / "configs.json").read_text())
+NAMES = json.loads((GOLDEN / "names.json").read_text())
 ACTIVATIONS = {"relu": torch.relu}
 
 
@@ -86,6 +87,36 @@ def test_conv2d_matches_tensorflow(ts_store, case, fmt):
         inits["bias_initializer"] = golden["var/bias"]
     _check_forward_and_gradients(
         golden, lambda x: ts.layers.conv2d(x, data_format=fmt, **kwargs, **inits), ts_store
+    )
+
+
+@pytest.mark.parametrize("fmt", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("case", sorted(CONFIGS["conv2d_transpose"]["cases"]))
+def test_conv2d_transpose_matches_tensorflow(ts_store, case, fmt):
+    golden = _cases("conv2d_transpose")[f"{case}/{fmt}"]
+    kwargs = _kwargs(CONFIGS["conv2d_transpose"]["cases"][case])
+    inits = {"kernel_initializer": golden["var/kernel"]}
+    if "var/bias" in golden:
+        inits["bias_initializer"] = golden["var/bias"]
+    _check_forward_and_gradients(
+        golden,
+        lambda x: ts.layers.conv2d_transpose(x, data_format=fmt, **kwargs, **inits),
+        ts_store,
+    )
+    assert ts_store["conv2d_transpose/kernel"].shape[2:] == (
+        kwargs["filters"],
+        3,
+    )  # [h, w, out, in]
+
+
+@pytest.mark.parametrize("fmt", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("case", sorted(CONFIGS["max_pooling2d"]["cases"]))
+@pytest.mark.parametrize("layer", ["max_pooling2d", "average_pooling2d"])
+def test_pooling_matches_tensorflow(ts_store, layer, case, fmt):
+    golden = _cases(layer)[f"{case}/{fmt}"]
+    kwargs = _kwargs(CONFIGS[layer]["cases"][case])
+    _check_forward_and_gradients(
+        golden, lambda x: getattr(ts.layers, layer)(x, data_format=fmt, **kwargs), ts_store
     )
 
 
@@ -189,3 +220,217 @@ def test_regularization_losses_match_tensorflow(ts_store):
         3,
         0,
     ]
+
+
+# -- names ---------------------------------------------------------------------------------------
+
+
+def _net(x: torch.Tensor, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """make_goldens.py's ``net``."""
+    L = ts.layers
+    h = L.dense(x, 5, activation=torch.relu)
+    h = L.dense(h, 3)
+    c = L.conv2d(images, 4, 3, padding="same")
+    c = L.batch_normalization(c, training=True)
+    c = L.max_pooling2d(c, 2, 2)
+    c = L.conv2d_transpose(c, 2, 3, strides=2, name="up")
+    c = L.dropout(c, 0.5, training=True)
+    return h, L.flatten(c)
+
+
+def _names_steps(x: torch.Tensor, images: torch.Tensor) -> list[tuple[str, Callable[[], None]]]:
+    """make_goldens.py's ``names_steps``, step by step, in torchscope."""
+    L = ts.layers
+
+    def unnamed():
+        L.dense(x, 3)
+        L.dense(x, 3)
+
+    def pool_named_dense():
+        L.max_pooling2d(images, 2, 2, name="dense")
+        L.dense(x, 3)
+
+    def named():
+        L.dense(x, 3, name="fc")
+
+    def named_again():
+        L.dense(x, 3, name="fc")
+
+    def named_reuse():
+        L.dense(x, 3, name="fc", reuse=True)
+
+    def unnamed_reuse():
+        L.dense(x, 3, reuse=True)
+
+    def unnamed_reuse_missing():
+        L.conv2d(images, 4, 3, reuse=True)
+
+    def all_layers():
+        L.conv2d(images, 4, 3)
+        L.conv2d_transpose(images, 2, 3, strides=2)
+        L.batch_normalization(images, training=True)
+        L.batch_normalization(x)
+        L.dropout(x, 0.5, training=True)
+        L.flatten(images)
+        L.average_pooling2d(images, 2, 2)
+        L.max_pooling2d(images, 2, 2)
+        L.conv2d(images, 2, 1, use_bias=False)
+        L.batch_normalization(images, center=False, scale=False)
+
+    def scope_reuse():
+        with ts.variable_scope("m"):
+            _net(x, images)
+        with ts.variable_scope("m", reuse=True):
+            _net(x, images)
+
+    def scope_twice():
+        with ts.variable_scope("m"):
+            _net(x, images)
+
+    def auto_reuse():
+        for _ in range(2):
+            with ts.variable_scope("a", reuse=ts.AUTO_REUSE):
+                L.dense(x, 3)
+                L.dense(x, 3)
+        with ts.variable_scope("a", reuse=ts.AUTO_REUSE):
+            L.dense(x, 3)
+            L.dense(x, 3)
+            L.dense(x, 3)
+
+    def layer_auto_reuse():
+        with ts.variable_scope("n"):
+            L.dense(x, 3, reuse=ts.AUTO_REUSE)
+            L.dense(x, 3, reuse=ts.AUTO_REUSE)
+            L.dense(x, 3)
+
+    def explicit_reuse_in_auto():
+        with ts.variable_scope("n2", reuse=ts.AUTO_REUSE):
+            L.dense(x, 3, reuse=True)
+
+    def template():
+        t = ts.make_template("tmpl", _net)
+        t(x, images)
+        t(x, images)
+        t2 = ts.make_template("tmpl", _net)
+        t2(x, images)
+        t2(x, images)
+
+    def default_name_scope():
+        for _ in range(2):
+            with ts.variable_scope(None, default_name="block"):
+                L.dense(x, 3)
+                L.dense(x, 3)
+
+    def reenter_no_reuse():
+        with ts.variable_scope("outer"):
+            with ts.variable_scope("inner"):
+                L.dense(x, 3)
+            with ts.variable_scope("inner"):
+                L.dense(x, 3)
+
+    def nested_named():
+        with ts.variable_scope("enc"):
+            L.dense(x, 3, name="fc")
+            L.dense(x, 3, name="fc2")
+        with ts.variable_scope("enc", reuse=True):
+            L.dense(x, 3, name="fc")
+
+    def reuse_scope_unnamed():
+        with ts.variable_scope("r"):
+            L.dense(x, 3)
+            L.dense(x, 3)
+        with ts.variable_scope("r") as scope:
+            scope.reuse_variables()
+            L.dense(x, 3)
+            L.dense(x, 3)
+
+    def module():
+        with ts.variable_scope("module"):
+            _net(x, images)
+
+    steps = (
+        unnamed,
+        pool_named_dense,
+        named,
+        named_again,
+        named_reuse,
+        unnamed_reuse,
+        unnamed_reuse_missing,
+        all_layers,
+        scope_reuse,
+        scope_twice,
+        auto_reuse,
+        layer_auto_reuse,
+        explicit_reuse_in_auto,
+        template,
+        default_name_scope,
+        reenter_no_reuse,
+        nested_named,
+        reuse_scope_unnamed,
+        module,
+    )
+    return [(f.__name__, f) for f in steps]
+
+
+def _inputs() -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.zeros(2, 4), torch.zeros(2, 6, 6, 3)
+
+
+def test_variable_names_match_tensorflow(ts_store):
+    """The naming program, step by step: the same variables (names, shapes, trainable
+    flags, in creation order, made by the same step) and the same steps refused, with
+    TensorFlow's errors."""
+    made: dict[str, str] = {}
+    steps = []
+    for label, step in _names_steps(*_inputs()):
+        try:
+            step()
+            error = None
+        except ValueError as e:
+            error = str(e)
+        steps.append([label, error])
+        for name in ts_store:
+            made.setdefault(name, label)
+    for (label, error), (tf_label, tf_error) in zip(steps, NAMES["steps"], strict=True):
+        assert label == tf_label
+        if tf_error is None:
+            assert error is None, f"step {label}: {error}"
+        else:
+            assert error is not None, f"step {label} should have failed: {tf_error}"
+            variable = tf_error.split()[1]  # "Variable fc/kernel already exists, ..."
+            assert variable in error
+            kind = "already exists" if "already exists" in tf_error else "does not exist"
+            assert kind in error
+    ours = [
+        [name, list(v.shape), v.requires_grad, made[name]]
+        for name, v in zip(ts_store, ts_store.variables(), strict=True)
+    ]
+    assert ours == NAMES["variables"]
+    trainable = [ts.name_of(v) + ":0" for v in ts.trainable_variables()]
+    assert trainable == NAMES["collections"]["trainable_variables"]
+    # Updates ran in the forwards: nothing is left for UPDATE_OPS (TensorFlow lists 16 ops).
+    assert len(NAMES["collections"]["update_ops"]) == 16
+    assert ts.get_collection(ts.GraphKeys.UPDATE_OPS) == []
+
+
+def _golden_of_step(step: str) -> list[list[Any]]:
+    return [v[:3] for v in NAMES["variables"] if v[3] == step]
+
+
+def test_scoped_module_names_match_tensorflow():
+    """ScopedModule(net, name="module"): TensorFlow's names for net in scope "module", on
+    every call (the second call reuses; a third with other inputs too)."""
+    model = ts.ScopedModule(_net, name="module")
+    for _ in range(3):
+        model(*_inputs())
+    ours = [[name, list(v.shape), v.requires_grad] for name, v in model.store.items()]
+    assert ours == _golden_of_step("module")
+
+
+def test_template_names_match_tensorflow(ts_store):
+    """make_template: each template's first call names its layers as TensorFlow does, and
+    every later call gets the same names (reusing)."""
+    _, template_steps = None, [s for s in _names_steps(*_inputs()) if s[0] == "template"]
+    template_steps[0][1]()
+    ours = [[name, list(v.shape), v.requires_grad] for name, v in ts_store.items()]
+    assert ours == _golden_of_step("template")

@@ -44,14 +44,18 @@ Porting notes:
 
 from __future__ import annotations
 
-from ._conv import conv2d
+from ._conv import conv2d, conv2d_transpose
 from ._core import dense, dropout, flatten
 from ._normalization import batch_normalization
+from ._pool import average_pooling2d, max_pooling2d
 
 __all__ = [
+    "average_pooling2d",
     "batch_normalization",
     "conv2d",
+    "conv2d_transpose",
     "dense",
     "dropout",
     "flatten",
+    "max_pooling2d",
 ]
