@@ -5,6 +5,9 @@ against TensorFlow are in test_layers_tf.py."""
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -384,3 +387,45 @@ def test_conv2d_relu_runs_the_fused_op_with_the_same_numbers():
         fused = L.conv2d(x, 4, 3, strides=2, padding="same", activation=torch.relu)
         plain = L.conv2d(x, 4, 3, strides=2, padding="same", activation=lambda t: t.relu())
     torch.testing.assert_close(fused, plain)
+
+
+# -- the typed example, torch.compile ----------------------------------------------------------
+
+
+def test_the_typed_example_trains():
+    spec = importlib.util.spec_from_file_location(
+        "typed_layers", Path(__file__).parent / "typed" / "layers.py"
+    )
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    assert example.train() == [
+        "conv2d/kernel",
+        "conv2d/bias",
+        "batch_normalization/gamma",
+        "batch_normalization/beta",
+        "batch_normalization/moving_mean",
+        "batch_normalization/moving_variance",
+        "up/kernel",
+        "up/bias",
+        "dense/kernel",
+        "dense/bias",
+    ]
+
+
+def test_a_built_module_of_layers_compiles_without_graph_breaks():
+    """After the first call, torch.compile(fullgraph=True) traces the layers (scopes,
+    reuse lookups, batch norm's in-place updates) in one graph, with eager's numbers."""
+    model = ts.ScopedModule(_model)
+    x = torch.randn(2, 6, 6, 3)
+    model(x, training=True)
+    import torch._dynamo as dynamo
+
+    explained = dynamo.explain(model)(x, training=False)
+    assert explained.graph_break_count == 0, explained.break_reasons
+    compiled = torch.compile(model, fullgraph=True)
+    moving = model.store["batch_normalization/moving_mean"]
+    before = moving.clone()
+    torch.testing.assert_close(compiled(x), model(x))
+    compiled(x, training=True)
+    assert not torch.equal(moving, before)  # updated in place by the compiled call

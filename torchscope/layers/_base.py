@@ -14,7 +14,7 @@ next unnamed dense layer ``dense_1``).
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, TypeAlias
 
 import torch
@@ -30,6 +30,7 @@ from .._types import Constraint, InitializerLike, Regularizer, Reuse, ShapeLike
 __all__ = [
     "Activation",
     "check_bool",
+    "check_callables",
     "check_data_format",
     "check_inputs",
     "check_padding",
@@ -303,11 +304,3 @@ def check_callables(layer: str, **arguments: Any) -> None:
             raise TypeError(
                 _error(layer, argument, f"must be callable or None, got {describe(value)}{hint}")
             )
-
-
-def channel_axis(inputs: torch.Tensor, channels_first: bool) -> int:
-    return 1 if channels_first else inputs.dim() - 1
-
-
-def as_list(values: Sequence[int]) -> list[int]:
-    return [int(v) for v in values]

@@ -146,7 +146,7 @@ def batch_normalization(
             _update(
                 moving_mean, moving_variance, mean, variance, momentum, training, fused_kernel, x
             )
-            if training is not True:
+            if isinstance(training, torch.Tensor):
                 mean = torch.where(training, mean, moving_mean)
                 variance = torch.where(training, variance, moving_variance)
         outputs = _normalize(x, axes, mean, variance, beta, gamma, epsilon)
@@ -204,7 +204,7 @@ def _update(
     decay = 1.0 - momentum
     for moving, value in ((moving_mean, mean), (moving_variance, variance)):
         new = moving - (moving - value.to(moving.dtype)) * decay
-        if training is not True:
+        if isinstance(training, torch.Tensor):
             new = torch.where(training, new, moving)
         moving.copy_(new)
 
