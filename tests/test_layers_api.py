@@ -5,6 +5,7 @@ against TensorFlow are in test_layers_tf.py."""
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 from pathlib import Path
 
@@ -215,6 +216,22 @@ def test_regularizers_once_per_variable_and_activity_loss_replaced_per_call():
     losses = model.store.regularization_losses()
     assert [v.item() for v in losses] == [6.0, 1.0, 3.0 * 3 * 2 * 4 / 4]
     assert ts.regularization_losses() == []  # the module's store, not the default one
+
+
+def test_activity_loss_in_compiled_calls_and_copies():
+    def net(x):
+        return L.dense(x, 2, activity_regularizer=lambda y: y.abs().sum(), name="fc")
+
+    model = ts.ScopedModule(net)
+    model(torch.ones(4, 3))
+    compiled = torch.compile(model, fullgraph=True)
+    y = compiled(torch.full((4, 3), 2.0))
+    (loss,) = model.store.regularization_losses()
+    torch.testing.assert_close(loss, y.abs().sum() / 4)
+    assert model.store.regularization_losses("fc/") == [loss]
+    clone = copy.deepcopy(model)
+    (copied,) = clone.store.regularization_losses()
+    assert copied.grad_fn is None and torch.equal(copied, loss.detach())
 
 
 def test_constraints_are_applied_by_apply_constraints():

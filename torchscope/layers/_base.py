@@ -13,11 +13,13 @@ next unnamed dense layer ``dense_1``).
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import Callable
 from typing import Any, TypeAlias
 
 import torch
+from torch.compiler import is_compiling
 
 from .._checks import describe
 from .._context import current
@@ -184,7 +186,7 @@ def _set_activity_loss(loss: torch.Tensor) -> None:
     store, scope = context.store, context.scope._name
     key = GraphKeys.REGULARIZATION_LOSSES
     loss._torchscope_name = scope + "/ActivityRegularizer"  # type: ignore[attr-defined]
-    with store._lock:
+    with contextlib.nullcontext() if is_compiling() else store._lock:  # dynamo cannot trace locks
         latest = _ACTIVITY.setdefault(store, {})
         previous = latest.get(scope)
         items = store._collections.get(key, [])
