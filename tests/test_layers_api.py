@@ -264,6 +264,19 @@ def test_batch_norm_updates_only_in_training_and_outside_autograd():
     assert ts.get_collection(ts.GraphKeys.UPDATE_OPS) == []
 
 
+def test_batch_norm_updates_once_under_checkpoint():
+    """ts.checkpoint recomputes the forward in backward; the moving averages are updated
+    by the forward only."""
+    x = torch.randn(8, 3) * 2 + 1
+    model = ts.ScopedModule(
+        lambda x: ts.checkpoint(lambda t: L.batch_normalization(t, training=True, momentum=0.5), x)
+    )
+    model(x).sum().backward()
+    moving = model.store["batch_normalization/moving_mean"]
+    torch.testing.assert_close(moving, 0.5 * x.mean(0))
+    assert model.store["batch_normalization/gamma"].grad is not None
+
+
 def test_batch_norm_training_tensor_picks_without_reading_it():
     x = torch.randn(8, 2)
     with ts.variable_scope("a"):

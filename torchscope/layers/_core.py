@@ -145,7 +145,9 @@ def dropout(
             repeatable). An int gives this layer a generator of its own, seeded with it at
             the layer's first call and drawn from on each later call, as a TensorFlow op
             seed gives a repeatable sequence of masks (not TensorFlow's numbers).
-            ``torch.compile`` traces ``seed=None`` only.
+            ``torch.compile`` traces ``seed=None`` only, and only ``seed=None`` gives the
+            same mask again where ``ts.checkpoint`` recomputes the forward (torch restores
+            its global generator's state for that, not this one's).
         training: a bool, or a one-element bool tensor (then both results are computed
             and the tensor picks, without reading it back).
         name: the layer's scope name (made unique; the layer has no variables).

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from torch.compiler import is_compiling
 
 from .._checks import describe
 from .._initializers import ones_initializer, zeros_initializer
@@ -197,7 +198,10 @@ def _update(
     x: torch.Tensor,
 ) -> None:
     """TensorFlow's update ops, run now: ``moving -= (moving - value) * (1 - momentum)``,
-    the variance with Bessel's correction where TensorFlow's fused kernel computes it."""
+    the variance with Bessel's correction where TensorFlow's fused kernel computes it.
+    Not while backward recomputes the forward (``ts.checkpoint``): the forward updated."""
+    if not is_compiling() and torch._C._current_graph_task_id() != -1:
+        return
     if fused_kernel:
         count = x.numel() // max(variance.numel(), 1)
         variance = variance * (count / max(count - 1, 1))
