@@ -9,9 +9,10 @@ Every case runs in its own graph in TF1 graph mode (``tf.compat.v1``, eager off)
 ``x`` is fed through a placeholder; after the variables are initialised, each one is set to a
 fixed random value (``var/<name>``, ``<name>`` the variable's name inside the layer: ``kernel``,
 ``bias``, ``gamma``, ...), and the loss ``sum(y * up)`` with a fixed random ``up`` is
-differentiated with ``tf.gradients``. ``<layer>.npz`` holds, per case ``<case>/``: ``x``,
-``up``, ``y``, ``grad/x``, ``var/<name>``, and ``grad/<name>`` for each trainable variable.
-Every array is float32, little-endian.
+differentiated with ``tf.gradients``. ``<layer>.npz`` holds, per case ``<case>/`` (the
+convolutions and pools: ``<case>/<data_format>/``): ``x``, ``up``, ``y``, ``grad/x``,
+``var/<name>``, and ``grad/<name>`` for each trainable variable. Every array is float32,
+little-endian.
 
 Batch normalization in training mode runs two steps (``x`` then ``x2``, each with the layer's
 ``UPDATE_OPS`` in the same ``session.run``) and adds ``y2`` and ``moving_mean/<t>``,
@@ -25,7 +26,7 @@ it in ``configs.json``.
 
 ``configs.json`` gives each case's layer keyword arguments (TensorFlow's spelling, which is
 also ``ts.layers``'s) and input shapes; ``names.json`` the variable names, shapes and
-trainable flags, and the collections, of the program in ``names_program`` (how TF1 layers
+trainable flags, and the collections, of the program in ``names_steps`` (how TF1 layers
 pick their names: per variable scope, with reuse, ``AUTO_REUSE`` and templates); and
 ``regularization.npz`` with ``configs.json``'s ``regularization`` the
 ``REGULARIZATION_LOSSES`` of a scope regularizer, a layer regularizer and an activity
