@@ -180,6 +180,13 @@ def test_variables_stay_in_full_precision_under_autocast():
     assert {v.dtype for v in ts.global_variables()} == {torch.float32}
 
 
+def test_layers_build_on_the_meta_device():
+    with torch.device("meta"):
+        model = ts.ScopedModule(_model)
+        y = model(torch.ones(2, 6, 6, 3), training=True)
+    assert y.device.type == "meta" and _names(model.store) == MODEL_NAMES
+
+
 def test_default_kernel_initializer_is_glorot_uniform():
     torch.manual_seed(0)
     L.dense(torch.ones(1, 300), 200)

@@ -28,6 +28,7 @@ from .._graph_keys import GraphKeys
 from .._lookup import get_variable
 from .._scopes import variable_scope
 from .._types import Constraint, InitializerLike, Regularizer, Reuse, ShapeLike
+from ..ops._wrapper import autocast_dtype
 
 __all__ = [
     "Activation",
@@ -146,10 +147,7 @@ def layer_dtype(inputs: torch.Tensor, dtype: torch.dtype | None = None) -> torch
     enabled ``torch.autocast``, which keeps the variables in full precision."""
     if dtype is None:
         dtype = inputs.dtype
-    device = inputs.device.type
-    if torch.is_autocast_enabled(device) and dtype == torch.get_autocast_dtype(device):
-        return None
-    return dtype
+    return None if dtype == autocast_dtype(inputs.device.type) else dtype
 
 
 # -- the output -----------------------------------------------------------------------------
