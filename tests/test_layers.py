@@ -43,15 +43,35 @@ LAYERS: list[list[str]] = [
     # adapters
     ["_policy", "_module", "_templates", "_summary", "_checkpoint"],
     # public submodules and the public face
-    ["ops", "nn", "train", "pytest_plugin", "__init__", "__main__"],
+    ["ops", "nn", "train", "layers", "pytest_plugin", "__init__", "__main__"],
 ]
+
+# Inside a sub-package its modules are ordered the same way (lowest first; the package's
+# __init__ re-exports and comes last).
+SUBPACKAGE_LAYERS: dict[str, list[str]] = {
+    "nn": [
+        "_args",
+        "_conv",
+        "_conv_transpose",
+        "_pool",
+        "_elementwise",
+        "__init__",
+    ],
+    "layers": [
+        "_base",
+        "_core",
+        "_conv",
+        "_normalization",
+        "_pool",
+        "__init__",
+    ],
+}
 
 MAX_CODE_LINES = 400
 
 
 def _modules() -> dict[str, Path]:
-    """Module name (relative to the package, sub-packages as one: 'train', 'ops') -> its
-    files."""
+    """Module name (relative to the package: 'train._bundle', 'nn._conv') -> its file."""
     found: dict[str, Path] = {}
     for path in PACKAGE.rglob("*.py"):
         parts = path.relative_to(PACKAGE).with_suffix("").parts
@@ -62,7 +82,7 @@ def _modules() -> dict[str, Path]:
 def _owner(module: str) -> str:
     """The layered unit a module belongs to: a sub-package as a whole."""
     top = module.split(".")[0]
-    return top if top in ("train", "ops") else module
+    return top if top in ("train", "ops", "nn", "layers") else module
 
 
 def _imports(path: Path, module: str) -> set[str]:
@@ -73,9 +93,7 @@ def _imports(path: Path, module: str) -> set[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
             skipped.update(id(n) for n in ast.walk(node))
-    package_parts = module.split(".")[:-1] if path.name != "__init__.py" else module.split(".")
-    if module == "__init__":
-        package_parts = []
+    package_parts = module.split(".")[:-1]  # "nn.__init__" and "nn._conv" are in "nn"
     found = set()
     for node in ast.walk(tree):
         if id(node) in skipped:
@@ -100,16 +118,22 @@ def _imports(path: Path, module: str) -> set[str]:
     return found
 
 
+def _dependencies(module: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The modules that ``module`` imports."""
+    deps = set()
+    for name in _imports(path, module):
+        while name and name not in modules:  # "x.y" may be a name inside module "x"
+            name = name.rpartition(".")[0]
+        if name:
+            deps.add(name)
+    return deps
+
+
 def _graph() -> dict[str, set[str]]:
     modules = _modules()
     graph: dict[str, set[str]] = {}
     for module, path in modules.items():
-        deps = set()
-        for name in _imports(path, module):
-            while name and name not in modules:  # "x.y" may be a name inside module "x"
-                name = name.rpartition(".")[0]
-            if name:
-                deps.add(name)
+        deps = _dependencies(module, path, modules)
         owner = _owner(module)
         graph.setdefault(owner, set()).update(
             _owner(d) for d in deps if _owner(d) != owner and d != "__init__"
@@ -135,6 +159,22 @@ def test_imports_go_downward_only():
             if module in ("__init__", "__main__"):
                 continue  # the public face imports everything
             if rank[dep] >= rank[module]:
+                upward.append(f"{module} -> {dep}")
+    assert not upward, "imports that do not go downward: " + ", ".join(sorted(upward))
+
+
+@pytest.mark.parametrize("package", sorted(SUBPACKAGE_LAYERS))
+def test_subpackage_modules_have_an_order_and_import_downward(package):
+    modules = _modules()
+    order = SUBPACKAGE_LAYERS[package]
+    found = sorted(m.split(".", 1)[1] for m in modules if m.startswith(package + "."))
+    assert sorted(order) == sorted(found), f"{package}: modules {found}, table {order}"
+    upward = []
+    for name in order:
+        module = f"{package}.{name}"
+        for dep in _dependencies(module, modules[module], modules):
+            inner = dep.split(".", 1)[1] if dep.startswith(package + ".") else None
+            if inner is not None and order.index(inner) >= order.index(name):
                 upward.append(f"{module} -> {dep}")
     assert not upward, "imports that do not go downward: " + ", ".join(sorted(upward))
 

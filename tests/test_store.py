@@ -389,6 +389,22 @@ def test_torch_save_load_is_independent_and_works():
     assert pickle.loads(pickle.dumps(store)) is not store
 
 
+def test_collected_tensors_with_autograd_history_copy_and_pickle_detached():
+    """A loss a forward put into a collection (ts.add_to_collection, an activity
+    regularizer) does not stop a copy: it is copied detached, with its value."""
+    store = ts.VariableStore()
+    with store.as_default():
+        w = ts.get_variable("w", initializer=[1.0, 2.0])
+        loss = (w * 3).sum()
+        ts.add_to_collection(ts.GraphKeys.LOSSES, loss)
+        ts.add_to_collection(ts.GraphKeys.LOSSES, "a name")
+    for clone in (copy.deepcopy(store), pickle.loads(pickle.dumps(store))):
+        copied, text = clone.get_collection(ts.GraphKeys.LOSSES)
+        assert torch.equal(copied, torch.tensor(9.0)) and copied.grad_fn is None
+        assert text == "a name"
+    assert store.get_collection(ts.GraphKeys.LOSSES)[0] is loss
+
+
 def _l2(v):
     return (v**2).sum()
 

@@ -7,7 +7,7 @@
 ('conv1/weights', (5, 5, 32, 32))
 """
 
-from . import nn, ops, train
+from . import layers, nn, ops, train
 from ._checkpoint import checkpoint
 from ._collections import (
     add_to_collection,
@@ -88,6 +88,7 @@ __all__ = [
     "glorot_normal_initializer",
     "glorot_uniform_initializer",
     "init_from",
+    "layers",
     "make_template",
     "name_of",
     "name_scope",

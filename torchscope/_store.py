@@ -151,6 +151,11 @@ class VariableStore(nn.ParameterDict):
         state.pop("_lock", None)
         state.pop("_local", None)
         state["policy"] = None  # the owning module sets it again when it is restored
+        # A tensor with autograd history in a collection (a loss put there by a forward)
+        # is copied and pickled detached: torch copies only graph leaves.
+        state["_collections"] = {
+            key: [_detached(item) for item in items] for key, items in self._collections.items()
+        }
         return state
 
     def _save_to_state_dict(self, destination: dict, prefix: str, keep_vars: bool) -> None:
@@ -557,3 +562,14 @@ class _AsDefault:
         # raises, changing nothing, if closed out of order (or never opened: None)
         _context.pop(context, previous)  # type: ignore[arg-type]
         self._context = self._previous = None
+
+
+def _detached(item: Any) -> Any:
+    """``item``, or a tensor with autograd history detached (keeping its name)."""
+    if isinstance(item, torch.Tensor) and item.grad_fn is not None:
+        detached = item.detach()
+        name = getattr(item, _NAME_ATTR, None)
+        if name is not None:
+            setattr(detached, _NAME_ATTR, name)
+        return detached
+    return item
