@@ -10,7 +10,7 @@ import sys
 
 sys.path.insert(0, os.path.abspath(".."))
 
-from torchscope import __version__  # noqa: E402
+from torchscope import __version__
 
 project = "torchscope"
 author = "The torchscope authors"

@@ -71,9 +71,8 @@ def conv2d(
             above 1 cannot be combined with a dilation above 1.
         padding: ``"valid"`` or ``"same"`` (any case; SAME splits as TensorFlow does).
         data_format: ``"channels_last"`` or ``"channels_first"``.
-        activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
-            bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint,
-            trainable, name, reuse: as for :func:`dense`.
+        activation: as for :func:`dense`, and so are ``use_bias``, the initializers,
+            regularizers and constraints, ``trainable``, ``name`` and ``reuse``.
 
     Example:
         >>> images = torch.ones(2, 8, 8, 3)  # NHWC
@@ -164,9 +163,8 @@ def conv2d_transpose(
     Args:
         inputs, filters, kernel_size, strides, padding, data_format: as for
             :func:`conv2d` (``filters``: the number of output channels).
-        activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
-            bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint,
-            trainable, name, reuse: as for :func:`dense`.
+        activation: as for :func:`dense`, and so are ``use_bias``, the initializers,
+            regularizers and constraints, ``trainable``, ``name`` and ``reuse``.
 
     Example:
         >>> x = torch.ones(2, 4, 4, 8)  # NHWC

@@ -72,8 +72,9 @@ def batch_normalization(
         momentum: of the moving averages.
         epsilon: added to the variance.
         center, scale: whether to make and add ``beta``, and make and multiply by ``gamma``.
-        beta_initializer, gamma_initializer, moving_mean_initializer,
-            moving_variance_initializer: default zeros, ones, zeros, ones.
+        beta_initializer: default zeros; ``gamma_initializer``,
+            ``moving_mean_initializer`` and ``moving_variance_initializer`` default to
+            ones, zeros and ones.
         beta_regularizer, gamma_regularizer: ``fn(variable) -> loss`` (added to the
             scope's regularizer, which applies to all four variables, as in TensorFlow).
         beta_constraint, gamma_constraint: ``fn(variable) -> projected``.
