@@ -6,6 +6,7 @@ import gc
 import os
 import subprocess
 import sys
+import textwrap
 
 import pytest
 import torch
@@ -406,3 +407,54 @@ def test_conv2d_bias_relu_c_call_runs_in_threads():
         thread.join(60)
     for out in results:
         torch.testing.assert_close(out, expected, rtol=0, atol=0)
+
+
+def test_import_loads_no_dynamo_and_compiling_later_still_registers():
+    """``import torchscope`` imports no part of torch._dynamo (some 800 modules); the
+    tracer's substitutions and constants are registered when torch._dynamo loads, in
+    time for the first trace: a scoped forward compiles with fullgraph=True."""
+    code = textwrap.dedent(
+        """
+        import sys
+        import torch
+        import torchscope as ts
+        loaded = sorted(m for m in sys.modules if m.startswith("torch._dynamo"))
+        assert not loaded, loaded
+
+        def forward(x):
+            with ts.variable_scope("layer"):
+                w = ts.get_variable("w", [3, 3])
+            return x @ w
+
+        net = ts.ScopedModule(forward, name="net")
+        x = torch.ones(2, 3)
+        net(x)
+        compiled = torch.compile(net, fullgraph=True, backend="eager")
+        torch.testing.assert_close(compiled(x), net(x))
+        from torchscope import _naming
+        assert getattr(_naming.is_checked_scope_name, "_dynamo_marked_constant", False)
+        print("ok")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().endswith("ok")
+
+
+def test_dynamo_imported_first_registers_at_once():
+    code = textwrap.dedent(
+        """
+        import torch._dynamo
+        import torchscope
+        from torchscope import _naming
+        assert getattr(_naming.is_checked_scope_name, "_dynamo_marked_constant", False)
+        assert not any(type(f).__name__ == "_Finder" for f in __import__("sys").meta_path)
+        print("ok")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]

@@ -18,6 +18,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "torchscope"
 LAYERS: list[list[str]] = [
     # leaf: nothing of torchscope's below them but each other, in this order
     [
+        "_compile_hooks",
         "_types",
         "_errors",
         "_checks",

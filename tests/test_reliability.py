@@ -258,3 +258,22 @@ def test_float_and_bool_dimensions_are_refused_on_the_reuse_path_too(shape):
         pytest.raises(TypeError, match="not an int"),
     ):
         ts.get_variable("w", shape)
+
+
+def test_a_constraint_that_raises_is_named_and_nothing_is_written():
+    """Every constraint runs before any result is written: the one that fails names its
+    variable (its exception keeps its type), and the other variable keeps its value."""
+
+    def halve(v: torch.Tensor) -> torch.Tensor:
+        return v / 2
+
+    def broken(v: torch.Tensor) -> torch.Tensor:
+        raise KeyError("no such projection")
+
+    a = ts.get_variable("a", initializer=[4.0, 8.0], constraint=halve)
+    b = ts.get_variable("b", initializer=[1.0], constraint=broken)
+    with pytest.raises(KeyError, match="no such projection") as caught:
+        ts.apply_constraints()
+    notes = "\n".join(getattr(caught.value, "__notes__", []))
+    assert "constraint" in notes and "variable 'b'" in notes and "wrote no result" in notes
+    assert a.tolist() == [4.0, 8.0] and b.tolist() == [1.0]

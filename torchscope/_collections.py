@@ -214,8 +214,18 @@ def _reading(store: Any) -> Any:
 
 
 def _checked_constraint(name: str, fn: Callable, param: torch.Tensor) -> torch.Tensor:
-    """``fn(param)``, refused unless it is a tensor of ``param``'s shape."""
-    value = fn(param)
+    """``fn(param)``, refused unless it is a tensor of ``param``'s shape. An exception
+    it raises keeps its type and gets a note naming the variable."""
+    try:
+        value = fn(param)
+    except Exception as error:
+        note(
+            error,
+            f"constraint {describe(fn)} of variable {name!r} failed. A constraint is called "
+            "as fn(variable) -> projected tensor; apply_constraints() wrote no result "
+            "(each constraint runs and is checked before any result is written).",
+        )
+        raise
     if not isinstance(value, torch.Tensor):
         raise TypeError(
             f"constraint {describe(fn)} of variable {name!r} returned {describe(value)}; a "

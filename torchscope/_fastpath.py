@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch.compiler import is_compiling
 
+from ._compile_hooks import when_dynamo_loads
 from ._native import DISABLE_ENV
 
 __all__ = [
@@ -107,9 +108,13 @@ def _load() -> Any:
         _fastpaths = importlib.import_module("torchscope._fastpaths")  # compiled: untyped
     except (ImportError, OSError):
         return None
-    torch.compiler.substitute_in_graph(_fastpaths.same_shape)(same_shape_py)
-    torch.compiler.substitute_in_graph(_fastpaths.cached_scope)(_traced_cached_scope)
-    torch.compiler.substitute_in_graph(_fastpaths.conv2d_bias_relu)(conv2d_bias_relu_py)
+
+    def register() -> None:
+        torch.compiler.substitute_in_graph(_fastpaths.same_shape)(same_shape_py)
+        torch.compiler.substitute_in_graph(_fastpaths.cached_scope)(_traced_cached_scope)
+        torch.compiler.substitute_in_graph(_fastpaths.conv2d_bias_relu)(conv2d_bias_relu_py)
+
+    when_dynamo_loads(register)
     return _fastpaths
 
 

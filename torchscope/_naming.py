@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 
+from ._compile_hooks import when_dynamo_loads
+
 __all__ = [
     "check_scope_name",
     "check_variable_name",
@@ -87,7 +89,6 @@ def check_variable_name(full_name: str) -> str:
 _CHECKED_SCOPE_NAMES: dict[str, None] = {}
 
 
-@torch.compiler.assume_constant_result
 def is_checked_scope_name(name: Any) -> bool:
     """Whether ``name`` is a scope name already found valid, at the root too: the scopes'
     fast path.
@@ -96,6 +97,9 @@ def is_checked_scope_name(name: Any) -> bool:
     of guarding on the table's contents (guards on every scope name, every call).
     """
     return type(name) is str and name in _CHECKED_SCOPE_NAMES
+
+
+when_dynamo_loads(lambda: torch.compiler.assume_constant_result(is_checked_scope_name))
 
 
 def check_scope_name(name: str, kind: str = "scope", *, root: bool = False) -> str:
