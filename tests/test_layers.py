@@ -55,6 +55,8 @@ SUBPACKAGE_LAYERS: dict[str, list[str]] = {
         "_conv_transpose",
         "_pool",
         "_elementwise",
+        "_norm",
+        "_losses",
         "__init__",
     ],
     "layers": [

@@ -29,17 +29,33 @@ One job per module: ``_args`` (TensorFlow's argument conventions, read once),
 torch.Size([1, 2, 2, 8])
 """
 
-from ._conv import conv2d, conv2d_bias_relu
+from ._conv import conv2d, conv2d_bias_relu, depthwise_conv2d
 from ._conv_transpose import conv2d_transpose
-from ._elementwise import bias_add, relu
+from ._elementwise import bias_add, dropout, relu
+from ._losses import (
+    l2_loss,
+    sigmoid_cross_entropy_with_logits,
+    softmax_cross_entropy_with_logits_v2,
+    sparse_softmax_cross_entropy_with_logits,
+)
+from ._norm import batch_normalization, fused_batch_norm, moments
 from ._pool import avg_pool, max_pool
 
 __all__ = [
     "avg_pool",
+    "batch_normalization",
     "bias_add",
     "conv2d",
     "conv2d_bias_relu",
     "conv2d_transpose",
+    "depthwise_conv2d",
+    "dropout",
+    "fused_batch_norm",
+    "l2_loss",
     "max_pool",
+    "moments",
     "relu",
+    "sigmoid_cross_entropy_with_logits",
+    "softmax_cross_entropy_with_logits_v2",
+    "sparse_softmax_cross_entropy_with_logits",
 ]

@@ -92,6 +92,14 @@ def check_dtypes(fn: str, input_name: str, input: torch.Tensor, **others: Any) -
             )
 
 
+def broadcasts(shape: Sequence[int], target: torch.Size) -> bool:
+    """Whether ``shape`` broadcasts to ``target`` without changing it."""
+    try:
+        return torch.broadcast_shapes(torch.Size(shape), target) == target
+    except RuntimeError:
+        return False
+
+
 def to_int(value: Any) -> int | None:
     """``value`` as an int when it is an integer (numpy's too; not a bool), else None."""
     if isinstance(value, bool):

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from .. import ops
 from ._args import (
+    alias,
     check_dtypes,
     check_format,
     check_rank,
@@ -34,6 +35,7 @@ def conv2d(
     padding: str | Sequence[Sequence[int]],
     data_format: str | None = "NHWC",
     dilations: int | Sequence[int] | None = None,
+    name: str | None = None,
 ) -> torch.Tensor:
     """A 2-D convolution with the arguments and numbers of ``tf.nn.conv2d``.
 
@@ -50,6 +52,7 @@ def conv2d(
             and channels).
         data_format: ``"NHWC"`` (or ``None``) or ``"NCHW"``.
         dilations: like ``strides``; ``None`` means 1.
+        name: ignored (PyTorch has no graph to name operations in).
 
     Returns:
         The output, in ``data_format``. With ``"SAME"`` and an input of height or
@@ -82,6 +85,7 @@ def conv2d_bias_relu(
     padding: str | Sequence[Sequence[int]],
     data_format: str | None = "NHWC",
     dilations: int | Sequence[int] | None = None,
+    name: str | None = None,
 ) -> torch.Tensor:
     """``relu(bias_add(conv2d(input, filter, ...), bias))`` as one fused op.
 
@@ -103,6 +107,63 @@ def conv2d_bias_relu(
         return c.empty
     out = ops.conv2d_bias_relu(c.x, c.w, bias, c.stride, c.padding, c.dilation, c.groups)
     return from_nchw(out, c.fmt)
+
+
+def depthwise_conv2d(
+    input: torch.Tensor,
+    filter: torch.Tensor,
+    strides: int | Sequence[int],
+    padding: str | Sequence[Sequence[int]],
+    rate: int | Sequence[int] | None = None,
+    name: str | None = None,
+    data_format: str | None = None,
+    dilations: int | Sequence[int] | None = None,
+) -> torch.Tensor:
+    """A depthwise 2-D convolution, as ``tf.compat.v1.nn.depthwise_conv2d``.
+
+    Each input channel ``k`` is convolved with its own ``channel_multiplier``
+    filters; output channel ``k * channel_multiplier + m`` is input channel ``k``
+    with filter ``filter[:, :, k, m]`` (TensorFlow's order).
+
+    Args:
+        input: 4-D, ``[batch, height, width, in_channels]`` for ``"NHWC"`` or
+            ``[batch, in_channels, height, width]`` for ``"NCHW"``.
+        filter: ``[filter_height, filter_width, in_channels,
+            channel_multiplier]``, of ``input``'s dtype.
+        strides: an int, or a list of 1, 2 or 4 ints (4: in ``data_format``
+            order, 1 for the batch and channel dimensions).
+        padding: ``"SAME"``, ``"VALID"``, or explicit ``[before, after]`` pairs
+            for the 4 dimensions in ``data_format`` order.
+        rate: the dilation, an int or a list of 1, 2 or 4 ints; above 1 only
+            with strides of 1. TensorFlow 2 spells it ``dilations``; either
+            keyword works, not both.
+        name: ignored (PyTorch has no graph to name operations in).
+        data_format: ``"NHWC"`` (or ``None``) or ``"NCHW"``.
+        dilations: ``rate``'s TensorFlow 2 spelling.
+
+    Returns:
+        ``[batch, out_height, out_width, in_channels * channel_multiplier]`` (or
+        NCHW).
+
+    Raises:
+        TypeError: ``input`` or ``filter`` is not a tensor.
+        ValueError: naming the argument that is malformed or does not fit.
+
+    Example:
+        >>> import torch
+        >>> import torchscope as ts
+        >>> x = torch.ones(1, 3, 3, 2) * torch.tensor([1.0, 2.0])  # NHWC: channels 1 and 2
+        >>> w = torch.ones(3, 3, 2, 2) * torch.tensor([1.0, 10.0])  # multipliers 1 and 10
+        >>> ts.nn.depthwise_conv2d(x, w, strides=1, padding="VALID").flatten()
+        tensor([  9.,  90.,  18., 180.])
+    """
+    fn = "depthwise_conv2d"
+    rate_name = "rate" if dilations is None else "dilations"
+    rate = alias(fn, "dilations", dilations, "rate", rate)
+    c = _prepare(fn, input, filter, None, strides, padding, data_format, rate, rate_name)
+    if c.empty is not None:
+        return c.empty
+    return from_nchw(F.conv2d(c.x, c.w, None, c.stride, c.padding, c.dilation, c.groups), c.fmt)
 
 
 # ---------------------------------------------------------------- arguments
@@ -130,19 +191,27 @@ def _prepare(
     padding: Any,
     data_format: str | None,
     dilations: Any,
+    dilations_name: str = "dilations",
 ) -> _Conv:
     """Checks the arguments against each other, in the caller's layouts, and converts
-    them: NCHW input (padded for asymmetric padding), OIHW weight, symmetric padding."""
+    them: NCHW input (padded for asymmetric padding), OIHW weight, symmetric padding.
+    For ``depthwise_conv2d`` the filter is ``[h, w, in_channels, multiplier]``, made a
+    grouped convolution's (one group per input channel)."""
     check_tensors(fn, input=input, filter=filter, bias=bias)
     fmt = check_format(fn, data_format)
+    depthwise = fn == "depthwise_conv2d"
     check_rank(fn, "input", input, 4, f"[batch, ...] in {fmt}")
-    check_rank(fn, "filter", filter, 4, "[height, width, in_channels, out_channels]")
+    check_rank(fn, "filter", filter, 4, _LAYOUTS[depthwise])
     stride = spatial(fn, "strides", strides, fmt)
-    dilation = spatial(fn, "dilations", 1 if dilations is None else dilations, fmt)
+    dilation = spatial(fn, dilations_name, 1 if dilations is None else dilations, fmt)
     x = to_nchw(input, fmt)
-    groups = _check_channels(fn, input, filter, bias, fmt)
     check_dtypes(fn, "input", input, filter=filter, bias=bias)
-    w = filter.permute(3, 2, 0, 1)
+    if depthwise:
+        groups = _check_depthwise(fn, input, filter, stride, dilation, dilations_name, fmt)
+        w = filter.reshape(*filter.shape[:2], 1, -1).permute(3, 2, 0, 1)
+    else:
+        groups = _check_channels(fn, input, filter, bias, fmt)
+        w = filter.permute(3, 2, 0, 1)
     kernel = [w.shape[2], w.shape[3]]
     size = list(x.shape[2:])
     before, after = padding_amounts(fn, padding, size, kernel, stride, dilation, fmt)
@@ -152,15 +221,52 @@ def _prepare(
         out = [same_size(n, s) for n, s in zip(size, stride, strict=True)]
         empty = from_nchw(x.new_empty([x.shape[0], w.shape[0], *out]), fmt)
         return _Conv(x, w, stride, sym, dilation, groups, fmt, empty)
-    context = f"{_shapes(input, filter, fmt)}, padding={padding!r}, dilations={dilation}"
+    shapes = _shapes(input, filter, fmt, depthwise)
+    context = f"{shapes}, padding={padding!r}, {dilations_name}={dilation}"
     check_window(fn, "filter", "input", size, before, after, kernel, dilation, context)
     return _Conv(pad(x, extra), w, stride, sym, dilation, groups, fmt, None)
 
 
-def _shapes(input: torch.Tensor, filter: torch.Tensor, data_format: str) -> str:
+_LAYOUTS = {  # of the filter, by depthwise
+    False: "[height, width, in_channels, out_channels]",
+    True: "[height, width, in_channels, channel_multiplier]",
+}
+
+
+def _shapes(
+    input: torch.Tensor, filter: torch.Tensor, data_format: str, depthwise: bool = False
+) -> str:
+    layout = _LAYOUTS[True] if depthwise else "HWIO"
     return (
-        f"input shape {list(input.shape)} ({data_format}), filter shape {list(filter.shape)} (HWIO)"
+        f"input shape {list(input.shape)} ({data_format}), filter shape {list(filter.shape)} "
+        f"({layout})"
     )
+
+
+def _check_depthwise(
+    fn: str,
+    input: torch.Tensor,
+    filter: torch.Tensor,
+    stride: list[int],
+    dilation: list[int],
+    dilations_name: str,
+    data_format: str,
+) -> int:
+    """The number of groups (``input``'s channels, which ``filter``'s in_channels must
+    equal); a rate above 1 only with strides of 1, as TensorFlow documents."""
+    channels = input.shape[3 if data_format == "NHWC" else 1]
+    if filter.shape[2] != channels:
+        raise ValueError(
+            f"torchscope.nn.{fn}: argument 'filter' has {filter.shape[2]} in_channels (dim 2 of "
+            f"{_LAYOUTS[True]}, shape {list(filter.shape)}), which must equal the {channels} "
+            f"channels of 'input' (shape {list(input.shape)}, data_format={data_format!r})"
+        )
+    if max(dilation) > 1 and max(stride) > 1:
+        raise ValueError(
+            f"torchscope.nn.{fn}: argument 'strides' must be 1 when '{dilations_name}' is above "
+            f"1, got strides {stride} and {dilations_name} {dilation}"
+        )
+    return channels
 
 
 def _check_channels(

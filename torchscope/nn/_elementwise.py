@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import numbers
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from ._args import check_tensors
+from ._args import alias, broadcasts, check_tensors, tensor, to_int
 
 
 def bias_add(
-    value: torch.Tensor, bias: torch.Tensor, data_format: str | None = None
+    value: torch.Tensor, bias: torch.Tensor, data_format: str | None = None, name: str | None = None
 ) -> torch.Tensor:
     """Adds ``bias`` along the channel dimension, as ``tf.nn.bias_add``.
 
@@ -23,6 +25,7 @@ def bias_add(
             puts them in dimension 1; ``None`` or another string starting with
             ``"N"`` and ending with ``"C"`` (``"NHWC"``, ``"NWC"``, ``"NDHWC"``,
             ``"N...C"``) in the last.
+        name: ignored (PyTorch has no graph to name operations in).
 
     Returns:
         ``value + bias`` broadcast over the channel dimension.
@@ -64,8 +67,8 @@ def bias_add(
     return value + bias.reshape([channels] + [1] * (value.dim() - 2))
 
 
-def relu(features: torch.Tensor) -> torch.Tensor:
-    """``max(features, 0)``, as ``tf.nn.relu``.
+def relu(features: torch.Tensor, name: str | None = None) -> torch.Tensor:
+    """``max(features, 0)``, as ``tf.nn.relu`` (``name`` is ignored).
 
     Example:
         >>> import torch
@@ -92,3 +95,113 @@ def _bias_add_channels_last(data_format: Any) -> bool:
         f"'N...C' (channels last: 'NHWC', 'NWC', ...) or 'NC...' (channels second: 'NCHW', "
         f"'NCW', ...), got {data_format!r}"
     )
+
+
+def dropout(
+    x: torch.Tensor,
+    keep_prob: float | torch.Tensor | None = None,
+    noise_shape: Sequence[int | None] | torch.Tensor | None = None,
+    seed: int | None = None,
+    name: str | None = None,
+    rate: float | torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Zeroes each element with probability ``rate`` and scales the rest by
+    ``1 / (1 - rate)``, as ``tf.compat.v1.nn.dropout``.
+
+    An element is kept where a uniform draw in ``[0, 1)`` is ``>= rate``, and the
+    result is ``where(keep, x * scale, 0)`` as TensorFlow computes it (so a dropped
+    NaN gives 0). With ``noise_shape`` one draw serves every element that the
+    broadcast maps onto it (``[batch, 1, 1, channels]`` drops whole feature maps).
+    TensorFlow's random numbers cannot be reproduced: the masks come from
+    PyTorch's global generator (``torch.manual_seed`` makes a run repeatable).
+    Use it in training only; at inference call nothing (TensorFlow 1 code often
+    passes ``keep_prob=1.0`` there, which returns ``x``).
+
+    Args:
+        x: a floating-point tensor.
+        keep_prob: TensorFlow 1's argument, ``1 - rate``; give it or ``rate``,
+            not both.
+        noise_shape: the shape of the random keep/drop mask, which must broadcast
+            to ``x``'s shape: a list, tuple or 1-D integer tensor (``None``
+            entries take ``x``'s size when the rank is ``x``'s); None: ``x``'s.
+        seed: accepted and ignored (PyTorch has no per-operation seeds; see
+            above).
+        name: ignored (PyTorch has no graph to name operations in).
+        rate: the probability of dropping each element, a float in ``[0, 1)`` or
+            a 0-D tensor.
+
+    Returns:
+        A tensor of ``x``'s shape and dtype.
+
+    Raises:
+        TypeError: ``x`` is not a tensor.
+        ValueError: as TensorFlow's: no rate, both ``keep_prob`` and ``rate``, a
+            rate outside ``[0, 1)`` or not a scalar, a non-floating ``x``; and a
+            ``noise_shape`` that does not broadcast to ``x``'s shape.
+
+    Example:
+        >>> import torch
+        >>> import torchscope as ts
+        >>> y = ts.nn.dropout(torch.ones(1000), rate=0.2)
+        >>> sorted(set(y.tolist()))  # dropped, or kept and scaled by 1 / 0.8
+        [0.0, 1.25]
+        >>> ts.nn.dropout(torch.ones(3), keep_prob=1.0)
+        tensor([1., 1., 1.])
+    """
+    fn = "dropout"
+    x = tensor(fn, "x", x)
+    keep = None
+    if keep_prob is not None:
+        if not isinstance(keep_prob, (numbers.Real, torch.Tensor)) or isinstance(keep_prob, bool):
+            raise ValueError(
+                f"torchscope.nn.{fn}: argument 'keep_prob' must be a float or a 0-D tensor, "
+                f"got {keep_prob!r}"
+            )
+        keep = 1 - keep_prob
+    rate = alias(fn, "rate", rate, "keep_prob", keep)
+    if rate is None:
+        raise ValueError(f"torchscope.nn.{fn}: argument 'rate' (or 'keep_prob') must be given")
+    if isinstance(rate, torch.Tensor):
+        if rate.dim() != 0:
+            raise ValueError(
+                f"torchscope.nn.{fn}: argument 'rate' must be a float or a 0-D tensor, got a "
+                f"tensor of shape {list(rate.shape)}"
+            )
+    elif not isinstance(rate, numbers.Real) or isinstance(rate, bool) or not 0 <= rate < 1:
+        raise ValueError(
+            f"torchscope.nn.{fn}: argument 'rate' must be a 0-D tensor or a float in the range "
+            f"[0, 1), got {rate!r}"
+        )
+    if not x.is_floating_point():
+        raise ValueError(
+            f"torchscope.nn.{fn}: argument 'x' must have a floating-point dtype (it is scaled), "
+            f"got {x.dtype}"
+        )
+    if not isinstance(rate, torch.Tensor) and rate == 0:
+        return x
+    shape = _noise_shape(fn, noise_shape, x)
+    kept = torch.rand(shape, dtype=x.dtype, device=x.device) >= rate
+    scaled = x * (1 / (1 - rate)) if not isinstance(rate, torch.Tensor) else x / (1 - rate)
+    return torch.where(kept, scaled, 0.0)
+
+
+def _noise_shape(fn: str, noise_shape: Any, x: torch.Tensor) -> list[int]:
+    """The mask's shape: ``noise_shape`` with None entries filled from ``x``'s shape,
+    broadcasting to it."""
+    if noise_shape is None:
+        return list(x.shape)
+    given = noise_shape.tolist() if isinstance(noise_shape, torch.Tensor) else noise_shape
+    sizes: list[Any] = (
+        list(given) if isinstance(given, Sequence) and not isinstance(given, str) else [""]
+    )
+    if len(sizes) == x.dim():
+        sizes = [n if s is None else s for s, n in zip(sizes, x.shape, strict=True)]
+    ints = [to_int(s) for s in sizes]
+    shape = [s for s in ints if s is not None]
+    if len(shape) != len(ints) or not broadcasts(shape, x.shape):
+        raise ValueError(
+            f"torchscope.nn.{fn}: argument 'noise_shape' must be a shape that broadcasts to the "
+            f"shape of 'x' ({list(x.shape)}): a list of ints (None for x's size), each x's size "
+            f"or 1, got {noise_shape!r}"
+        )
+    return shape

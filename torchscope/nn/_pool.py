@@ -94,12 +94,9 @@ def avg_pool(
     would divide by the whole window).
 
     Args:
-        value: 4-D, ``[batch, height, width, channels]`` for ``"NHWC"`` or
-            ``[batch, channels, height, width]`` for ``"NCHW"``, floating point.
-            TensorFlow 2 spells it ``input``; either keyword works, not both.
-        ksize: the window: an int, or a list of 1, 2 or 4 ints (4: in
-            ``data_format`` order, 1 for the batch and channel dimensions).
-        strides: like ``ksize``.
+        value: as :func:`max_pool`'s (``input`` is its TensorFlow 2 spelling).
+        ksize: the window, as :func:`max_pool`'s.
+        strides: as :func:`max_pool`'s.
         padding: ``"SAME"`` or ``"VALID"`` (TensorFlow's average pooling takes no
             explicit padding).
         data_format: ``"NHWC"`` (or ``None``) or ``"NCHW"``.

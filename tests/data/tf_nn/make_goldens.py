@@ -11,10 +11,12 @@ little-endian) and its entry in ``cases.json``: a list of cases, each a dict of 
 
 - the inputs, as passed to TensorFlow (``x``, ``filter``, ``labels``, ...);
 - ``y`` (and the other outputs: ``mean``, ``variance``, ...);
-- ``grad/<input>``: the gradient of ``sum(y * gy)`` with respect to each differentiable input,
-  where the upstream gradient ``gy`` is not stored but computed from ``y``'s shape by ``upstream``
-  below, in float64 then cast: ``cos(0.7 * i + 0.3)`` for the flat index ``i`` (the tests compute
-  the same numbers with torch).
+- ``grad/<input>``: the gradient of ``sum(y * gy)`` with respect to each differentiable input
+  (for ``moments``: of ``sum(mean * gmean) + sum(variance * gvariance)``; for
+  ``fused_batch_norm``: through ``y`` only, as TensorFlow has no gradient through the returned
+  statistics), where the upstream gradient ``gy`` is not stored but computed from ``y``'s shape by
+  ``upstream`` below, in float64 then cast: ``cos(0.7 * i + 0.3)`` for the flat index ``i`` (the
+  tests compute the same numbers with torch).
 
 Data formats: a case with ``"data_format": "NCHW"`` was run by TensorFlow in NCHW (its CPU kernels
 take NCHW for these ops through oneDNN; where one does not, the case says ``"nchw_by": "transpose"``
@@ -47,9 +49,10 @@ def upstream_nchw(shape, dtype):
     return np.transpose(upstream((n, c, h, w), dtype), (0, 2, 3, 1))
 
 
-def run(fn, inputs, differentiable, outputs=("y",), gy_of=upstream):
+def run(fn, inputs, differentiable, outputs=("y",), gy_of=upstream, through=1):
     """Calls ``fn(**inputs)`` under a tape; returns {output name: array} and the gradients of
-    sum(first output * gy_of(its shape)) with respect to the ``differentiable`` inputs."""
+    the sum of (output * gy_of(its shape)) over the first ``through`` outputs with respect to the
+    ``differentiable`` inputs."""
     tensors = {k: tf.constant(v) if isinstance(v, np.ndarray) else v for k, v in inputs.items()}
     with tf.GradientTape() as tape:
         for k in differentiable:
@@ -57,10 +60,10 @@ def run(fn, inputs, differentiable, outputs=("y",), gy_of=upstream):
         result = fn(**tensors)
     result = result if isinstance(result, tuple) else (result,)
     arrays = {name: r.numpy() for name, r in zip(outputs, result)}
-    y = result[0]
+    ys = list(result[:through])
     if differentiable:
-        gy = tf.constant(gy_of(tuple(y.shape), y.dtype.as_numpy_dtype))
-        grads = tape.gradient(y, [tensors[k] for k in differentiable], output_gradients=gy)
+        gys = [tf.constant(gy_of(tuple(y.shape), y.dtype.as_numpy_dtype)) for y in ys]
+        grads = tape.gradient(ys, [tensors[k] for k in differentiable], output_gradients=gys)
         for k, g in zip(differentiable, grads):
             arrays[f"grad/{k}"] = g.numpy()
     return arrays
@@ -71,7 +74,7 @@ def add(group, case, arrays):
     case = dict(case, id=f"{group}{len(CASES.setdefault(group, []))}")
     CASES[group].append(case)
     for name, a in arrays.items():
-        OUT.setdefault(group, {})[f"{case['id']}/{name}"] = np.ascontiguousarray(a)
+        OUT.setdefault(group, {})[f"{case['id']}/{name}"] = np.array(a, order="C")  # 0-D stays 0-D
     return case
 
 
@@ -174,7 +177,7 @@ def pool():
     i = 0
     for op in ("max_pool", "avg_pool"):
         for batch, (h, w), c in ((2, (7, 5), 2), (1, (9, 11), 1)):
-            for k in ((2, 2), (3, 3), (3, 2)):
+            for k in ((2, 2), (3, 2)):
                 for s in (1, 2, 3):
                     for padding in ("SAME", "VALID"):
                         seed += 1
@@ -211,7 +214,173 @@ def pool():
         add(group, dict(case, data_format="NHWC"), dict(value=x, **run(fn64, dict(value=x), ["value"])))
 
 
-GROUPS = {"conv2d_transpose": conv2d_transpose, "pool": pool}
+# ------------------------------------------------------------------ depthwise_conv2d
+
+
+def depthwise_conv2d():
+    """filter [h, w, in, multiplier 2]."""
+    group = "depthwise_conv2d"
+    seed = 200
+    plans = []
+    for batch, (h, w), c, kernels in ((2, (7, 5), 2, ((3, 3), (2, 4))), (1, (9, 11), 2, ((3, 2),))):
+        for k in kernels:
+            for s in (1, 2, 3):
+                for padding in ("SAME", "VALID"):
+                    plans.append((batch, h, w, c, k, s, 1, padding))
+    for padding in ("SAME", "VALID", [[0, 0], [1, 2], [0, 1], [0, 0]]):
+        plans.append((1, 9, 11, 2, (3, 3), 1, 2, padding))  # rate 2 (stride 1, as TF requires)
+    plans.append((2, 7, 5, 2, (3, 2), 2, 1, [[0, 0], [2, 0], [1, 1], [0, 0]]))
+    for i, (batch, h, w, c, k, s, d, padding) in enumerate(plans):
+        seed += 1
+        x = rand(seed, batch, h, w, c)
+        f = rand(seed + 1000, k[0], k[1], c, 2)
+        case = dict(strides=[1, s, s, 1], rate=[d, d], padding=padding)
+
+        def fn(input, filter, data_format="NHWC", _case=case):
+            strides, pad = _case["strides"], _case["padding"]
+            if data_format == "NCHW":
+                strides = [1, 1, strides[1], strides[2]]
+                pad = pad if isinstance(pad, str) else [pad[0], pad[3], pad[1], pad[2]]
+            return tf1.nn.depthwise_conv2d(input, filter, strides, pad, rate=_case["rate"],
+                                           data_format=data_format)
+
+        inputs = dict(input=x, filter=f)
+        add(group, dict(case, data_format="NHWC"), dict(inputs, **run(fn, inputs, ["input", "filter"])))
+        if i % 4 == 0:
+            nchw_case = dict(case, strides=[1, 1, s, s])
+            if not isinstance(padding, str):
+                nchw_case["padding"] = [padding[0], padding[3], padding[1], padding[2]]
+            nchw_too(group, nchw_case, inputs, ["input", "y", "grad/input"], fn, ["input", "filter"])
+    seed += 1
+    x, f = rand(seed, 2, 7, 5, 2, dtype=np.float64), rand(seed + 1, 3, 3, 2, 2, dtype=np.float64)
+    case = dict(strides=[1, 2, 2, 1], rate=[1, 1], padding="SAME")
+    fn64 = lambda input, filter: tf1.nn.depthwise_conv2d(input, filter, [1, 2, 2, 1], "SAME")
+    add(group, dict(case, data_format="NHWC"),
+        dict(input=x, filter=f, **run(fn64, dict(input=x, filter=f), ["input", "filter"])))
+
+
+# ------------------------------------------------------------------ normalisation
+
+
+def norm():
+    group = "norm"
+    seed = 300
+    # moments
+    for axes, keep, dtype in (([0, 1, 2], False, np.float32), ([1, 2], True, np.float32),
+                              ([-1], False, np.float32), ([0], False, np.float64)):
+        seed += 1
+        x = rand(seed, 2, 7, 5, 3, dtype=dtype) * 3 + 1
+        case = dict(op="moments", axes=axes, keep_dims=keep)
+        fn = lambda x, _c=case: tf1.nn.moments(x, _c["axes"], keep_dims=_c["keep_dims"])
+        add(group, case, dict(x=x, **run(fn, dict(x=x), ["x"], ("mean", "variance"), through=2)))
+    # batch_normalization: per-channel statistics, or moments(keep_dims=True)'s shape
+    for stats_shape, with_offset, with_scale in (((3,), True, True), ((1, 1, 1, 3), True, True),
+                                                 ((3,), False, True), ((3,), True, False)):
+        seed += 1
+        arrays = dict(x=rand(seed, 2, 7, 5, 3), mean=rand(seed + 1, *stats_shape),
+                      variance=np.abs(rand(seed + 2, *stats_shape)) + 0.1)
+        if with_offset:
+            arrays["offset"] = rand(seed + 3, 3)
+        if with_scale:
+            arrays["scale"] = rand(seed + 4, 3)
+        case = dict(op="batch_normalization", variance_epsilon=0.001)
+
+        def fn(x, mean, variance, offset=None, scale=None):
+            return tf1.nn.batch_normalization(x, mean, variance, offset, scale, 0.001)
+
+        add(group, case, dict(arrays, **run(fn, arrays, list(arrays))))
+    # fused_batch_norm
+    plans = [
+        dict(is_training=True, exponential_avg_factor=1.0, epsilon=0.001, data_format="NHWC"),
+        dict(is_training=True, exponential_avg_factor=1.0, epsilon=1e-7, data_format="NCHW"),
+        dict(is_training=True, exponential_avg_factor=0.3, epsilon=0.001, data_format="NHWC"),
+        dict(is_training=True, exponential_avg_factor=0.3, epsilon=0.001, data_format="NCHW"),
+        dict(is_training=False, exponential_avg_factor=1.0, epsilon=0.01, data_format="NHWC"),
+        dict(is_training=False, exponential_avg_factor=1.0, epsilon=0.001, data_format="NCHW"),
+        dict(is_training=True, exponential_avg_factor=1.0, epsilon=0.001, data_format="NDHWC"),
+    ]
+    for case in plans:
+        seed += 1
+        shape = {"NHWC": (2, 7, 5, 3), "NCHW": (2, 3, 7, 5), "NDHWC": (2, 3, 4, 5, 3)}
+        arrays = dict(x=rand(seed, *shape[case["data_format"]]) * 2 + 0.5,
+                      scale=rand(seed + 1, 3), offset=rand(seed + 2, 3),
+                      mean=rand(seed + 3, 3), variance=np.abs(rand(seed + 4, 3)) + 0.5)
+        case = dict(case, op="fused_batch_norm")
+
+        def fn(x, scale, offset, mean, variance, _c=case):
+            return tf1.nn.fused_batch_norm(
+                x, scale, offset, mean, variance, epsilon=_c["epsilon"],
+                data_format=_c["data_format"], is_training=_c["is_training"],
+                exponential_avg_factor=_c["exponential_avg_factor"])
+
+        outputs = ("y", "batch_mean", "batch_variance")
+        add(group, case, dict(arrays, **run(fn, arrays, ["x", "scale", "offset"], outputs)))
+
+
+# ------------------------------------------------------------------ losses
+
+
+def losses():
+    group = "losses"
+    seed = 400
+    x = rand(seed, 7, 5)
+    add(group, dict(op="l2_loss"), dict(t=x, **run(lambda t: tf.nn.l2_loss(t), dict(t=x), ["t"])))
+    x64 = rand(seed + 1, 3, 4, dtype=np.float64)
+    add(group, dict(op="l2_loss"), dict(t=x64, **run(lambda t: tf.nn.l2_loss(t), dict(t=x64), ["t"])))
+
+    def softmax(a, axis=-1):
+        e = np.exp(a - a.max(axis, keepdims=True))
+        return (e / e.sum(axis, keepdims=True)).astype(a.dtype)
+
+    plans = [  # labels shape, logits shape, axis, labels kind
+        ((6, 5), (6, 5), -1, "distribution"),
+        ((6, 5), (6, 5), -1, "unnormalised"),
+        ((4, 6), (4, 6), 0, "distribution"),
+        ((1, 5), (3, 5), -1, "distribution"),
+        ((2, 3, 4), (2, 3, 4), 1, "distribution"),
+        ((5,), (5,), -1, "distribution"),
+    ]
+    for labels_shape, logits_shape, axis, kind in plans:
+        seed += 2
+        logits = rand(seed, *logits_shape) * 3
+        raw = rand(seed + 1, *labels_shape)
+        labels = softmax(raw, axis) if kind == "distribution" else np.abs(raw)
+        case = dict(op="softmax_cross_entropy_with_logits_v2", axis=axis, labels_kind=kind)
+        fn = lambda labels, logits, _c=case: tf1.nn.softmax_cross_entropy_with_logits_v2(
+            labels, logits, axis=_c["axis"])
+        arrays = dict(labels=labels, logits=logits)
+        # TensorFlow's gradient for broadcast labels fails (a reshape to labels' shape): logits only
+        differentiable = ["labels", "logits"] if labels_shape == logits_shape else ["logits"]
+        add(group, case, dict(arrays, **run(fn, arrays, differentiable)))
+    for labels_shape, classes, dtype in (((6,), 5, np.int32), ((2, 3), 4, np.int64), ((), 7, np.int32)):
+        seed += 2
+        logits = rand(seed, *labels_shape, classes) * 3
+        labels = np.random.RandomState(seed + 1).randint(0, classes, labels_shape).astype(dtype)
+        case = dict(op="sparse_softmax_cross_entropy_with_logits")
+        fn = lambda labels, logits: tf1.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=labels, logits=logits)
+        arrays = dict(labels=np.asarray(labels), logits=logits)
+        add(group, case, dict(arrays, **run(fn, arrays, ["logits"])))
+    for dtype in (np.float32, np.float64):
+        seed += 2
+        logits = rand(seed, 4, 6, dtype=dtype) * 4
+        logits[0, :4] = [0.0, 40.0, -40.0, 0.0]  # 0 (the kink of max and abs), far out
+        labels = np.random.RandomState(seed + 1).uniform(size=(4, 6)).astype(dtype)
+        labels[1, :2] = [0.0, 1.0]
+        case = dict(op="sigmoid_cross_entropy_with_logits")
+        fn = lambda labels, logits: tf1.nn.sigmoid_cross_entropy_with_logits(
+            labels=labels, logits=logits)
+        arrays = dict(labels=labels, logits=logits)
+        add(group, case, dict(arrays, **run(fn, arrays, ["labels", "logits"])))
+
+
+GROUPS = {
+    "conv2d_transpose": conv2d_transpose,
+    "pool": pool,
+    "depthwise_conv2d": depthwise_conv2d,
+    "norm": norm,
+    "losses": losses,
+}
 
 
 def main(groups):
