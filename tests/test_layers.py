@@ -10,7 +10,11 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "torchscope"
+import torchscope
+
+# The package as imported: the checkout in development, the installed wheel in the sdist
+# check (which removes the sources so that nothing imports them).
+PACKAGE = Path(torchscope.__file__).resolve().parent
 
 # Lowest first. A module may import modules of its own layer listed before it, and any
 # module of a lower layer; nothing above. Imports under `if TYPE_CHECKING:` do not run
