@@ -194,4 +194,10 @@ if __name__ == "__main__":  # setuptools runs this file as __main__; tests impor
     _check_setuptools()
     ext_modules, cmdclass = _extensions()
     # No abi3 wheel tag: torchscope._fastpaths is built for one Python version.
-    setup(ext_modules=ext_modules, cmdclass=cmdclass)
+    # Editable installs in "compat" mode: a plain path entry in a .pth file, which type
+    # checkers (pyright, mypy) and IDEs follow; the default mode's import hook they cannot.
+    setup(
+        ext_modules=ext_modules,
+        cmdclass=cmdclass,
+        options={"editable_wheel": {"mode": "compat"}},
+    )

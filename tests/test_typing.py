@@ -113,3 +113,26 @@ def test_the_typed_tour_runs(tmp_path):
     tour.tour(str(tmp_path))
     ts.reset_default_store()
     tour.train_tour(str(tmp_path))
+
+
+@needs_pyright
+def test_pyright_finds_the_installed_package(tmp_path):
+    """From outside the checkout, with nothing on PYTHONPATH: what the install itself gives a
+    type checker. The README's editable install is in setuptools' "compat" mode (a path in a
+    .pth file, which pyright follows; the default mode's import hook it cannot)."""
+    user_code = tmp_path / "user_code.py"
+    user_code.write_text("import torchscope as ts\n\nreveal_type(ts.get_variable)\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(
+        ["pyright", "--outputjson", "--pythonpath", sys.executable, str(user_code)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    diagnostics = json.loads(done.stdout)["generalDiagnostics"]
+    errors = [d for d in diagnostics if d["severity"] == "error"]
+    assert not errors, _shown(errors)
+    (revealed,) = [d["message"] for d in diagnostics if d["message"].startswith("Type of")]
+    assert "-> Parameter" in revealed, revealed
