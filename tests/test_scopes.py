@@ -961,8 +961,12 @@ def _training_step():
 def _table_sizes():
     from torchscope import _context as _state
 
+    def nodes(node):
+        return sum(1 + nodes(child) for key, child in node.items() if key)
+
     context = _state.current()
-    return len(context.name_counts or ()), len(context.var_counts or ())
+    opened = context.opened
+    return len(context.name_counts or ()), nodes(opened.root) if opened else 0
 
 
 def test_reentering_scopes_keeps_names_and_tables_bounded():

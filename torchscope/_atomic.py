@@ -18,7 +18,7 @@ from . import _context
 
 __all__ = ["Savepoint", "Transaction", "check_load"]
 
-Counters = tuple[dict[str, int] | None, dict[str, int] | None]
+Counters = tuple[int, dict[str, int] | None]
 
 
 class Savepoint:
@@ -67,7 +67,11 @@ class Transaction:
         savepoints.pop()
         if kind is not None:
             store._rollback(savepoint)  # type: ignore[arg-type]
-        elif savepoints:
+            return
+        context = savepoint.context  # type: ignore[union-attr]  (set on entry)
+        if context is not None:
+            context.keep_counters()
+        if savepoints:
             savepoints[-1].absorb(savepoint)  # type: ignore[arg-type]
 
 

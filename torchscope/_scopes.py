@@ -55,7 +55,10 @@ class variable_scope(ScopeEntry):
             ``VariableScope`` (re-opens that scope by its absolute name, leaving the
             current name scope alone). ``None`` with ``default_name``.
         default_name: used when ``name_or_scope`` is ``None``; made unique
-            (``layer``, ``layer_1``, ...) among the scopes opened in the current one.
+            (``layer``, ``layer_1``, ...) as TensorFlow makes it: against the full names
+            of the scopes opened so far, forgotten below a scope when it closes (so
+            ``"enc/layer"`` opened at the root makes ``default_name="layer"`` inside
+            ``"enc"`` give ``enc/layer_1``).
         initializer, regularizer, dtype, device, constraint, custom_getter: defaults
             for ``get_variable`` in this scope and its sub-scopes; a custom getter is
             composed with the inherited one (this one runs first).
@@ -206,10 +209,12 @@ class variable_scope(ScopeEntry):
             scope = cached_scope(target._children, reuse)
             if scope is None:
                 scope = target._recopy(reuse)
-            self._enter_variable_scope(context, scope, None, None)  # name scope left alone
+            # the name scope is left alone
+            self._enter_variable_scope(context, scope, None, None, captured=True)
         else:
             scope, name_scope = self._open(context, old, outer_ns)
-            self._enter_variable_scope(context, scope, name_scope, None)
+            captured = isinstance(self._name_or_scope, VariableScope)
+            self._enter_variable_scope(context, scope, name_scope, None, captured)
         return scope
 
     def _open(
@@ -278,15 +283,13 @@ _CAPTURED = ("captured",)  # variable_scope._overrides of a captured scope witho
 
 
 def _unique_default(context: Context, old: VariableScope, default_name: str) -> str:
-    """TensorFlow's ``default_name`` rule: ``layer`` if no scope of that full name was
-    opened in the current scope entry, else the first free ``layer_1``, ``layer_2``..."""
-    counts = context.var_counts or {}
-    if not counts.get(old._prefix + default_name):
+    """TensorFlow's ``default_name`` rule: ``layer`` unless a scope of that full name was
+    opened (and not forgotten since: see ``_naming.OpenedScopes``), else the first free
+    ``layer_1``, ``layer_2``..."""
+    opened = context.opened
+    if opened is None:
         return default_name
-    index = 1
-    while counts.get(f"{old._prefix}{default_name}_{index}"):
-        index += 1
-    return f"{default_name}_{index}"
+    return opened.unique(old._prefix, default_name)
 
 
 def get_variable_scope() -> VariableScope:
