@@ -144,12 +144,12 @@ def get_variable_in(
     if not isinstance(name, str):
         raise TypeError(f"get_variable's name must be a str, got {type(name).__name__}: {name!r}")
     full_name = scope._prefix + name
+    if initializer is None:
+        initializer = scope._initializer
     if dtype is not None and initializer is not None and not callable(initializer):
         _check_value_dtype(context, scope, full_name, initializer, dtype)
     if dtype is None:
         dtype = scope._dtype
-    if initializer is None:
-        initializer = scope._initializer
     if regularizer is None:
         regularizer = scope._regularizer
     if device is None:

@@ -62,6 +62,11 @@ class variable_scope(ScopeEntry):
         initializer, regularizer, dtype, device, constraint, custom_getter: defaults
             for ``get_variable`` in this scope and its sub-scopes; a custom getter is
             composed with the inherited one (this one runs first).
+            The initializer may be a value (a tensor, number, numpy array or nested
+            list), as TensorFlow's ``initializer=tf.constant(0.1)``: ``get_variable``
+            then takes the variable's shape from it (a shape given must match it; with
+            an explicit ``dtype`` the value must fit that dtype, as for a value given
+            to ``get_variable``, where TensorFlow would keep the value's dtype).
         reuse: ``True`` or ``ts.AUTO_REUSE`` switch reuse on for this scope and its
             sub-scopes; ``None`` or ``False`` inherit it (from the parent for a name,
             from the captured scope for a ``VariableScope``).
@@ -177,7 +182,8 @@ class variable_scope(ScopeEntry):
             constraint if constraint is None else check_callable(constraint, "constraint"),
             custom_getter if custom_getter is None else check_getter(custom_getter),
         )
-        if overrides != _NO_OVERRIDES:
+        # `is`, not `!=`: an array initializer compares by element
+        if any(given is not None for given in overrides):
             self._overrides = overrides
         elif isinstance(name_or_scope, VariableScope):
             self._overrides = _CAPTURED
@@ -278,7 +284,6 @@ class variable_scope(ScopeEntry):
         return _naming.join(outer_ns, relative)
 
 
-_NO_OVERRIDES = (None,) * 6
 _CAPTURED = ("captured",)  # variable_scope._overrides of a captured scope without overrides
 
 
