@@ -17,7 +17,10 @@ as TensorFlow does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+import torch
 
 from . import _naming
 from ._checks import check_callable, check_device, check_dtype, describe
@@ -72,6 +75,8 @@ class variable_scope(ScopeEntry):
             from the captured scope for a ``VariableScope``).
         auxiliary_name_scope: ``False`` opens no name scope.
         values: accepted for TensorFlow compatibility and ignored.
+        partitioner, use_resource, caching_device: TensorFlow's; checked, and no effect
+            (variables are not split: see ``ts.get_variable``'s ``partitioner``).
 
     Re-entering a scope by name with no overrides (what a forward does on every
     call) hands out the same ``VariableScope`` object as the last time, from its
@@ -118,6 +123,9 @@ class variable_scope(ScopeEntry):
         *,
         values: Any = None,
         constraint: Constraint | None = None,
+        partitioner: Callable[..., Any] | None = None,
+        use_resource: bool | None = None,
+        caching_device: Any = None,
     ) -> None:
         self._context = None
         if (
@@ -128,6 +136,9 @@ class variable_scope(ScopeEntry):
             and device is None
             and custom_getter is None
             and constraint is None
+            and partitioner is None
+            and use_resource is None
+            and caching_device is None
             and auxiliary_name_scope is True
             and default_name is None
         ):
@@ -170,6 +181,7 @@ class variable_scope(ScopeEntry):
                 f"{reuse!r}: a default name is made unique, so there is nothing to reuse; "
                 "give the scope's name (or a captured VariableScope) to reuse it."
             )
+        _check_scope_tf_keywords(partitioner, use_resource, caching_device)
         self._name_or_scope = name_or_scope
         self._default_name = default_name
         self._auxiliary = auxiliary_name_scope
@@ -285,6 +297,27 @@ class variable_scope(ScopeEntry):
 
 
 _CAPTURED = ("captured",)  # variable_scope._overrides of a captured scope without overrides
+
+
+def _check_scope_tf_keywords(partitioner: Any, use_resource: Any, caching_device: Any) -> None:
+    """``variable_scope``'s TensorFlow-only keywords: checked, no effect (a scope's
+    partitioner does not split its variables; see ``ts.get_variable``'s ``partitioner``)."""
+    if partitioner is not None and not callable(partitioner):
+        raise TypeError(
+            "variable_scope's partitioner must be callable partitioner(shape, dtype) (for "
+            f"example ts.fixed_size_partitioner(3)), got {describe(partitioner)}"
+        )
+    if use_resource is not None and not isinstance(use_resource, bool):
+        raise TypeError(
+            f"variable_scope's use_resource must be a bool, got {describe(use_resource)}"
+        )
+    if caching_device is not None and not (
+        isinstance(caching_device, (str, torch.device)) or callable(caching_device)
+    ):
+        raise TypeError(
+            "variable_scope's caching_device must be a device string or a function (it has "
+            f"no effect in torchscope), got {describe(caching_device)}"
+        )
 
 
 def _unique_default(context: Context, old: VariableScope, default_name: str) -> str:

@@ -259,8 +259,11 @@ class VariableScope:
         trainable: bool | None = True,
         device: DeviceLike | None = None,
         constraint: Constraint | None = None,
+        **tf_keywords: Any,
     ) -> torch.nn.Parameter:
-        """``ts.get_variable`` in this scope (its name, reuse flag and defaults)."""
+        """``ts.get_variable`` in this scope (its name, reuse flag and defaults);
+        ``tf_keywords`` are ``ts.get_variable``'s TensorFlow keywords (``collections``,
+        ``custom_getter``, ``partitioner``, ...)."""
         return get_variable_in(
             current(),
             self,
@@ -272,6 +275,7 @@ class VariableScope:
             trainable=trainable,
             device=device,
             constraint=constraint,
+            **tf_keywords,
         )
 
     def global_variables(self) -> list[torch.nn.Parameter]:
