@@ -23,7 +23,8 @@ Counters = tuple[int, dict[str, int] | None]
 
 class Savepoint:
     """What one transaction added: variable names (``added``), (collection, item) pairs,
-    claimed variables' earlier attributes; and the counters of the scope entry it began in."""
+    claimed variables' earlier attributes; and the counters of the context it began in (a
+    mark in its record of opened variable scopes, a copy of its name-scope table)."""
 
     __slots__ = ("added", "collected", "claimed", "context", "counters")
 

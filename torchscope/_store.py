@@ -413,11 +413,11 @@ class VariableStore(nn.ParameterDict):
         """A block whose additions to the store are taken back if it raises.
 
         What this thread adds inside the block (variables with their attributes,
-        collection items, what a ScopedModule's first call claims) and the counters of its
-        current scope entry (``default_name``) are as they were before the block when it
-        raises; what other threads add meanwhile is left alone. Transactions nest: an inner
-        one that succeeds hands what it added to the outer one. The ``with`` value's
-        ``added`` lists the variables this thread made in the block (so far).
+        collection items, what a ScopedModule's first call claims), the variable scopes it
+        opened (``default_name``) and the name-scope counters of its entry are as they were
+        before the block when it raises; what other threads add meanwhile is left alone.
+        Transactions nest: an inner one that succeeds hands what it added to the outer one.
+        The ``with`` value's ``added`` lists the variables this thread made in the block (so far).
 
         >>> store = ts.VariableStore()
         >>> with store.as_default():
