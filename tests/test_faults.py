@@ -194,7 +194,10 @@ def state(store: ts.VariableStore) -> dict:
         "regularizers": list(store._regularizers),
         "constraints": list(store._constraints),
         "collections": {k: list(v) for k, v in store._collections.items()},
-        "counters": (dict(context.var_counts or {}), dict(context.name_counts or {})),
+        "counters": (
+            repr(context.opened.root if context.opened else {}),
+            dict(context.name_counts or {}),
+        ),
     }
 
 

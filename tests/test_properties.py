@@ -43,19 +43,22 @@ class ModelScope:
 
 
 class Frame:
-    """One open ``with``: the variable scope, the variable-scope names opened in this
-    variable-scope entry, the name scope and the name-scope names used in its entry."""
+    """One open ``with``: the variable scope, what leaving it does to the variable-scope
+    counts (``("close", name)``, ``("restore", counts)`` or None for a name scope), the
+    name scope and the name-scope names used in its entry."""
 
-    def __init__(self, scope, var_opened, ns, ns_used):
+    def __init__(self, scope, on_exit, ns, ns_used):
         self.scope = scope
-        self.var_opened = var_opened
+        self.on_exit = on_exit
         self.ns = ns
         self.ns_used = ns_used
 
 
 class Model:
     def __init__(self):
-        self.frames = [Frame(ModelScope("", False), set(), "", {})]
+        self.frames = [Frame(ModelScope("", False), None, "", {})]
+        # TensorFlow's variable_scopes_count, kept as TensorFlow keeps it: by full name
+        self.var_counts = {}
         self.variables = {}  # full name -> the object get_variable returned
         self.captured = []  # ModelScope objects, shared with the frames that made them
 
@@ -65,15 +68,16 @@ class Model:
 
     def _open_variable_scope(self, name, reuse, relative, default=None):
         top = self.top
-        top.var_opened.add(name)
-        if relative is None:  # a captured scope: the name scope stays
-            frame = Frame(ModelScope(name, reuse), set(), top.ns, top.ns_used)
+        self.var_counts[name] = self.var_counts.get(name, 0) + 1
+        if relative is None:  # a captured scope: the name scope stays; counts put back
+            on_exit = ("restore", dict(self.var_counts))
+            frame = Frame(ModelScope(name, reuse), on_exit, top.ns, top.ns_used)
         elif default is not None:  # TensorFlow opens name_scope(default_name): made unique
             ns = join(top.ns, tf_unique_name(top.ns_used, default))
-            frame = Frame(ModelScope(name, reuse), set(), ns, {})
+            frame = Frame(ModelScope(name, reuse), ("close", name), ns, {})
         else:
             top.ns_used.setdefault(relative.lower(), 1)
-            frame = Frame(ModelScope(name, reuse), set(), join(top.ns, relative), {})
+            frame = Frame(ModelScope(name, reuse), ("close", name), join(top.ns, relative), {})
         self.frames.append(frame)
         return frame.scope
 
@@ -85,7 +89,7 @@ class Model:
     def open_default(self, default):
         parent = self.top.scope
         relative, i = default, 1
-        while join(parent.name, relative) in self.top.var_opened:
+        while self.var_counts.get(join(parent.name, relative), 0) > 0:
             relative = f"{default}_{i}"
             i += 1
         return self._open_variable_scope(
@@ -98,8 +102,21 @@ class Model:
     def open_name_scope(self, name):
         top = self.top
         full = join(top.ns, tf_unique_name(top.ns_used, name))
-        self.frames.append(Frame(top.scope, top.var_opened, full, {}))
+        self.frames.append(Frame(top.scope, None, full, {}))
         return full
+
+    def close(self):
+        on_exit = self.frames.pop().on_exit
+        if on_exit is None:
+            return
+        kind, value = on_exit
+        if kind == "restore":
+            self.var_counts = value
+        else:
+            below = value + "/"
+            for key in self.var_counts:
+                if key.startswith(below):
+                    self.var_counts[key] = 0
 
     def get_variable(self, name):
         """("create" | "return" | "raise", full name)."""
@@ -173,11 +190,11 @@ def run_program(actions):
                         assert v is model.variables[full]
                     else:
                         model.variables[full] = v
-                model.frames.pop()
+                model.close()
             elif kind == "close":
                 if len(stack) > 1:
                     stack.pop().__exit__(None, None, None)
-                    model.frames.pop()
+                    model.close()
             elif kind == "reuse_variables":
                 ts.get_variable_scope().reuse_variables()
                 model.top.scope.reuse = True

@@ -3,6 +3,7 @@ reuse inheritance, inherited defaults, name scopes of operations, argument error
 
 import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -283,7 +284,7 @@ def test_setters():
     assert torch.all(doubled == 2.0)
     assert ts.regularization_loss().item() == 3.0
     with pytest.raises(TypeError, match=r"initializer must be callable"):
-        s.set_initializer(3)
+        s.set_initializer("3")  # a number is a value (as in TensorFlow); a str is not
     with pytest.raises(TypeError, match=r"dtype must be a torch.dtype"):
         s.set_dtype(3)
     with pytest.raises(ValueError, match=r"custom_getter must be callable"):
@@ -313,7 +314,7 @@ def test_wrong_argument_types():
     with pytest.raises(TypeError, match=r"regularizer must be callable"):
         ts.variable_scope("a", regularizer=0.1)
     with pytest.raises(TypeError, match=r"initializer must be callable"):
-        ts.variable_scope("a", initializer=0.1)
+        ts.variable_scope("a", initializer="0.1")
     with pytest.raises(TypeError, match=r"dtype must be a torch.dtype"):
         ts.variable_scope("a", dtype="nonsense")
     with pytest.raises(TypeError, match=r"auxiliary_name_scope must be a bool"):
@@ -961,8 +962,12 @@ def _training_step():
 def _table_sizes():
     from torchscope import _context as _state
 
+    def nodes(node):
+        return sum(1 + nodes(child) for key, child in node.items() if key)
+
     context = _state.current()
-    return len(context.name_counts or ()), len(context.var_counts or ())
+    opened = context.opened
+    return len(context.name_counts or ()), nodes(opened.root) if opened else 0
 
 
 def test_reentering_scopes_keeps_names_and_tables_bounded():
@@ -1139,7 +1144,7 @@ def test_failed_setter_leaves_the_cache_and_scope_as_they_were():
         with ts.variable_scope("c"):
             first = _current_id()
         with pytest.raises(TypeError):
-            p.set_initializer(42)
+            p.set_initializer("42")
         with ts.variable_scope("c"):
             assert _current_id() == first
     assert p.initializer is None
@@ -1208,3 +1213,68 @@ def test_captured_scope_reentry_is_cached_per_reuse_flag_and_follows_changes():
     with ts.variable_scope(tower) as fresh:
         assert fresh.reuse is False
     assert tower.reuse is False
+
+
+# -- a value as a scope's initializer (TensorFlow: variable_scope(initializer=tf.constant(..))) --
+
+
+@pytest.mark.parametrize(
+    ("value", "shape", "dtype"),
+    [
+        (torch.tensor(0.1), (), torch.float32),
+        (torch.tensor([1.0, 2.0]), (2,), torch.float32),
+        (0.1, (), torch.float32),
+        ([[1.0, 2.0], [3.0, 4.0]], (2, 2), torch.float32),
+        (np.ones((2, 3), np.float32), (2, 3), torch.float32),
+    ],
+)
+def test_a_scope_initializer_may_be_a_value(ts_store, value, shape, dtype):
+    # TensorFlow 2.21: get_variable("v") takes the value's shape (checked by hand:
+    # tensor (), tensor (2,), 0.1 (), [[1, 2], [3, 4]] (2, 2), np.ones((2, 3)) (2, 3))
+    with ts.variable_scope("foo", initializer=value), ts.variable_scope("bar"):  # inherited
+        v = ts.get_variable("v")
+    assert v.shape == shape and v.dtype == dtype
+    torch.testing.assert_close(v.detach(), torch.as_tensor(np.asarray(value), dtype=dtype))
+
+
+def test_set_initializer_takes_a_value(ts_store):
+    with ts.variable_scope("foo") as scope:
+        scope.set_initializer(torch.tensor([1.0, 2.0]))
+        assert torch.equal(ts.get_variable("v").detach(), torch.tensor([1.0, 2.0]))
+        # an explicit initializer still wins over the scope's value
+        w = ts.get_variable("w", [3], initializer=ts.zeros_initializer())
+    assert torch.equal(w.detach(), torch.zeros(3))
+
+
+def test_a_scope_value_with_a_shape_must_match(ts_store):
+    with ts.variable_scope("foo", initializer=torch.tensor([1.0, 2.0])):
+        assert ts.get_variable("v", [2]).shape == (2,)
+        with pytest.raises(ValueError, match=r"'foo/w' is a value of shape \[2\].*\[3\]"):
+            ts.get_variable("w", [3])
+    with (
+        ts.variable_scope("bar", initializer=0.1),  # a scalar is not broadcast
+        pytest.raises(ValueError, match=r"'bar/v' is a value of shape \[\].*\[2, 3\]"),
+    ):
+        ts.get_variable("v", [2, 3])
+    assert list(ts_store) == ["foo/v"]
+
+
+def test_a_scope_value_is_checked_against_an_explicit_dtype(ts_store):
+    with ts.variable_scope("foo", initializer=torch.tensor([1.0, 2.0], dtype=torch.float64)):
+        with pytest.raises(ValueError, match="foo/v"):
+            ts.get_variable("v", dtype=torch.float32)
+        assert ts.get_variable("w", dtype=torch.float64).dtype == torch.float64
+    with ts.variable_scope("ints", initializer=3):
+        assert ts.get_variable("v", dtype=torch.int32).dtype == torch.int32
+
+
+def test_a_scope_initializer_that_is_no_value_is_refused():
+    with pytest.raises(TypeError, match=r"callable .* or a value .* got str 'x'"):
+        ts.variable_scope("foo", initializer="x")
+    with pytest.raises(TypeError, match=r"initializer list \[\[None\]\] is not a value"):
+        ts.variable_scope("foo", initializer=[[None]])
+    with pytest.raises(TypeError, match=r"callable .* or a value"):
+        ts.variable_scope("foo", initializer=object())
+    with ts.variable_scope("foo") as scope, pytest.raises(TypeError, match="not a value"):
+        scope.set_initializer([["a"]])
+    assert scope.initializer is None

@@ -59,6 +59,13 @@ from ._scopes import (
 from ._store import VariableStore
 from ._summary import summary
 from ._templates import Template, make_template
+from ._tf_keywords import (
+    VariableAggregation,
+    VariableSynchronization,
+    fixed_size_partitioner,
+    min_max_variable_partitioner,
+    variable_axis_size_partitioner,
+)
 from ._version import __version__ as __version__
 
 __all__ = [
@@ -69,7 +76,9 @@ __all__ = [
     "ScopedModule",
     "ShapeMismatchError",
     "Template",
+    "VariableAggregation",
     "VariableScope",
+    "VariableSynchronization",
     "ValueDoesNotFitError",
     "VariableExistsError",
     "VariableNotFoundError",
@@ -79,6 +88,7 @@ __all__ = [
     "check_optimizer",
     "checkpoint",
     "constant_initializer",
+    "fixed_size_partitioner",
     "get_collection",
     "get_default_store",
     "get_name_scope",
@@ -90,6 +100,7 @@ __all__ = [
     "init_from",
     "layers",
     "make_template",
+    "min_max_variable_partitioner",
     "name_of",
     "name_scope",
     "nn",
@@ -106,6 +117,7 @@ __all__ = [
     "train",
     "trainable_variables",
     "truncated_normal_initializer",
+    "variable_axis_size_partitioner",
     "variable_scope",
     "variance_scaling_initializer",
     "zeros_initializer",

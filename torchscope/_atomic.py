@@ -18,12 +18,13 @@ from . import _context
 
 __all__ = ["Savepoint", "Transaction", "check_load"]
 
-Counters = tuple[dict[str, int] | None, dict[str, int] | None]
+Counters = tuple[int, dict[str, int] | None]
 
 
 class Savepoint:
     """What one transaction added: variable names (``added``), (collection, item) pairs,
-    claimed variables' earlier attributes; and the counters of the scope entry it began in."""
+    claimed variables' earlier attributes; and the counters of the context it began in (a
+    mark in its record of opened variable scopes, a copy of its name-scope table)."""
 
     __slots__ = ("added", "collected", "claimed", "context", "counters")
 
@@ -67,7 +68,11 @@ class Transaction:
         savepoints.pop()
         if kind is not None:
             store._rollback(savepoint)  # type: ignore[arg-type]
-        elif savepoints:
+            return
+        context = savepoint.context  # type: ignore[union-attr]  (set on entry)
+        if context is not None:
+            context.keep_counters()
+        if savepoints:
             savepoints[-1].absorb(savepoint)  # type: ignore[arg-type]
 
 

@@ -139,7 +139,8 @@ def collection_of(
         seqs = store._collection_seq.get(key, ())
         added = list(zip(seqs, store._collections.get(key, ()), strict=False))
         if key == GraphKeys.GLOBAL_VARIABLES:
-            names = list(params.copy())
+            not_global = store._not_global
+            names = [n for n in params.copy() if n not in not_global]
         elif key == GraphKeys.TRAINABLE_VARIABLES:
             names = [n for n in store._trainable.copy() if n in params]
         elif key == GraphKeys.REGULARIZATION_LOSSES:

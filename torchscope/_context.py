@@ -28,6 +28,7 @@ import torch
 import torch.autograd.profiler as _autograd_profiler
 
 from ._errors import IMPROPER_NESTING
+from ._naming import Node, OpenedScopes
 
 if TYPE_CHECKING:
     from ._store import VariableStore
@@ -55,22 +56,23 @@ class Context:
         params: the dict variables are read from: ``store._parameters``, or a
             module's own ``_parameters`` (a data-parallel replica reads its copies).
         scope: the current ``VariableScope``.
-        var_counts: how often each variable-scope name was opened inside the current
-            variable-scope entry (TensorFlow's ``default_name`` counters).
+        opened: the variable scopes opened, by full name (TensorFlow's
+            ``variable_scopes_count``, which ``default_name`` consults), or None until one
+            is.
         name_scope: the current name scope, ``""`` at the root, no trailing ``/``.
         name_counts: the names used by name scopes opened inside the current one.
         on_get: called with each variable ``get_variable`` hands out, or None (what
             ``ts.summary(module, inputs=...)`` counts uses with).
 
-    Both tables are None until something is opened inside the current entry (most
-    entries are leaves: not making their tables saves two allocations per entry).
+    The name-scope table is None until something is opened inside the current entry (most
+    entries are leaves: not making it saves an allocation per entry).
     """
 
     __slots__ = (
         "store",
         "params",
         "scope",
-        "var_counts",
+        "opened",
         "name_scope",
         "name_counts",
         "on_get",
@@ -87,7 +89,7 @@ class Context:
         self.store: VariableStore = store
         self.params: dict[str, Any] = params
         self.scope: VariableScope = scope
-        self.var_counts: dict[str, int] | None = None
+        self.opened: OpenedScopes | None = None
         self.name_scope: str = name_scope
         self.name_counts: dict[str, int] | None = None
         self.on_get: Callable[[torch.Tensor], None] | None = on_get
@@ -96,27 +98,32 @@ class Context:
         """A context of the same store and dict in ``scope``, with this one's name scope and
         copies of its counter tables (what ``ts.checkpoint`` replays a forward in)."""
         replay = Context(self.store, self.params, scope, self.name_scope)
-        replay.var_counts = None if self.var_counts is None else dict(self.var_counts)
+        replay.opened = None if self.opened is None else self.opened.copy()
         replay.name_counts = None if self.name_counts is None else dict(self.name_counts)
         return replay
 
-    def counters(self) -> tuple[dict[str, int] | None, dict[str, int] | None]:
-        """Copies of the counter tables (a transaction puts them back on failure)."""
-        var_counts, name_counts = self.var_counts, self.name_counts
-        return (
-            None if var_counts is None else dict(var_counts),
-            None if name_counts is None else dict(name_counts),
-        )
+    def counters(self) -> tuple[int, dict[str, int] | None]:
+        """A mark in the record of opened variable scopes and a copy of the name-scope
+        table (a transaction puts them back on failure); pair with :meth:`keep_counters`
+        or :meth:`restore_counters`."""
+        opened = self.opened
+        if opened is None:
+            opened = self.opened = OpenedScopes()
+        name_counts = self.name_counts
+        return opened.mark(), None if name_counts is None else dict(name_counts)
 
-    def restore_counters(self, saved: tuple[dict[str, int] | None, ...]) -> None:
-        """Puts back what :meth:`counters` copied: a table that existed, in place (the
-        entries that made it hold it); one made since, unmade."""
-        old_vars, old_names = saved
-        if old_vars is None:
-            self.var_counts = None
-        elif self.var_counts is not None:
-            self.var_counts.clear()
-            self.var_counts.update(old_vars)
+    def keep_counters(self) -> None:
+        """Ends what :meth:`counters` began, keeping what changed since."""
+        self.opened.release()  # type: ignore[union-attr]  (counters() made it)
+
+    def restore_counters(self, saved: tuple[int, dict[str, int] | None]) -> None:
+        """Puts back what :meth:`counters` recorded: the opened variable scopes; the
+        name-scope table if it existed, in place (the entries that made it hold it); one
+        made since, unmade."""
+        mark, old_names = saved
+        opened: OpenedScopes = self.opened  # type: ignore[assignment]  (counters() made it)
+        opened.undo(mark)
+        opened.release()
         if old_names is None:
             self.name_counts = None
         elif self.name_counts is not None:
@@ -225,7 +232,8 @@ class ScopeEntry:
     __slots__ = (
         "_context",
         "_old_scope",
-        "_old_var_counts",
+        "_node",
+        "_mark",
         "_old_name_scope",
         "_old_name_counts",
         "_entered",
@@ -233,36 +241,46 @@ class ScopeEntry:
     )
     _context: Context | None
     _old_scope: VariableScope
-    _old_var_counts: dict[str, int]
+    _node: Node | None
+    _mark: int
     _old_name_scope: str
     _old_name_counts: dict[str, int] | None
     _entered: VariableScope
     _range: Any
 
     def _enter_variable_scope(
-        self, context: Context, scope: VariableScope, name_scope: str | None, name_key: Any
+        self,
+        context: Context,
+        scope: VariableScope,
+        name_scope: str | None,
+        name_key: Any,
+        captured: bool = False,
     ) -> None:
         """Makes ``scope`` current, and ``name_scope`` (None: the name scope stays). A
         named child marks ``name_key`` used among the name scopes of the current entry
-        (only its first use writes: see ``_naming.mark_used``)."""
-        counts = context.var_counts
-        if counts is None:
-            counts = context.var_counts = {}
+        (only its first use writes: see ``_naming.mark_used``). The scope's name is
+        recorded as opened; leaving forgets what was opened below it, or, for a
+        ``captured`` scope re-entered, puts back what was recorded on entry (TensorFlow's
+        ``default_name`` counting)."""
+        opened = context.opened
+        if opened is None:
+            opened = context.opened = OpenedScopes()
+        node = opened.open(scope._name)
+        if captured:
+            self._node, self._mark = None, opened.mark()
+        else:
+            self._node = node
         name_counts = context.name_counts
         if name_key is not None:
             if name_counts is None:
                 name_counts = context.name_counts = {name_key: 1}
             elif name_key not in name_counts:
                 name_counts[name_key] = 1
-        if scope._name not in counts:  # a set, in effect: default_name asks "was it opened?"
-            counts[scope._name] = 1
         self._context = context
         self._old_scope = context.scope
-        self._old_var_counts = counts
         self._old_name_scope = context.name_scope
         self._entered = scope
         context.scope = scope
-        context.var_counts = None
         if name_scope is None:
             # The name-scope table stays current: make it now, so that what is opened
             # inside marks the table this entry puts back on exit.
@@ -278,15 +296,12 @@ class ScopeEntry:
 
     def _enter_name_scope(self, context: Context, full: str) -> None:
         """Makes ``full`` the current name scope (the variable scope stays)."""
-        var_counts = context.var_counts  # stays current: made now, so that it is put back
-        if var_counts is None:
-            var_counts = context.var_counts = {}
         name_counts = context.name_counts
         if name_counts is None:
             name_counts = context.name_counts = {}
         self._context = context
         self._old_scope = self._entered = context.scope
-        self._old_var_counts = var_counts
+        self._node, self._mark = None, -1
         self._old_name_scope = context.name_scope
         self._old_name_counts = name_counts
         context.name_scope = full
@@ -297,8 +312,14 @@ class ScopeEntry:
         context: Context = self._context  # type: ignore[assignment]  (None only while closed)
         if context.scope is not self._entered:
             raise RuntimeError(self._improper_nesting(self._entered._name))
+        node = self._node
+        if node is not None:
+            context.opened.close(node)  # type: ignore[union-attr]  (the entry made it)
+        elif self._mark >= 0:
+            opened: OpenedScopes = context.opened  # type: ignore[assignment]  (made on entry)
+            opened.undo(self._mark)
+            opened.release()
         context.scope = self._old_scope
-        context.var_counts = self._old_var_counts
         context.name_scope = self._old_name_scope
         context.name_counts = self._old_name_counts
         self._context = None

@@ -22,17 +22,8 @@ from torch.compiler import is_compiling
 from ._checks import describe
 from ._types import Getter
 
-__all__ = ["TENSORFLOW_GETTER_KEYWORDS", "call_getter", "check_getter", "wrap_getter"]
+__all__ = ["call_getter", "check_getter", "wrap_getter"]
 
-TENSORFLOW_GETTER_KEYWORDS = {
-    "collections": None,
-    "caching_device": None,
-    "partitioner": None,
-    "validate_shape": True,
-    "use_resource": None,
-    "synchronization": None,
-    "aggregation": None,
-}
 _EXTRAS = ("device", "constraint")
 _EXTRAS_TAKEN: weakref.WeakKeyDictionary[Any, tuple[str, ...]] = weakref.WeakKeyDictionary()
 

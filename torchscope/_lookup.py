@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -40,11 +41,20 @@ from ._errors import (
     VariableNotFoundError,
 )
 from ._fastpath import same_shape as _same_shape
-from ._getters import TENSORFLOW_GETTER_KEYWORDS, call_getter
+from ._getters import call_getter, check_getter
+from ._graph_keys import GraphKeys
+from ._tf_keywords import (
+    VariableAggregation,
+    VariableSynchronization,
+    check_collections,
+    check_partitioner,
+    check_tf_keywords,
+)
 from ._types import (
     Constraint,
     DeviceLike,
     DTypeLike,
+    Getter,
     InitializerLike,
     Regularizer,
     Reuse,
@@ -68,6 +78,15 @@ def get_variable(
     trainable: bool | None = True,
     device: DeviceLike | None = None,
     constraint: Constraint | None = None,
+    *,
+    collections: Sequence[str] | None = None,
+    caching_device: Any = None,
+    partitioner: Callable[..., Sequence[int]] | None = None,
+    validate_shape: bool = True,
+    use_resource: bool | None = None,
+    custom_getter: Getter | None = None,
+    synchronization: VariableSynchronization | None = None,
+    aggregation: VariableAggregation | None = None,
 ) -> torch.nn.Parameter:
     """Gets an existing variable or creates a new one, by full name.
 
@@ -91,6 +110,23 @@ def get_variable(
         trainable: ``False`` makes a Parameter with ``requires_grad=False``.
         device: default: the scope's, else ``torch.get_default_device()``.
         constraint: ``fn(variable) -> projected``; see ``ts.apply_constraints()``.
+        collections: the collections a new variable joins, as in TensorFlow: exactly
+            those (``ts.GraphKeys.GLOBAL_VARIABLES`` only if listed: a variable left out
+            of it is not in ``ts.global_variables()``), and ``TRAINABLE_VARIABLES`` when
+            trainable. Default: ``GLOBAL_VARIABLES``. Not changed on reuse.
+        custom_getter: a getter for this call, called as a scope's custom getter is;
+            it replaces the scope's getter for this call, as in TensorFlow.
+        partitioner: ``partitioner(shape, dtype) -> partitions``
+            (``ts.fixed_size_partitioner(3)``, ...), called and checked, but the variable
+            is **not split**: it is made whole, which is how TensorFlow checkpoints a
+            partitioned variable (one full-shape entry), so ``ts.train`` restores it.
+        synchronization: a ``ts.VariableSynchronization``; ``ON_READ`` with
+            ``trainable=None`` makes the variable non-trainable, as in TensorFlow.
+        caching_device, use_resource, validate_shape, aggregation: accepted for ported
+            code and checked; no effect (PyTorch has no cached reads, reference variables
+            or replica aggregation, and every tensor has a fully defined shape).
+        The TensorFlow-only keywords are keyword-only (``device`` and ``constraint`` hold
+        TensorFlow's positions 7 and 8) and are not read on the reuse path.
 
     Raises:
         ts.VariableExistsError: the variable exists and the scope does not reuse.
@@ -110,7 +146,7 @@ def get_variable(
     if context.store is None:
         context = DEFAULT[0]._local.context
     scope = context.scope
-    if scope._fast and dtype is None:
+    if scope._fast and dtype is None and custom_getter is None:
         try:
             found = context.params.get(scope._prefix + name)
         except TypeError:
@@ -122,7 +158,24 @@ def get_variable(
                 context.on_get(found)
             return found
     return get_variable_in(
-        context, scope, name, shape, dtype, initializer, regularizer, trainable, device, constraint
+        context,
+        scope,
+        name,
+        shape,
+        dtype,
+        initializer,
+        regularizer,
+        trainable,
+        device,
+        constraint,
+        collections=collections,
+        caching_device=caching_device,
+        partitioner=partitioner,
+        validate_shape=validate_shape,
+        use_resource=use_resource,
+        custom_getter=custom_getter,
+        synchronization=synchronization,
+        aggregation=aggregation,
     )
 
 
@@ -137,6 +190,15 @@ def get_variable_in(
     trainable: bool | None = True,
     device: DeviceLike | None = None,
     constraint: Constraint | None = None,
+    *,
+    collections: Sequence[str] | None = None,
+    caching_device: Any = None,
+    partitioner: Callable[..., Sequence[int]] | None = None,
+    validate_shape: bool = True,
+    use_resource: bool | None = None,
+    custom_getter: Getter | None = None,
+    synchronization: VariableSynchronization | None = None,
+    aggregation: VariableAggregation | None = None,
 ) -> Any:
     """``get_variable`` in ``scope`` of ``context``: the scope's defaults applied, its
     custom getters run (a getter that fails after the real getter made a variable leaves
@@ -144,19 +206,29 @@ def get_variable_in(
     if not isinstance(name, str):
         raise TypeError(f"get_variable's name must be a str, got {type(name).__name__}: {name!r}")
     full_name = scope._prefix + name
+    if initializer is None:
+        initializer = scope._initializer
     if dtype is not None and initializer is not None and not callable(initializer):
         _check_value_dtype(context, scope, full_name, initializer, dtype)
     if dtype is None:
         dtype = scope._dtype
-    if initializer is None:
-        initializer = scope._initializer
     if regularizer is None:
         regularizer = scope._regularizer
     if device is None:
         device = scope._device
     if constraint is None:
         constraint = scope._constraint
-    getter = scope._custom_getter
+    # TensorFlow: the call's getter replaces the scope's (they are not composed)
+    getter = scope._custom_getter if custom_getter is None else check_getter(custom_getter)
+    tf_keywords = {
+        "collections": collections,
+        "caching_device": caching_device,
+        "partitioner": partitioner,
+        "validate_shape": validate_shape,
+        "use_resource": use_resource,
+        "synchronization": synchronization,
+        "aggregation": aggregation,
+    }
     store = context.store
     if getter is None:
         variable = get_or_create(
@@ -171,6 +243,7 @@ def get_variable_in(
             trainable,
             constraint=constraint,
             device=device,
+            **tf_keywords,
         )
     else:
         # TensorFlow's keywords, all of them; device and constraint only to a getter that
@@ -189,7 +262,7 @@ def get_variable_in(
                 regularizer=regularizer,
                 reuse=scope._reuse,
                 trainable=trainable,
-                **TENSORFLOW_GETTER_KEYWORDS,
+                **tf_keywords,
                 device=device,
                 constraint=constraint,
             )
@@ -242,8 +315,8 @@ def get_or_create(
     """The real getter, at the end of the custom-getter chain: returns the variable
     ``name`` of ``store``, creating it unless ``reuse`` forbids.
 
-    The TensorFlow-only keywords (``collections``, ``partitioner``, ...) are accepted so
-    ported getters can forward them, and have no effect.
+    The TensorFlow-only keywords are checked and applied only when the variable is made
+    (``_tf_keywords`` says what each does); on reuse they are ignored, as in TensorFlow.
     """
     shape = check_shape(shape, name)
     dtype = check_dtype(dtype, name)
@@ -262,6 +335,12 @@ def get_or_create(
         raise VariableNotFoundError(DOES_NOT_EXIST.format(name=name))
     if torch._C._current_graph_task_id() != -1 and not is_compiling():
         raise RuntimeError(CREATED_IN_BACKWARD.format(name=name))
+    trainable = check_tf_keywords(
+        name, trainable, caching_device, validate_shape, use_resource, synchronization, aggregation
+    )
+    collections = check_collections(collections, name)
+    if partitioner is not None:
+        check_partitioner(partitioner, name, shape, dtype)
     with store._lock:
         found = store._parameters.get(name)
         if found is not None:  # another thread created it meanwhile
@@ -284,8 +363,15 @@ def get_or_create(
         constraint = check_callable(constraint, "constraint", name)
         if regularizer is not None:
             try_regularizer(regularizer, name, param)
-        store._insert(name, param, trainable, regularizer, constraint, caller())
+        is_global = collections is None or GraphKeys.GLOBAL_VARIABLES in collections
+        store._insert(name, param, trainable, regularizer, constraint, caller(), is_global)
+        for key in collections or ():
+            if key not in _STORE_FILLED:  # the store lists its variables in these itself
+                store.add_to_collection(key, param)
     return param
+
+
+_STORE_FILLED = (GraphKeys.GLOBAL_VARIABLES, GraphKeys.TRAINABLE_VARIABLES)
 
 
 def _existing(store: Any, name: str, found: Any, reuse: Any, shape: Any, dtype: Any) -> Any:

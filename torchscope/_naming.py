@@ -10,9 +10,11 @@ variable's key in its store's ``ParameterDict`` and in ``state_dict()``, so the
 mapping from names to keys is the identity.
 
 Uniqueness ("foo", then "foo_1") is TensorFlow's rule, case-insensitive, over
-one counter table. Each scope *entry* owns the table of the names opened directly
-inside it, and the table is dropped when that entry closes; see
-:func:`unique_name`.
+one counter table. Each name-scope *entry* owns the table of the names opened directly
+inside it, and the table is dropped when that entry closes; see :func:`unique_name`.
+
+``default_name`` counts variable scopes as TensorFlow's ``variable_scopes_count`` does:
+by full name, one record per thread and store; see :class:`OpenedScopes`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import torch
 from ._compile_hooks import when_dynamo_loads
 
 __all__ = [
+    "OpenedScopes",
     "check_scope_name",
     "check_variable_name",
     "is_checked_scope_name",
@@ -189,3 +192,126 @@ def unique_name(counts: dict[str, int], name: str, mark: bool = True) -> str:
     if mark:
         counts[key] = i + 1
     return f"{name}_{i}"
+
+
+# -- which variable scopes were opened (default_name) -------------------------------------------
+
+Node = dict[str, Any]
+"""A node of :class:`OpenedScopes`: its children by name component; the key ``""`` (never a
+component) is present when the scope of the node's own full name was opened."""
+
+
+class OpenedScopes:
+    """The variable scopes opened on one thread in one store, by full name: TensorFlow's
+    ``variable_scopes_count``, which ``variable_scope(None, default_name=...)`` consults.
+
+    TensorFlow's rules, which this keeps: entering a scope records its full name
+    (``"enc/layer"`` opened at the root counts for ``default_name="layer"`` inside
+    ``"enc"``); leaving a scope entered by name forgets every name below it, wherever that
+    was opened; leaving a re-entered captured scope puts back what was recorded when it was
+    entered (a template's every call names alike).
+
+    The names are a tree of name components, so that leaving a scope forgets its subtree in
+    one step instead of a scan over every name. Putting back is an undo journal, kept only
+    while something may need it (a captured scope or a transaction is open: see
+    :meth:`mark`); a loop that re-enters the same scopes records nothing new.
+
+    >>> opened = OpenedScopes()
+    >>> node = opened.open("enc/layer")
+    >>> opened.was_opened("enc/layer"), opened.was_opened("enc")
+    (True, False)
+    >>> opened.close(opened.open("enc"))
+    >>> opened.was_opened("enc/layer")
+    False
+    """
+
+    __slots__ = ("root", "journal", "marks")
+
+    def __init__(self) -> None:
+        self.root: Node = {}
+        self.journal: list[tuple[Node, Node]] | None = None
+        self.marks = 0
+
+    def _change(self, node: Node) -> None:
+        """Keeps what ``node`` holds before a change, while a mark may need it back."""
+        journal = self.journal
+        if journal is not None:
+            journal.append((node, dict(node)))
+
+    def open(self, full_name: str) -> Node:
+        """Records that the scope ``full_name`` was entered; returns its node (which
+        :meth:`close` takes when the entry ends)."""
+        node = self.root
+        for part in full_name.split("/"):
+            child = node.get(part)
+            if child is None:
+                self._change(node)
+                child = node[part] = {}
+            node = child
+        if "" not in node:  # only the first entry writes: a loop leaves the tree alone
+            self._change(node)
+            node[""] = 1
+        return node
+
+    def close(self, node: Node) -> None:
+        """Forgets the scopes below ``node``'s (a scope entered by name is left)."""
+        if len(node) > ("" in node):
+            self._change(node)
+            opened = "" in node
+            node.clear()
+            if opened:
+                node[""] = 1
+
+    def was_opened(self, full_name: str) -> bool:
+        """Whether the scope ``full_name`` was entered and is not forgotten."""
+        node: Node | None = self.root
+        for part in full_name.split("/"):
+            node = node.get(part)  # type: ignore[union-attr]  (checked below)
+            if node is None:
+                return False
+        return "" in node  # type: ignore[operator]  (the loop runs at least once)
+
+    def unique(self, prefix: str, name: str) -> str:
+        """TensorFlow's ``default_name`` rule in the scope of ``prefix`` (its name and
+        ``/``; ``""`` at the root): ``name`` unless ``prefix + name`` was opened, else the
+        first of ``name_1``, ``name_2``, ... that was not."""
+        full = prefix + name
+        if not self.was_opened(full):
+            return name
+        index = 1
+        while self.was_opened(f"{full}_{index}"):
+            index += 1
+        return f"{name}_{index}"
+
+    def mark(self) -> int:
+        """Begins keeping what changes, for :meth:`undo`; pair with :meth:`release`."""
+        if self.journal is None:
+            self.journal = []
+        self.marks += 1
+        return len(self.journal)
+
+    def undo(self, mark: int) -> None:
+        """Puts back what changed since ``mark`` was taken."""
+        journal = self.journal
+        if journal is None:
+            return
+        while len(journal) > mark:
+            node, held = journal.pop()
+            node.clear()
+            node.update(held)
+
+    def release(self) -> None:
+        """Ends a :meth:`mark` (kept or undone); the last one drops the journal."""
+        self.marks -= 1
+        if self.marks <= 0:
+            self.marks, self.journal = 0, None
+
+    def copy(self) -> OpenedScopes:
+        """An independent copy of what was opened (no journal)."""
+        other = OpenedScopes()
+        other.root = _copy_node(self.root)
+        return other
+
+
+def _copy_node(node: Node) -> Node:
+    return {k: (v if k == "" else _copy_node(v)) for k, v in node.items()}

@@ -17,7 +17,10 @@ as TensorFlow does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+import torch
 
 from . import _naming
 from ._checks import check_callable, check_device, check_dtype, describe
@@ -55,15 +58,25 @@ class variable_scope(ScopeEntry):
             ``VariableScope`` (re-opens that scope by its absolute name, leaving the
             current name scope alone). ``None`` with ``default_name``.
         default_name: used when ``name_or_scope`` is ``None``; made unique
-            (``layer``, ``layer_1``, ...) among the scopes opened in the current one.
+            (``layer``, ``layer_1``, ...) as TensorFlow makes it: against the full names
+            of the scopes opened so far, forgotten below a scope when it closes (so
+            ``"enc/layer"`` opened at the root makes ``default_name="layer"`` inside
+            ``"enc"`` give ``enc/layer_1``).
         initializer, regularizer, dtype, device, constraint, custom_getter: defaults
             for ``get_variable`` in this scope and its sub-scopes; a custom getter is
             composed with the inherited one (this one runs first).
+            The initializer may be a value (a tensor, number, numpy array or nested
+            list), as TensorFlow's ``initializer=tf.constant(0.1)``: ``get_variable``
+            then takes the variable's shape from it (a shape given must match it; with
+            an explicit ``dtype`` the value must fit that dtype, as for a value given
+            to ``get_variable``, where TensorFlow would keep the value's dtype).
         reuse: ``True`` or ``ts.AUTO_REUSE`` switch reuse on for this scope and its
             sub-scopes; ``None`` or ``False`` inherit it (from the parent for a name,
             from the captured scope for a ``VariableScope``).
         auxiliary_name_scope: ``False`` opens no name scope.
         values: accepted for TensorFlow compatibility and ignored.
+        partitioner, use_resource, caching_device: TensorFlow's; checked, and no effect
+            (variables are not split: see ``ts.get_variable``'s ``partitioner``).
 
     Re-entering a scope by name with no overrides (what a forward does on every
     call) hands out the same ``VariableScope`` object as the last time, from its
@@ -110,6 +123,9 @@ class variable_scope(ScopeEntry):
         *,
         values: Any = None,
         constraint: Constraint | None = None,
+        partitioner: Callable[..., Any] | None = None,
+        use_resource: bool | None = None,
+        caching_device: Any = None,
     ) -> None:
         self._context = None
         if (
@@ -120,6 +136,9 @@ class variable_scope(ScopeEntry):
             and device is None
             and custom_getter is None
             and constraint is None
+            and partitioner is None
+            and use_resource is None
+            and caching_device is None
             and auxiliary_name_scope is True
             and default_name is None
         ):
@@ -162,6 +181,7 @@ class variable_scope(ScopeEntry):
                 f"{reuse!r}: a default name is made unique, so there is nothing to reuse; "
                 "give the scope's name (or a captured VariableScope) to reuse it."
             )
+        _check_scope_tf_keywords(partitioner, use_resource, caching_device)
         self._name_or_scope = name_or_scope
         self._default_name = default_name
         self._auxiliary = auxiliary_name_scope
@@ -174,7 +194,8 @@ class variable_scope(ScopeEntry):
             constraint if constraint is None else check_callable(constraint, "constraint"),
             custom_getter if custom_getter is None else check_getter(custom_getter),
         )
-        if overrides != _NO_OVERRIDES:
+        # `is`, not `!=`: an array initializer compares by element
+        if any(given is not None for given in overrides):
             self._overrides = overrides
         elif isinstance(name_or_scope, VariableScope):
             self._overrides = _CAPTURED
@@ -206,10 +227,12 @@ class variable_scope(ScopeEntry):
             scope = cached_scope(target._children, reuse)
             if scope is None:
                 scope = target._recopy(reuse)
-            self._enter_variable_scope(context, scope, None, None)  # name scope left alone
+            # the name scope is left alone
+            self._enter_variable_scope(context, scope, None, None, captured=True)
         else:
             scope, name_scope = self._open(context, old, outer_ns)
-            self._enter_variable_scope(context, scope, name_scope, None)
+            captured = isinstance(self._name_or_scope, VariableScope)
+            self._enter_variable_scope(context, scope, name_scope, None, captured)
         return scope
 
     def _open(
@@ -273,20 +296,38 @@ class variable_scope(ScopeEntry):
         return _naming.join(outer_ns, relative)
 
 
-_NO_OVERRIDES = (None,) * 6
 _CAPTURED = ("captured",)  # variable_scope._overrides of a captured scope without overrides
 
 
+def _check_scope_tf_keywords(partitioner: Any, use_resource: Any, caching_device: Any) -> None:
+    """``variable_scope``'s TensorFlow-only keywords: checked, no effect (a scope's
+    partitioner does not split its variables; see ``ts.get_variable``'s ``partitioner``)."""
+    if partitioner is not None and not callable(partitioner):
+        raise TypeError(
+            "variable_scope's partitioner must be callable partitioner(shape, dtype) (for "
+            f"example ts.fixed_size_partitioner(3)), got {describe(partitioner)}"
+        )
+    if use_resource is not None and not isinstance(use_resource, bool):
+        raise TypeError(
+            f"variable_scope's use_resource must be a bool, got {describe(use_resource)}"
+        )
+    if caching_device is not None and not (
+        isinstance(caching_device, (str, torch.device)) or callable(caching_device)
+    ):
+        raise TypeError(
+            "variable_scope's caching_device must be a device string or a function (it has "
+            f"no effect in torchscope), got {describe(caching_device)}"
+        )
+
+
 def _unique_default(context: Context, old: VariableScope, default_name: str) -> str:
-    """TensorFlow's ``default_name`` rule: ``layer`` if no scope of that full name was
-    opened in the current scope entry, else the first free ``layer_1``, ``layer_2``..."""
-    counts = context.var_counts or {}
-    if not counts.get(old._prefix + default_name):
+    """TensorFlow's ``default_name`` rule: ``layer`` unless a scope of that full name was
+    opened (and not forgotten since: see ``_naming.OpenedScopes``), else the first free
+    ``layer_1``, ``layer_2``..."""
+    opened = context.opened
+    if opened is None:
         return default_name
-    index = 1
-    while counts.get(f"{old._prefix}{default_name}_{index}"):
-        index += 1
-    return f"{default_name}_{index}"
+    return opened.unique(old._prefix, default_name)
 
 
 def get_variable_scope() -> VariableScope:

@@ -126,6 +126,7 @@ class VariableStore(nn.ParameterDict):
         self._regularizers: dict[str, Regularizer] = {}
         self._constraints: dict[str, Constraint] = {}
         self._created_at: dict[str, str] = {}
+        self._not_global: dict[str, None] = {}  # left out of GLOBAL_VARIABLES
         self._collections: dict[str, list[Any]] = {}
         # Creation order across variables and added collection items (TensorFlow keeps one
         # list per collection): a sequence number per variable, and per collection item
@@ -171,6 +172,7 @@ class VariableStore(nn.ParameterDict):
         state.setdefault("_next_seq", 0)  # stores pickled before creation order was kept
         state.setdefault("_seq", {})
         state.setdefault("_collection_seq", {})
+        state.setdefault("_not_global", {})
         state.setdefault("policy", None)
         for old in ("_frozen", "_conversion", "_owner"):  # stores pickled before policies
             state.pop(old, None)
@@ -301,8 +303,11 @@ class VariableStore(nn.ParameterDict):
         regularizer: Regularizer | None = None,
         constraint: Constraint | None = None,
         created_at: str = "",
+        is_global: bool = True,
     ) -> None:
-        """Adds a new variable with its attributes (under the store's lock)."""
+        """Adds a new variable with its attributes (under the store's lock); one not
+        ``is_global`` is left out of ``GLOBAL_VARIABLES`` (``get_variable(collections=...)``
+        without it)."""
         # Nothing here can fail: the store changes all at once or not at all.
         self._parameters[name] = param
         self._keys[name] = None
@@ -313,6 +318,8 @@ class VariableStore(nn.ParameterDict):
         if constraint is not None:
             self._constraints[name] = constraint
         self._created_at[name] = created_at
+        if not is_global:
+            self._not_global[name] = None
         self._seq[name] = self._take_seq()
         setattr(param, _NAME_ATTR, name)
         savepoints = self._local.savepoints
@@ -389,6 +396,7 @@ class VariableStore(nn.ParameterDict):
                     self._regularizers,
                     self._constraints,
                     self._created_at,
+                    self._not_global,
                     self._seq,
                 ):
                     table.pop(name, None)
@@ -405,11 +413,11 @@ class VariableStore(nn.ParameterDict):
         """A block whose additions to the store are taken back if it raises.
 
         What this thread adds inside the block (variables with their attributes,
-        collection items, what a ScopedModule's first call claims) and the counters of its
-        current scope entry (``default_name``) are as they were before the block when it
-        raises; what other threads add meanwhile is left alone. Transactions nest: an inner
-        one that succeeds hands what it added to the outer one. The ``with`` value's
-        ``added`` lists the variables this thread made in the block (so far).
+        collection items, what a ScopedModule's first call claims), the variable scopes it
+        opened (``default_name``) and the name-scope counters of its entry are as they were
+        before the block when it raises; what other threads add meanwhile is left alone.
+        Transactions nest: an inner one that succeeds hands what it added to the outer one.
+        The ``with`` value's ``added`` lists the variables this thread made in the block (so far).
 
         >>> store = ts.VariableStore()
         >>> with store.as_default():

@@ -8,7 +8,6 @@ module's calls start from.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -33,6 +32,7 @@ from ._types import (
     ReuseMode,
     ShapeLike,
 )
+from ._values import is_value
 
 __all__ = ["AUTO_REUSE", "VariableScope"]
 
@@ -113,7 +113,7 @@ class VariableScope:
         return self._reuse
 
     @property
-    def initializer(self) -> Callable[..., Any] | None:
+    def initializer(self) -> InitializerLike | None:
         return self._initializer
 
     @property
@@ -149,7 +149,9 @@ class VariableScope:
         self._reuse = True
         self._update_fast()
 
-    def set_initializer(self, initializer: Callable[..., Any] | None) -> None:
+    def set_initializer(self, initializer: InitializerLike | None) -> None:
+        """Sets the default initializer of this scope: a callable or a value (see
+        ``variable_scope``'s ``initializer``)."""
         initializer = _check_initializer(initializer)
         self._detach()
         self._initializer = initializer
@@ -257,8 +259,11 @@ class VariableScope:
         trainable: bool | None = True,
         device: DeviceLike | None = None,
         constraint: Constraint | None = None,
+        **tf_keywords: Any,
     ) -> torch.nn.Parameter:
-        """``ts.get_variable`` in this scope (its name, reuse flag and defaults)."""
+        """``ts.get_variable`` in this scope (its name, reuse flag and defaults);
+        ``tf_keywords`` are ``ts.get_variable``'s TensorFlow keywords (``collections``,
+        ``custom_getter``, ``partitioner``, ...)."""
         return get_variable_in(
             current(),
             self,
@@ -270,6 +275,7 @@ class VariableScope:
             trainable=trainable,
             device=device,
             constraint=constraint,
+            **tf_keywords,
         )
 
     def global_variables(self) -> list[torch.nn.Parameter]:
@@ -351,6 +357,9 @@ def _root_scope(reuse: bool | ReuseMode | None, name: str | None = None) -> Vari
 
 
 def _check_initializer(initializer: Any) -> Any:
+    """A scope's initializer: a callable, or a value (tensor, number, numpy array, nested
+    list) that ``get_variable`` makes the variable from, as TensorFlow's
+    ``variable_scope("s", initializer=tf.constant(0.1))`` does."""
     if initializer is None or callable(initializer):
         return initializer
     if isinstance(initializer, (list, tuple)) and any(
@@ -361,9 +370,22 @@ def _check_initializer(initializer: Any) -> Any:
             "got a list of tensors: TensorFlow's third argument 'values' is not needed in "
             "torchscope; pass the initializer by keyword (initializer=...)."
         )
+    if is_value(initializer):
+        if not isinstance(initializer, torch.Tensor):
+            try:
+                torch.as_tensor(initializer)
+            except (TypeError, ValueError, RuntimeError) as error:
+                raise TypeError(
+                    f"a scope's initializer {describe(initializer)} is not a value "
+                    f"torch.tensor() understands ({error}); give a tensor, a number, a numpy "
+                    "array, a nested list of numbers or a callable "
+                    "init(shape, dtype=None, device=None)."
+                ) from None
+        return initializer
     raise TypeError(
         "a scope's initializer must be callable init(shape, dtype=None, device=None) -> Tensor "
-        f"(for example ts.constant_initializer(0.1)), got {describe(initializer)}"
+        "(for example ts.constant_initializer(0.1)) or a value (a tensor, a number, a numpy "
+        f"array, a nested list), got {describe(initializer)}"
     )
 
 

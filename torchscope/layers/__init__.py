@@ -4,9 +4,9 @@ defaults and numbers, built on ``ts.get_variable`` and ``ts.variable_scope``.
 Each call makes its variables in a variable scope of its own, named as TensorFlow names
 it: ``name`` when given (as it is: calling a layer of that name again needs
 ``reuse=True`` or ``ts.AUTO_REUSE``, or a reusing enclosing scope); otherwise the layer's
-kind made unique among the scopes opened in the current scope entry (``dense``,
-``dense_1``, ...; an unnamed layer with ``reuse=True`` takes ``dense`` itself). The
-counters restart in each entry of the enclosing scope, so a model that re-enters its scope
+kind made unique as TensorFlow makes it, against the full names of the scopes opened
+(``dense``, ``dense_1``, ...; an unnamed layer with ``reuse=True`` takes ``dense`` itself). What
+was opened below a scope is forgotten when it closes, so a model that re-enters its scope
 with reuse, a ``ts.ScopedModule`` (every call starts at a fresh root) and a
 ``ts.make_template`` give their layers the names of their first call on every call, and
 reuse those variables. Layers work wherever ``get_variable`` does, and honour the

@@ -4,11 +4,11 @@ checks, and what happens to its output (activation, activity regularizer).
 The scope follows ``tf.compat.v1.layers`` (its ``base.Layer``): a layer given a ``name``
 opens ``variable_scope(name, reuse=reuse)`` as it is, so a second layer of that name
 without reuse finds its variables taken; an unnamed layer opens
-``variable_scope(None, default_name="dense")``, made unique among the scopes opened in the
-current entry (``dense``, ``dense_1``, ...), unless it is asked to reuse, when it opens
-``"dense"`` itself. Layers without variables (pooling, dropout, flatten) open theirs too:
-they take their names as TensorFlow's do (``max_pooling2d(..., name="dense")`` makes the
-next unnamed dense layer ``dense_1``).
+``variable_scope(None, default_name="dense")``, made unique as TensorFlow makes it (against
+the full names of the scopes opened: ``dense``, ``dense_1``, ...), unless it is asked to
+reuse, when it opens ``"dense"`` itself. Layers without variables (pooling, dropout,
+flatten) open theirs too: they take their names as TensorFlow's do
+(``max_pooling2d(..., name="dense")`` makes the next unnamed dense layer ``dense_1``).
 """
 
 from __future__ import annotations
