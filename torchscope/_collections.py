@@ -24,6 +24,7 @@ from ._checks import describe
 from ._context import current
 from ._errors import note
 from ._graph_keys import GraphKeys
+from ._variable import NAME_ATTR
 
 if TYPE_CHECKING:
     from ._store import VariableStore
@@ -37,8 +38,6 @@ __all__ = [
     "regularization_losses",
     "trainable_variables",
 ]
-
-NAME_ATTR = "_torchscope_name"  # the attribute a variable's full name is kept in
 
 
 def get_collection(key: str, scope: str | None = None) -> list[Any]:

@@ -153,7 +153,9 @@ class ScopedModule(nn.Module, Generic[P, R]):
             conversion = policy.conversion or Conversion()
             conversion.then(fn)
             policy.conversion = conversion
-        return super()._apply(fn, recurse)
+        super()._apply(fn, recurse)
+        self.store._name_again()  # nn.Module._apply may have made plain nn.Parameters
+        return self
 
     def requires_grad_(self, requires_grad: bool = True) -> Self:
         """As ``nn.Module.requires_grad_``, except that variables made with
