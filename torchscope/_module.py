@@ -9,6 +9,13 @@ raises ``ValueError``. As with PyTorch's lazy modules, call the module once
 before building the optimizer (the optimizer must see the parameters);
 ``ts.check_optimizer`` says which variables an optimizer is missing.
 
+The store current at the first call (the default store, or one made current with
+``as_default()``, or the store of a module whose call builds this one) lists this module's
+variables in its collections afterwards, through a weak reference: the TensorFlow idiom
+``model(x); opt = Adam(ts.trainable_variables())`` works, and a module that is gone
+leaves the lists. Copies (``copy.deepcopy``, ``torch.load``) are listed nowhere: their
+``parameters()`` and ``store`` hold them.
+
 The module's own ``_parameters`` *is* the store's dict, so ``named_parameters()``
 and ``state_dict()`` give the full names (``"conv1/weights"``), ``.to()`` moves
 the store's variables, and ``torch.func.functional_call`` substitutions are what
@@ -21,6 +28,7 @@ from __future__ import annotations
 import functools
 import threading
 import warnings
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic
@@ -31,7 +39,8 @@ from torch.compiler import is_compiling
 from torch.nn.modules import module as _nn_module
 
 from . import _naming
-from ._context import _THREAD, Context, pop, profiling, push
+from ._collections import BUILT_MODULES
+from ._context import _THREAD, Context, current, pop, profiling, push
 from ._policy import Conversion, Policy, fit_loaded
 from ._scopes import variable_scope
 from ._store import (
@@ -298,6 +307,7 @@ class ScopedModule(nn.Module, Generic[P, R]):
 
     def _build(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         store = self.store
+        outer = current().store  # the store this module is built in (see _collections)
         self._refuse_substitutes(())
         before = set(store._parameters)
         loaded = self._loaded
@@ -316,6 +326,11 @@ class ScopedModule(nn.Module, Generic[P, R]):
         if loaded is not None:
             self._report_checkpoint_use(created, unused)
         self._warn_doubled_prefix(created)
+        if outer is not store:
+            # ts.trainable_variables() & co. of the store current now list this module's
+            # (a weak reference: a module that is gone leaves them). In the caller's
+            # transaction, if any: a failed outer call takes it back.
+            outer.add_to_collection(BUILT_MODULES, weakref.ref(store))
         self._built = True
         policy = self._policy()
         policy.freeze(self._describe())

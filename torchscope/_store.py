@@ -153,8 +153,16 @@ class VariableStore(nn.ParameterDict):
         state["policy"] = None  # the owning module sets it again when it is restored
         # A tensor with autograd history in a collection (a loss put there by a forward)
         # is copied and pickled detached: torch copies only graph leaves.
+        # The modules built in this store are not carried over (weak references).
         state["_collections"] = {
-            key: [_detached(item) for item in items] for key, items in self._collections.items()
+            key: [_detached(item) for item in items]
+            for key, items in self._collections.items()
+            if key != _collections.BUILT_MODULES
+        }
+        state["_collection_seq"] = {
+            key: seqs
+            for key, seqs in self._collection_seq.items()
+            if key != _collections.BUILT_MODULES
         }
         return state
 
