@@ -2,6 +2,10 @@
 TensorFlow's re.match scope filter, and regularization losses computed from the
 current values at every call."""
 
+import copy
+import gc
+import threading
+
 import pytest
 import torch
 
@@ -295,3 +299,100 @@ def test_keys_the_store_does_not_fill_are_plain_collections(key):
     ts.add_to_collection(key, w)
     ts.add_to_collection(key, "op")
     assert ts.get_collection(key) == [w, "op"]
+
+
+# -- the modules built in a store: TensorFlow's "build, then ask the graph" ----------------------
+
+
+def _dense(x):
+    with ts.variable_scope("dense"):
+        w = ts.get_variable("w", [3, 2])
+        step = ts.get_variable("step", [], dtype=torch.int64, trainable=False)
+        ts.add_to_collection("activations", x)
+    return x @ w + step
+
+
+def test_trainable_variables_after_building_a_module_go_to_an_optimizer(ts_store):
+    model = ts.ScopedModule(_dense, name="model")
+    assert ts.trainable_variables() == []  # nothing is made before the first call
+    model(torch.ones(1, 3))
+    opt = torch.optim.Adam(ts.trainable_variables(), lr=0.1)
+    assert opt.param_groups[0]["params"] == [model.store["model/dense/w"]]
+    assert [v.name for v in ts.global_variables()] == ["model/dense/w:0", "model/dense/step:0"]
+    assert ts.global_variables("model/dense/s") == [model.store["model/dense/step"]]
+    assert ts.global_variables("other") == []
+    assert len(ts.get_collection("activations")) == 1
+    assert len(ts_store) == 0  # the store's own mapping is its own variables only
+    model(torch.ones(1, 3))  # called again: listed once, as built
+    assert len(ts.global_variables()) == 2
+
+
+def test_modules_are_listed_in_the_order_they_were_built_among_the_stores_own(ts_store):
+    a = ts.ScopedModule(_dense, name="a")
+    b = ts.ScopedModule(_dense, name="b")
+    b(torch.ones(1, 3))
+    ts.get_variable("own", [1])
+    a(torch.ones(1, 3))
+    assert [v.name for v in ts.trainable_variables()] == ["b/dense/w:0", "own:0", "a/dense/w:0"]
+
+
+def test_a_module_that_is_gone_leaves_the_lists(ts_store):
+    model = ts.ScopedModule(_dense, name="model")
+    model(torch.ones(1, 3))
+    assert len(ts.trainable_variables()) == 1
+    del model
+    gc.collect()
+    assert ts.trainable_variables() == []
+
+
+def test_a_module_is_listed_by_the_store_it_was_built_in(ts_store):
+    other = ts.VariableStore()
+    model = ts.ScopedModule(_dense, name="model")
+    with other.as_default():
+        model(torch.ones(1, 3))
+        assert [v.name for v in ts.trainable_variables()] == ["model/dense/w:0"]
+    assert ts.trainable_variables() == []
+    assert other.trainable_variables() == [model.store["model/dense/w"]]
+
+
+def test_a_module_built_inside_another_is_listed_through_it(ts_store):
+    inner = ts.ScopedModule(_dense, name="inner")
+
+    def outer_fn(x):
+        return inner(x) * ts.get_variable("scale", [1])
+
+    outer = ts.ScopedModule(outer_fn, name="outer")
+    outer(torch.ones(1, 3))
+    assert [v.name for v in ts.trainable_variables()] == ["inner/dense/w:0", "outer/scale:0"]
+
+
+def test_a_failed_first_call_lists_nothing(ts_store):
+    inner = ts.ScopedModule(_dense, name="inner")
+
+    def outer_fn(x):
+        inner(x)
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        ts.ScopedModule(outer_fn, name="outer")(torch.ones(1, 3))
+    assert ts.trainable_variables() == []
+
+
+def test_modules_built_on_threads_are_all_listed(ts_store):
+    models = [ts.ScopedModule(_dense, name=f"m{i}") for i in range(4)]
+    threads = [threading.Thread(target=m, args=(torch.ones(1, 3),)) for m in models]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(v.name for v in ts.trainable_variables()) == [f"m{i}/dense/w:0" for i in range(4)]
+
+
+def test_a_template_in_a_module_and_copies(ts_store):
+    template = ts.make_template("t", lambda x: x * ts.get_variable("g", [1]))
+    model = ts.ScopedModule(lambda x: template(x) + template(x), name="m")
+    model(torch.ones(1))
+    assert [v.name for v in ts.trainable_variables()] == ["m/t/g:0"]
+    copied = copy.deepcopy(ts_store)  # the weak references are not carried over
+    assert copied.trainable_variables() == []
+    assert copy.deepcopy(model).store.trainable_variables()[0].name == "m/t/g:0"

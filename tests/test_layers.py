@@ -29,6 +29,7 @@ LAYERS: list[list[str]] = [
         "_checks",
         "_naming",
         "_graph_keys",
+        "_variable",
         "_values",
         "_tf_keywords",
         "_getters",

@@ -2,6 +2,7 @@
 (optimizers, checkpoints, devices and dtypes, copies)."""
 
 import copy
+import functools
 import io
 import warnings
 
@@ -130,7 +131,9 @@ def test_calls_ignore_the_callers_scopes_and_names_are_stable(ts_store):
         with ts.name_scope("ops"):
             module(torch.randn(2, 8))
     assert [n for n, _ in module.named_parameters()] == NAMES
-    assert ts.global_variables() == []  # nothing leaked into the default store
+    assert len(ts_store) == 0  # nothing was made in the default store: the module holds them
+    # ... which lists the module it was built in, as TensorFlow's graph listed everything
+    assert ts.global_variables() == list(module.parameters())
 
 
 def test_each_call_starts_from_the_same_name_scope_state():
@@ -873,3 +876,71 @@ def test_export_or_trace_before_the_first_call_says_to_call_it_first():
     exported = torch.export.export(module, (x,), strict=False)
     assert [n for n, _ in exported.named_parameters()] == NAMES
     torch.testing.assert_close(exported.module()(x), module(x))
+
+
+# -- messages: the wrapped function, the loaded checkpoint, a doubled prefix -------------------
+
+
+def _growing(x, prefix):
+    return x * ts.get_variable(prefix + str(x.shape[0]), [1])
+
+
+def test_a_partial_is_named_by_its_function():
+    module = ts.ScopedModule(functools.partial(_growing, prefix="a"))
+    module(torch.ones(1))
+    assert "fn=partial(_growing)" in repr(module)
+    with pytest.raises(
+        ValueError, match=r"^ScopedModule\(partial\(_growing\)\) made its variables"
+    ):
+        module(torch.ones(2))
+
+
+def test_a_named_module_is_named_once():
+    module = ts.ScopedModule(functools.partial(_growing, prefix="a"), name="net")
+    module(torch.ones(1))
+    with pytest.raises(ValueError, match=r"^ScopedModule 'net' made its variables"):
+        module(torch.ones(2))
+
+
+def _dense(x):
+    with ts.variable_scope("model"):
+        return x @ ts.get_variable("wpe", [3, 2])
+
+
+def test_a_loaded_value_of_another_shape_names_its_key_and_both_shapes():
+    parent = torch.nn.Module()
+    parent.enc = ts.ScopedModule(_dense)
+    parent.load_state_dict({"enc.model/wpe": torch.zeros(4, 2)})
+    with pytest.raises(
+        ValueError,
+        match=r"variable 'model/wpe': its value came from key 'enc\.model/wpe' of the state "
+        r"dict given to load_state_dict\(\), before the first call, and has shape \(4, 2\), "
+        r"but the code asks for shape \(3, 2\)",
+    ):
+        parent.enc(torch.ones(1, 3))
+    assert len(parent.enc.store) == 1 and not parent.enc.built  # nothing claimed; load again
+    parent.load_state_dict({"enc.model/wpe": torch.ones(3, 2)})
+    assert parent.enc(torch.ones(1, 3)).tolist() == [[3.0, 3.0]]
+
+
+def test_a_value_initializer_gives_the_shape_a_loaded_value_is_checked_against():
+    def fn(x):
+        return x @ ts.get_variable("w", initializer=torch.zeros(3, 2))
+
+    module = ts.ScopedModule(fn)
+    module.load_state_dict({"w": torch.zeros(4, 2)})
+    with pytest.raises(
+        ValueError, match=r"key 'w' .* shape \(4, 2\), but the code asks for shape \(3, 2\)"
+    ):
+        module(torch.ones(1, 3))
+
+
+def test_a_doubled_prefix_is_warned_about_once():
+    module = ts.ScopedModule(_dense, name="model")
+    with pytest.warns(UserWarning, match=r"starts with 'model/model/'.*drop name="):
+        module(torch.ones(1, 3))
+    assert list(module.store) == ["model/model/wpe"]  # the names are what the code says
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        module(torch.ones(1, 3))  # later calls: no warning
+        ts.ScopedModule(_dense)(torch.ones(1, 3))  # no name=: no doubling, no warning

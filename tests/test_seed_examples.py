@@ -1,9 +1,8 @@
 """Every example of the design document ("Sharing Variables"), with ``tf.`` -> ``ts.``.
 
-Each test asserts what the document asserts. Variable names are read with
-``ts.name_of(v)`` (no ``:0`` suffix: PyTorch tensors have no output index) and
-operation names with ``ts.get_name_scope()`` (the scope an operation made there
-would be named under).
+Each test asserts what the document asserts, its ``assert v.name == "foo/v:0"`` lines
+as written; operation names (``x.op.name``) with ``ts.get_name_scope()`` (the scope an
+operation made there would be named under).
 """
 
 import pytest
@@ -14,7 +13,7 @@ import torchscope as ts
 
 
 def name(v):
-    return ts.name_of(v)
+    return v.name
 
 
 # -- The Problem / Variable Scope Example: the image filter ------------------------------------
@@ -58,10 +57,10 @@ def test_my_image_filter_creates_four_named_variables(images):
     assert result1.shape == (1, 8, 8, 32)
     assert (result1 >= 0).all()
     assert [name(v) for v in ts.global_variables()] == [
-        "conv1/weights",
-        "conv1/biases",
-        "conv2/weights",
-        "conv2/biases",
+        "conv1/weights:0",
+        "conv1/biases:0",
+        "conv2/weights:0",
+        "conv2/biases:0",
     ]
     assert ts.get_variable_scope().name == ""
 
@@ -90,10 +89,10 @@ def test_my_image_filter_shared_with_reuse_variables(images):
     assert len(variables) == 4
     assert all(a is b for a, b in zip(first, variables, strict=True))
     assert [name(v) for v in variables] == [
-        "image_filters/conv1/weights",
-        "image_filters/conv1/biases",
-        "image_filters/conv2/weights",
-        "image_filters/conv2/biases",
+        "image_filters/conv1/weights:0",
+        "image_filters/conv1/biases:0",
+        "image_filters/conv2/weights:0",
+        "image_filters/conv2/biases:0",
     ]
     # The same filter on each image: applying it again to image1 gives result1.
     with ts.variable_scope("image_filters", reuse=True):
@@ -120,7 +119,7 @@ def test_case1_create():
         # The scope is set for creating new variables.
         assert ts.get_variable_scope().reuse is False
         v = ts.get_variable("v", [1])
-    assert name(v) == "foo/v"
+    assert v.name == "foo/v:0"
     assert isinstance(v, torch.nn.Parameter)
     assert v.shape == (1,)
 
@@ -156,7 +155,7 @@ def test_case2_reuse_missing_raises():
 def test_nested_scopes_append_names():
     with ts.variable_scope("foo"), ts.variable_scope("bar"):
         v = ts.get_variable("v", [1])
-    assert name(v) == "foo/bar/v"
+    assert v.name == "foo/bar/v:0"
 
 
 def test_reuse_variables_in_current_scope():
@@ -200,7 +199,7 @@ def test_captured_scope_shares_by_object():
         w1 = ts.get_variable("w", [1])
     assert v1 is v
     assert w1 is w
-    assert name(w) == "foo/w"
+    assert w.name == "foo/w:0"
 
 
 def test_captured_scope_jumps_to_its_absolute_prefix():
@@ -212,7 +211,7 @@ def test_captured_scope_jumps_to_its_absolute_prefix():
             assert foo_scope2.name == "foo"  # Not changed.
             v = ts.get_variable("v", [1])
         assert ts.get_variable_scope().name == "bar/baz"
-    assert name(v) == "foo/v"
+    assert v.name == "foo/v:0"
 
 
 # -- Initializers in variable scope ------------------------------------------------------------
@@ -230,7 +229,12 @@ def test_scope_initializer_inherited_and_overridden():
         with ts.variable_scope("baz", initializer=ts.constant_initializer(0.2)):
             v = ts.get_variable("v", [1])
             assert v.item() == pytest.approx(0.2)  # Changed default initializer.
-    assert [name(v) for v in ts.global_variables()] == ["foo/v", "foo/w", "foo/bar/v", "foo/baz/v"]
+    assert [name(v) for v in ts.global_variables()] == [
+        "foo/v:0",
+        "foo/w:0",
+        "foo/bar/v:0",
+        "foo/baz/v:0",
+    ]
 
 
 def test_initializers_named_in_the_document():
@@ -261,7 +265,7 @@ def test_name_scope_names_ops_not_variables():
         v = ts.get_variable("v", [1])
         x = 1.0 + v
         assert ts.get_name_scope() == "foo/bar"  # so the op is foo/bar/add
-    assert name(v) == "foo/v"
+    assert v.name == "foo/v:0"
     assert x.shape == (1,)
 
 
@@ -272,4 +276,4 @@ def test_captured_scope_leaves_the_name_scope_alone():
         assert ts.get_variable_scope().name == "foo"
         assert ts.get_name_scope() == "bar"
         v = ts.get_variable("v", [1])
-    assert name(v) == "foo/v"
+    assert v.name == "foo/v:0"

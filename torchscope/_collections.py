@@ -24,11 +24,13 @@ from ._checks import describe
 from ._context import current
 from ._errors import note
 from ._graph_keys import GraphKeys
+from ._variable import NAME_ATTR
 
 if TYPE_CHECKING:
     from ._store import VariableStore
 
 __all__ = [
+    "BUILT_MODULES",
     "add_to_collection",
     "collection_of",
     "get_collection",
@@ -38,7 +40,12 @@ __all__ = [
     "trainable_variables",
 ]
 
-NAME_ATTR = "_torchscope_name"  # the attribute a variable's full name is kept in
+
+# The collection a store lists the ScopedModules built while it was current in (weak
+# references to their stores): so that ``ts.trainable_variables()`` after ``model(x)`` lists
+# the model's variables, as TensorFlow's graph did. A collection, so a failed call that
+# built a module takes it back with the rest; never pickled or copied with the store.
+BUILT_MODULES = "__torchscope_built_modules__"
 
 
 def get_collection(key: str, scope: str | None = None) -> list[Any]:
@@ -64,6 +71,15 @@ def add_to_collection(key: str, value: Any) -> None:
 
 def global_variables(scope: str | None = None) -> list[torch.nn.Parameter]:
     """All variables of the default store (filtered by ``re.match(scope, name)``).
+
+    As TensorFlow's graph did, the lists of a store include the variables (and collection
+    items) of every ``ScopedModule`` whose first call ran while the store was current,
+    for as long as the module is alive: ``model(x)`` then
+    ``torch.optim.Adam(ts.trainable_variables())`` trains the model. Before that first call
+    the module has made nothing, and the lists do not hold it (call it once first, as with
+    PyTorch's lazy modules; ``model.parameters()`` says the same). A module's own store
+    (``model.store``) and the mapping of a store (``len(store)``, ``store.state_dict()``)
+    hold only their own variables.
 
     >>> with ts.variable_scope("enc"):
     ...     _ = ts.get_variable("w", [2])
@@ -124,20 +140,37 @@ def regularization_loss(scope: str | None = None) -> torch.Tensor:
 
 
 def collection_of(
-    store: VariableStore, key: str, scope: str | None, params: dict[str, Any] | None
+    store: VariableStore,
+    key: str,
+    scope: str | None,
+    params: dict[str, Any] | None,
+    seen: set[int] | None = None,
 ) -> list[Any]:
-    """``store.get_collection``: the items of collection ``key``, in creation order.
+    r"""``store.get_collection``: the items of collection ``key``, in creation order.
 
     For the keys the store fills (``GLOBAL_VARIABLES``, ``TRAINABLE_VARIABLES``,
     ``REGULARIZATION_LOSSES``), what ``add_to_collection`` put there is listed where it
     was added among the variables, as in TensorFlow's single list. Safe to call while
     other threads create variables (it reads a snapshot taken under the store's lock).
+
+    The collections of the ``ScopedModule``\ s whose first call ran while this store was
+    current (see :data:`BUILT_MODULES`) are listed too, where that call ended, while the
+    module is alive: what TensorFlow's graph would have held.
     """
     params = store._parameters if params is None else params
+    seen = {id(store)} if seen is None else seen | {id(store)}
     with _reading(store):
         # Not strict: after a rollback the numbers may outlast the items.
         seqs = store._collection_seq.get(key, ())
         added = list(zip(seqs, store._collections.get(key, ()), strict=False))
+        built = list(
+            zip(
+                store._collection_seq.get(BUILT_MODULES, ()),
+                store._collections.get(BUILT_MODULES, ()),
+                strict=False,
+            )
+        )
+        names: list[str] | None = None
         if key == GraphKeys.GLOBAL_VARIABLES:
             not_global = store._not_global
             names = [n for n in params.copy() if n not in not_global]
@@ -146,10 +179,14 @@ def collection_of(
         elif key == GraphKeys.REGULARIZATION_LOSSES:
             regularizers = store._regularizers.copy()
             names = [n for n in regularizers if n in params]
-        else:
-            return _filtered((item for _, item in added), scope)
-        seqs = [store._seq.get(n) for n in names]
-        found = [params[n] for n in names]
+        if names is not None:
+            seqs = [store._seq.get(n) for n in names]
+            found = [params[n] for n in names]
+    # The modules' stores are read after this one's lock is released (one lock at a time).
+    nested = _of_built_modules(built, key, scope, seen) if built else []
+    if names is None:
+        extra = [(q, item) for q, item in added if _in_scope(item, scope)]
+        return [item for _, item in sorted(extra + nested, key=_first)]
     own = [(q, n, v) for q, n, v in zip(seqs, names, found, strict=True)]
     if scope is not None:
         own = [entry for entry in own if re.match(scope, entry[1])]
@@ -157,7 +194,28 @@ def collection_of(
         own = [(q, n, regularizers[n](v)) for q, n, v in own]
         own = [entry for entry in own if entry[2] is not None]
     extra = [(q, item) for q, item in added if _in_scope(item, scope)]
+    if nested:
+        extra = sorted(extra + nested, key=_first)
     return _merged([(q, v) for q, _, v in own], extra)
+
+
+def _first(entry: tuple[int, Any]) -> int:
+    return entry[0]
+
+
+def _of_built_modules(
+    built: list[tuple[int, Any]], key: str, scope: str | None, seen: set[int]
+) -> list[tuple[int, Any]]:
+    """The items of collection ``key`` of each live module store in ``built`` (``(seq,
+    weak reference)`` pairs), each numbered with the ``seq`` its module was built at."""
+    out: list[tuple[int, Any]] = []
+    for seq, ref in built:
+        module_store = ref()
+        if module_store is None or id(module_store) in seen:
+            continue
+        items = collection_of(module_store, key, scope, None, seen)
+        out.extend((seq, item) for item in items)
+    return out
 
 
 @torch.no_grad()

@@ -9,6 +9,13 @@ raises ``ValueError``. As with PyTorch's lazy modules, call the module once
 before building the optimizer (the optimizer must see the parameters);
 ``ts.check_optimizer`` says which variables an optimizer is missing.
 
+The store current at the first call (the default store, or one made current with
+``as_default()``, or the store of a module whose call builds this one) lists this module's
+variables in its collections afterwards, through a weak reference: the TensorFlow idiom
+``model(x); opt = Adam(ts.trainable_variables())`` works, and a module that is gone
+leaves the lists. Copies (``copy.deepcopy``, ``torch.load``) are listed nowhere: their
+``parameters()`` and ``store`` hold them.
+
 The module's own ``_parameters`` *is* the store's dict, so ``named_parameters()``
 and ``state_dict()`` give the full names (``"conv1/weights"``), ``.to()`` moves
 the store's variables, and ``torch.func.functional_call`` substitutions are what
@@ -18,8 +25,10 @@ apart: a variable may be named ``"training"`` or ``"forward"`` and ``eval()`` st
 
 from __future__ import annotations
 
+import functools
 import threading
 import warnings
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic
@@ -30,7 +39,8 @@ from torch.compiler import is_compiling
 from torch.nn.modules import module as _nn_module
 
 from . import _naming
-from ._context import _THREAD, Context, pop, profiling, push
+from ._collections import BUILT_MODULES
+from ._context import _THREAD, Context, current, pop, profiling, push
 from ._policy import Conversion, Policy, fit_loaded
 from ._scopes import variable_scope
 from ._store import (
@@ -78,7 +88,7 @@ class ScopedModule(nn.Module, Generic[P, R]):
     _built: bool
     _building: bool
     _build_getter: Getter | None
-    _loaded: set[str] | None
+    _loaded: dict[str, str] | None
     _build_lock: threading.RLock
 
     def __init__(self, fn: Callable[P, R] | None = None, name: str | None = None) -> None:
@@ -97,7 +107,7 @@ class ScopedModule(nn.Module, Generic[P, R]):
         self._built = False
         self._building = False  # the first call is running (a call inside it is part of it)
         self._build_getter = None
-        self._loaded = None  # made from a checkpoint, not yet asked for
+        self._loaded = None  # made from a checkpoint, not yet asked for: name -> its source
         self._build_lock = threading.RLock()  # the first call holds it
 
     # ts.summary(module, inputs=...) sets it for one call: get_variable hands it each variable.
@@ -153,7 +163,9 @@ class ScopedModule(nn.Module, Generic[P, R]):
             conversion = policy.conversion or Conversion()
             conversion.then(fn)
             policy.conversion = conversion
-        return super()._apply(fn, recurse)
+        super()._apply(fn, recurse)
+        self.store._name_again()  # nn.Module._apply may have made plain nn.Parameters
+        return self
 
     def requires_grad_(self, requires_grad: bool = True) -> Self:
         """As ``nn.Module.requires_grad_``, except that variables made with
@@ -171,7 +183,7 @@ class ScopedModule(nn.Module, Generic[P, R]):
     def _replicate_for_data_parallel(self) -> Self:
         if not self._built:
             raise RuntimeError(
-                f"ScopedModule {self._describe()} has not made its variables yet: call it once "
+                f"{self._describe()} has not made its variables yet: call it once "
                 "on an example input before wrapping it in nn.DataParallel (the replicas share "
                 "the variables its first call makes)."
             )
@@ -279,7 +291,7 @@ class ScopedModule(nn.Module, Generic[P, R]):
             # torch.export and torch.jit.trace run the call on fake or traced values: the
             # variables would be made of those, and the program would hold no parameters.
             raise RuntimeError(
-                f"ScopedModule {self._describe()} has not made its variables yet: call it once "
+                f"{self._describe()} has not made its variables yet: call it once "
                 "on an example input before torch.export.export or torch.jit.trace (they "
                 "record the variables the first call makes as the program's parameters)."
             )
@@ -295,6 +307,7 @@ class ScopedModule(nn.Module, Generic[P, R]):
 
     def _build(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         store = self.store
+        outer = current().store  # the store this module is built in (see _collections)
         self._refuse_substitutes(())
         before = set(store._parameters)
         loaded = self._loaded
@@ -312,12 +325,18 @@ class ScopedModule(nn.Module, Generic[P, R]):
         unused = [n for n in store._parameters if loaded and n in loaded and n not in claimed]
         if loaded is not None:
             self._report_checkpoint_use(created, unused)
+        self._warn_doubled_prefix(created)
+        if outer is not store:
+            # ts.trainable_variables() & co. of the store current now list this module's
+            # (a weak reference: a module that is gone leaves them). In the caller's
+            # transaction, if any: a failed outer call takes it back.
+            outer.add_to_collection(BUILT_MODULES, weakref.ref(store))
         self._built = True
         policy = self._policy()
-        policy.freeze(f"ScopedModule {self._describe()}" if self._scope_name else self._describe())
+        policy.freeze(self._describe())
         return result
 
-    def _claiming_getter(self, loaded: set[str], claimed: set[str]) -> Getter:
+    def _claiming_getter(self, loaded: dict[str, str], claimed: set[str]) -> Getter:
         """The root scope's custom getter for the first call after a checkpoint was loaded:
         each variable made from the checkpoint takes what the ``get_variable`` call that
         first asks for it says (trainable, regularizer, constraint, and its dtype: the value
@@ -331,7 +350,7 @@ class ScopedModule(nn.Module, Generic[P, R]):
             param = store._parameters.get(name)
             fresh = name in loaded and name not in claimed and param is not None
             if fresh:
-                fit_loaded(name, param, kwargs, policy)  # type: ignore[arg-type]
+                fit_loaded(name, param, kwargs, policy, loaded[name])  # type: ignore[arg-type]
             variable = getter(name, *args, **kwargs)
             if fresh and variable is param:
                 store._claim(
@@ -346,6 +365,22 @@ class ScopedModule(nn.Module, Generic[P, R]):
 
         return claim
 
+    def _warn_doubled_prefix(self, created: list[str]) -> None:
+        """Warns (once: the first call) when ``name`` and the function's own outermost
+        ``variable_scope`` say the same: every variable is then ``"model/model/..."``, not
+        the TensorFlow names a checkpoint holds."""
+        name = self._scope_name
+        doubled = f"{name}/{name}/"
+        if name and created and all(n.startswith(doubled) for n in created):
+            warnings.warn(
+                f"{self._describe()}: every variable its first call made starts with "
+                f"{doubled!r} (for example {created[0]!r}): the module's name={name!r} and "
+                f"the variable_scope({name!r}) its function opens both add {name!r}. For "
+                f"TensorFlow's names ({created[0][len(name) + 1 :]!r}), drop name= "
+                f"(ts.ScopedModule(fn)) or the function's variable_scope({name!r}).",
+                stacklevel=5,
+            )
+
     def _refuse_substitutes(self, created: Iterable[str]) -> None:
         """Raises if tensors were put in the place of this module's variables before it made
         them (``torch.func.functional_call`` before the first call): they would be ignored."""
@@ -354,7 +389,7 @@ class ScopedModule(nn.Module, Generic[P, R]):
         held += [n for n in created if isinstance(attrs.get(n), torch.Tensor) and n not in held]
         if held:
             raise RuntimeError(
-                f"ScopedModule {self._describe()} was given tensors for {held} (by "
+                f"{self._describe()} was given tensors for {held} (by "
                 "torch.func.functional_call or setattr) before its first call made its "
                 "variables, so they would be ignored. Call the module once on an example "
                 "input first; then functional_call substitutes them."
@@ -363,7 +398,7 @@ class ScopedModule(nn.Module, Generic[P, R]):
     def _report_checkpoint_use(self, created: list[str], unused: list[str]) -> None:
         if created:
             warnings.warn(
-                f"ScopedModule {self._describe()}: the state dict loaded before the first call "
+                f"{self._describe()}: the state dict loaded before the first call "
                 f"lacked {created}; they were initialized fresh.",
                 stacklevel=4,
             )
@@ -372,7 +407,7 @@ class ScopedModule(nn.Module, Generic[P, R]):
             # after loading), and the names are known only now: a warning, whatever strict was.
             self.store._remove(unused)
             warnings.warn(
-                f"ScopedModule {self._describe()}: the state dict loaded before the first call "
+                f"{self._describe()}: the state dict loaded before the first call "
                 f"held {unused}, which the call did not ask for; they were dropped. (Loaded "
                 "after the first call, load_state_dict reports such keys itself.)",
                 stacklevel=4,
@@ -380,9 +415,12 @@ class ScopedModule(nn.Module, Generic[P, R]):
         self._loaded = None
 
     def _describe(self) -> str:
+        """The module as messages name it: ``ScopedModule 'net'`` (its scope),
+        ``ScopedModule(mlp)``, ``ScopedModule(partial(mlp))`` (its function), or the
+        subclass's name."""
         if self._scope_name:
-            return repr(self._scope_name)
-        fn = getattr(self._fn, "__qualname__", None)
+            return f"{type(self).__name__} {self._scope_name!r}"
+        fn = describe_fn(self._fn)
         return f"{type(self).__name__}({fn})" if fn else type(self).__name__
 
     # -- checkpoints ------------------------------------------------------------------------------
@@ -422,24 +460,33 @@ class ScopedModule(nn.Module, Generic[P, R]):
         asks for that the checkpoint lacks are made fresh, and ones it holds that the call
         does not ask for are dropped, each with a warning."""
         values = {}
+        sources = {}
         for key, value in state_dict.items():
             name = key[len(prefix) :]
             if key.startswith(prefix) and "." not in name and isinstance(value, torch.Tensor):
                 values[name] = value
-        self._create_loaded(values, own=False)
+                sources[name] = f"key {key!r} of the state dict given to load_state_dict()"
+        self._create_loaded(values, own=False, sources=sources)
 
-    def _create_loaded(self, values: dict[str, torch.Tensor], *, own: bool) -> None:
+    def _create_loaded(
+        self,
+        values: dict[str, torch.Tensor],
+        *,
+        own: bool,
+        sources: dict[str, str] | None = None,
+    ) -> None:
         """Makes a variable for each name of ``values`` this unbuilt module does not have yet,
         for its first call to claim (see ``_create_from_checkpoint``). ``own``: the tensors
         become the variables' data (``ts.train.init_from_checkpoint`` reads into fresh
-        tensors); else each variable gets fresh memory its values are copied into later."""
+        tensors); else each variable gets fresh memory its values are copied into later.
+        ``sources`` says where each value came from, for the first call's errors."""
         store = self.store
         names = [n for n in values if n not in self._buffers]
         for name in names:
             _naming.check_variable_name(name)
         # Loaded again before the first call: a value of another shape replaces the one
         # loaded before (nothing has claimed it yet); one of the same shape is copied in.
-        pending = self._loaded or set()
+        pending = self._loaded or {}
         params = self._parameters
         store._remove(
             [n for n in names if n in pending and _shape(params.get(n)) != values[n].shape]
@@ -452,15 +499,31 @@ class ScopedModule(nn.Module, Generic[P, R]):
             param = self._policy().convert(nn.Parameter(data, requires_grad=grad))
             store._insert(name, param, trainable=grad)
         if names:
-            self._loaded = (self._loaded or set()) | set(names)
+            sources = sources or {}
+            loaded = dict(self._loaded or {})
+            for name in names:
+                loaded[name] = sources.get(name, f"the value loaded for {name!r}")
+            self._loaded = loaded
 
     def extra_repr(self) -> str:
-        fn = getattr(self._fn, "__name__", None)
+        fn = describe_fn(self._fn)
         parts = [f"fn={fn}"] if fn else []
         if self._scope_name:
             parts.append(f"name={self._scope_name!r}")
         parts.append(f"variables={len(self._parameters)}")
         return ", ".join(parts)
+
+
+def describe_fn(fn: Any) -> str | None:
+    """A function's name for messages: its qualified name; ``partial(name)`` for a
+    ``functools.partial``; the class name of a callable object; None for None."""
+    if fn is None:
+        return None
+    if isinstance(fn, functools.partial):
+        inner = describe_fn(fn.func)
+        return f"partial({inner})"
+    name = getattr(fn, "__qualname__", None)
+    return name if isinstance(name, str) else type(fn).__name__
 
 
 def _shape(param: torch.Tensor | None) -> torch.Size | None:

@@ -20,20 +20,29 @@ from ._checks import check_dtype, check_shape, shapes_compatible
 __all__ = ["Conversion", "Policy", "fit_loaded"]
 
 
-def fit_loaded(name: str, param: nn.Parameter, request: dict[str, Any], policy: Any) -> None:
+def fit_loaded(
+    name: str, param: nn.Parameter, request: dict[str, Any], policy: Any, source: str
+) -> None:
     """A variable made from a checkpoint before the first call, fitted to what the
-    ``get_variable`` call that claims it asks for: the same shape (else an error naming the
-    checkpoint, as loading after the first call would raise), and the dtype a variable made
-    by that call would have (the value cast in place, as a later load would cast it)."""
+    ``get_variable`` call that claims it asks for: the same shape (else an error naming
+    ``source``, where the value came from: the state dict key, or the checkpoint variable),
+    and the dtype a variable made by that call would have (the value cast in place, as a
+    later load would cast it). The shape asked for is ``shape``, else that of a value
+    given as initializer."""
+    initializer = request.get("initializer")
     shape = check_shape(request.get("shape"), name)
+    if shape is None and isinstance(initializer, torch.Tensor):
+        shape = tuple(initializer.shape)
     if shape is not None and not shapes_compatible(shape, param.shape):
+        asked = tuple("None" if d is None else d for d in shape)
         raise ValueError(
-            f"variable {name!r}: the first call asks for shape {tuple(shape)}, but the state "
-            f"dict loaded before the first call holds shape {tuple(param.shape)}. Load one "
-            "that matches before the first call (loading again replaces it)."
+            f"variable {name!r}: its value came from {source}, before the first call, and "
+            f"has shape {tuple(param.shape)}, but the code asks for shape {asked}. Load "
+            "values of that shape before the first call (loading again replaces them), or "
+            "call the module first and then load (load_state_dict() then names every key "
+            "that does not fit)."
         )
     dtype = check_dtype(request.get("dtype"), name)
-    initializer = request.get("initializer")
     if dtype is None:
         dtype = (
             initializer.dtype

@@ -61,9 +61,11 @@ def reset_default_store() -> VariableStore:
 def name_of(param: torch.Tensor) -> str:
     """The full name of a variable made by ``get_variable``.
 
-    Names do not live on tensors (``Tensor.name`` is PyTorch's); this looks the
-    variable up. ``KeyError`` for a tensor that no live store holds (a copy, a tensor
-    loaded with ``torch.load``, a variable of a store that is gone).
+    ``v.name`` is the same with TensorFlow's ``:0`` (``"foo/v:0"``); this looks the
+    variable up in the live stores, so it also names what PyTorch put in a variable's
+    place while a store holds it (FSDP2's DTensor parameters). ``KeyError`` for a tensor
+    that no live store holds (a copy, a tensor loaded with ``torch.load``, a variable of a
+    store that is gone).
 
     >>> with ts.variable_scope("foo"):
     ...     v = ts.get_variable("v", [1])

@@ -20,10 +20,10 @@ from torch import nn
 from . import _collections, _context
 from ._atomic import Savepoint, Transaction, check_load
 from ._checks import check_callable, describe
-from ._collections import NAME_ATTR
 from ._graph_keys import GraphKeys
 from ._lookup import caller as _caller
 from ._types import Constraint, Regularizer
+from ._variable import NAME_ATTR, name_variable
 from ._variable_scope import VariableScope
 
 __all__ = ["CreationPolicy", "VariableStore", "check_load"]
@@ -154,8 +154,16 @@ class VariableStore(nn.ParameterDict):
         state["policy"] = None  # the owning module sets it again when it is restored
         # A tensor with autograd history in a collection (a loss put there by a forward)
         # is copied and pickled detached: torch copies only graph leaves.
+        # The modules built in this store are not carried over (weak references).
         state["_collections"] = {
-            key: [_detached(item) for item in items] for key, items in self._collections.items()
+            key: [_detached(item) for item in items]
+            for key, items in self._collections.items()
+            if key != _collections.BUILT_MODULES
+        }
+        state["_collection_seq"] = {
+            key: seqs
+            for key, seqs in self._collection_seq.items()
+            if key != _collections.BUILT_MODULES
         }
         return state
 
@@ -178,6 +186,7 @@ class VariableStore(nn.ParameterDict):
             state.pop(old, None)
         super().__setstate__(state)
         self._init_local()
+        self._name_again()  # copy.deepcopy makes Parameters without their attributes
 
     # -- the default store -------------------------------------------------------------------
 
@@ -271,6 +280,21 @@ class VariableStore(nn.ParameterDict):
     def extra_repr(self) -> str:
         return f"{len(self)} variables"
 
+    def _apply(self, fn: Any, recurse: bool = True) -> Any:
+        super()._apply(fn, recurse)
+        self._name_again()
+        return self
+
+    def _name_again(self) -> None:
+        """Puts each variable's name back on it after ``nn.Module._apply`` (``.to()``,
+        ``.cuda()``, ``.double()``), which makes new Parameters where it cannot convert in
+        place (or swaps their contents: ``torch.__future__``'s switches), and after
+        ``copy.deepcopy`` (``nn.Parameter.__deepcopy__`` copies no attributes)."""
+        with self._lock:
+            for name, param in self._parameters.items():
+                if param is not None and getattr(param, NAME_ATTR, None) != name:
+                    name_variable(param, name)
+
     # -- loading -------------------------------------------------------------------------------
 
     def load_state_dict(
@@ -321,7 +345,7 @@ class VariableStore(nn.ParameterDict):
         if not is_global:
             self._not_global[name] = None
         self._seq[name] = self._take_seq()
-        setattr(param, _NAME_ATTR, name)
+        name_variable(param, name)
         savepoints = self._local.savepoints
         if savepoints:
             savepoints[-1].added.append(name)
@@ -337,7 +361,7 @@ class VariableStore(nn.ParameterDict):
             else:
                 self._trainable.pop(name, None)
             self._created_at.setdefault(name, _caller())
-            setattr(param, _NAME_ATTR, name)
+            name_variable(param, name)
 
     def _claim(
         self,

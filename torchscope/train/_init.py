@@ -265,7 +265,14 @@ def _init_unbuilt(reader: CheckpointReader, items: list, module: ScopedModule) -
     pairs = [(wanted[name], t) for name, t in fresh.items()]
     pairs += [(wanted[name], v) for name, v in existing.items()]
     reader.read_into(pairs)  # everything checked before anything is written
-    module._create_loaded(fresh, own=True)
+    module._create_loaded(
+        fresh,
+        own=True,
+        sources={
+            name: f"checkpoint variable {wanted[name]!r} read by ts.train.init_from_checkpoint()"
+            for name in fresh
+        },
+    )
 
 
 def _is_slot(key: str, keys: set[str]) -> bool:

@@ -175,7 +175,7 @@ class Saver:
         var_list = self._var_list
         if isinstance(var_list, ScopedModule) and not var_list.built:
             raise RuntimeError(
-                f"ScopedModule {var_list._describe()} has not made its variables yet: call it "
+                f"{var_list._describe()} has not made its variables yet: call it "
                 "once first, or make them from the checkpoint with "
                 "ts.train.init_from_checkpoint(path, {'/': '/'}, store=module)"
             )
