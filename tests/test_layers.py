@@ -30,6 +30,7 @@ LAYERS: list[list[str]] = [
         "_naming",
         "_graph_keys",
         "_values",
+        "_keyed",
         "_getters",
         "_native",
         "_fastpath",

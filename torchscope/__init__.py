@@ -47,6 +47,7 @@ from ._registry import (
     name_of,
     register_constraint_hook,
     reset_default_store,
+    set_seed,
 )
 from ._scopes import (
     AUTO_REUSE,
@@ -102,6 +103,7 @@ __all__ = [
     "regularization_loss",
     "regularization_losses",
     "reset_default_store",
+    "set_seed",
     "summary",
     "train",
     "trainable_variables",

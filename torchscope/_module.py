@@ -29,7 +29,7 @@ from torch import nn
 from torch.compiler import is_compiling
 from torch.nn.modules import module as _nn_module
 
-from . import _naming
+from . import _context, _naming
 from ._context import _THREAD, Context, pop, profiling, push
 from ._policy import Conversion, Policy, fit_loaded
 from ._scopes import variable_scope
@@ -87,7 +87,8 @@ class ScopedModule(nn.Module, Generic[P, R]):
             raise TypeError(f"ScopedModule's fn must be callable, got {type(fn).__name__}")
         if name is not None:
             _naming.check_scope_name(name, "ScopedModule", root=True)
-        store = VariableStore()
+        # The seed of the store current when the module is made (ts.set_seed) is its own.
+        store = VariableStore(seed=_context.current().store.seed)
         store.policy = Policy(self)
         # Not a submodule: its parameters are this module's own (one shared dict).
         self.__dict__["store"] = store
