@@ -40,6 +40,7 @@ from ._initializers import (
     zeros_initializer,
 )
 from ._lookup import get_variable
+from ._materialize import materialize
 from ._module import ScopedModule, check_optimizer
 from ._registry import (
     apply_constraints,
@@ -91,6 +92,7 @@ __all__ = [
     "init_from",
     "layers",
     "make_template",
+    "materialize",
     "name_of",
     "name_scope",
     "nn",

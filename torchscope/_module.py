@@ -484,6 +484,13 @@ def check_optimizer(optimizer: torch.optim.Optimizer, module: nn.Module) -> None
     >>> opt = torch.optim.SGD(net.parameters(), lr=0.1)
     >>> ts.check_optimizer(opt, net)
     """
+    stale = [p for group in optimizer.param_groups for p in group["params"] if p.is_meta]
+    if stale:
+        raise ValueError(
+            f"the optimizer holds {len(stale)} tensor(s) on the meta device: it was built "
+            "before ts.materialize gave the variables their values (materialize makes new "
+            "Parameters). Build the optimizer after ts.materialize(module)."
+        )
     held = {id(p) for group in optimizer.param_groups for p in group["params"]}
     missing = [
         getattr(p, _NAME_ATTR, name)
