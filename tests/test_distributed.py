@@ -227,7 +227,44 @@ def _run_seeded_ddp_start(rank: int) -> dict:
     }
 
 
-_SCALE_RUNS = {"meta_fsdp": _run_meta_fsdp, "seeded_ddp": _run_seeded_ddp_start}
+def _run_dcp_restore(rank: int) -> dict:
+    """A sharded checkpoint saved from a trained model, restored into a meta-built one."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    out_dir = os.environ["TS_DCP_DIR"]
+    source = ts.ScopedModule(_mlp, name="mlp")
+    source.store.seed = SCALE_SEED
+    source(torch.zeros(1, 8))
+    fully_shard(source, mesh=init_device_mesh("cpu", (WORLD_SIZE,)))
+    with torch.no_grad():
+        for p in source.parameters():
+            p.mul_(3.0).add_(0.5)  # not what initialisation makes
+    saved = {n: p.full_tensor().detach().clone() for n, p in source.named_parameters()}
+    dcp.save(source.state_dict(), checkpoint_id=out_dir)
+
+    target = ts.ScopedModule(_mlp, name="mlp")
+    with torch.device("meta"):
+        target(torch.zeros(1, 8))
+    fully_shard(target, mesh=init_device_mesh("cpu", (WORLD_SIZE,)))
+    target.to_empty(device="cpu")  # this rank's shards only, uninitialised
+    state = target.state_dict()
+    dcp.load(state, checkpoint_id=out_dir)
+    params = dict(target.named_parameters())
+    return {
+        "saved": saved,
+        "state": {n: p.full_tensor().detach().clone() for n, p in params.items()},
+        "local_numel": {n: p.to_local().numel() for n, p in params.items()},
+        "names": list(state),
+    }
+
+
+_SCALE_RUNS = {
+    "meta_fsdp": _run_meta_fsdp,
+    "seeded_ddp": _run_seeded_ddp_start,
+    "dcp_restore": _run_dcp_restore,
+}
 
 
 def _worker(rank: int, port: int, out_dir: str, mode: str, optimizer: str) -> None:
@@ -365,3 +402,17 @@ def test_seeded_ddp_ranks_start_identical_before_wrapping(tmp_path):
     assert results[0]["pre_wrap_diff"] == results[1]["pre_wrap_diff"] == 0.0
     for name, value in results[0]["state"].items():
         assert torch.equal(value, results[1]["state"][name]), name
+
+
+def test_dcp_restores_into_a_meta_built_sharded_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("TS_DCP_DIR", str(tmp_path / "ckpt"))
+    results = _spawn(tmp_path, "dcp_restore", "")
+    for result in results:
+        assert result["names"] == NAMES
+        for name in NAMES:
+            assert torch.equal(result["state"][name], results[0]["saved"][name]), name
+    # Each rank allocated its shard, not the full tensor.
+    for name, shape in SHAPES.items():
+        total = results[0]["local_numel"][name] + results[1]["local_numel"][name]
+        assert total == torch.Size(shape).numel()
+        assert results[0]["local_numel"][name] < torch.Size(shape).numel()
