@@ -174,6 +174,14 @@ def _own(value: torch.Tensor, dtype: torch.dtype | None, device: torch.device) -
     return out
 
 
+def _value(
+    name: str, shape: Any, dtype: Any, initializer: Any, device: torch.device
+) -> torch.Tensor:
+    if initializer is not None and not callable(initializer) and is_value(initializer):
+        return _from_value(name, initializer, shape, dtype, device)
+    return _from_initializer(name, initializer, shape, dtype, device)
+
+
 def initial_value(
     name: str,
     shape: tuple | None,
@@ -185,11 +193,11 @@ def initial_value(
     """A new variable's value, in its own memory on ``device``; with ``seed`` (its store's),
     drawn from generators keyed by (``seed``, ``name``)."""
     with torch.inference_mode(False), torch.no_grad():
-        with _keyed.drawing(None if seed is None else (seed, name)):
-            if initializer is not None and not callable(initializer) and is_value(initializer):
-                value = _from_value(name, initializer, shape, dtype, device)
-            else:
-                value = _from_initializer(name, initializer, shape, dtype, device)
+        if seed is None:
+            value = _value(name, shape, dtype, initializer, device)
+        else:
+            with _keyed.drawing((seed, name)):
+                value = _value(name, shape, dtype, initializer, device)
         try:
             return _own(value, dtype, device)
         except Exception as error:  # a device that is not there, memory the allocator refuses

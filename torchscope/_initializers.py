@@ -226,8 +226,10 @@ class Elementwise(Initializer):
         if device.type == "meta":  # no values to make
             return torch.empty(dims, dtype=dtype, device=device)
         numel = math.prod(dims)
-        fill = _keyed.fill(kind, a, b, dtype)
-        return _keyed.draw(fill, numel, key, 0, numel).reshape(dims).to(device)
+        values = _keyed.draw(_keyed.fill(kind, a, b, dtype), numel, key, 0, numel, dims)
+        if values.shape != dims:
+            values = values.reshape(dims)
+        return values if device.type == "cpu" else values.to(device)
 
     def flat(
         self, dims: tuple[int, ...], dtype: torch.dtype, start: int, stop: int, key: _keyed.Key

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 
@@ -37,6 +38,7 @@ Key = tuple[int, str]  # (store seed, full variable name)
 
 class _State(threading.local):
     key: Key | None = None
+    generator: torch.Generator | None = None  # one per thread, seeded again for each chunk
 
 
 _STATE = _State()
@@ -47,15 +49,20 @@ def active() -> Key | None:
     return _STATE.key
 
 
-@contextlib.contextmanager
-def drawing(key: Key | None) -> Iterator[None]:
+class drawing:
     """Makes ``key`` the active one on this thread for the block (None: no key)."""
-    previous = _STATE.key
-    _STATE.key = key
-    try:
-        yield
-    finally:
-        _STATE.key = previous
+
+    __slots__ = ("_key", "_previous")
+
+    def __init__(self, key: Key | None) -> None:
+        self._key = key
+
+    def __enter__(self) -> None:
+        self._previous = _STATE.key
+        _STATE.key = self._key
+
+    def __exit__(self, *exc: object) -> None:
+        _STATE.key = self._previous
 
 
 def chunk_seed(key: Key, chunk: int) -> int:
@@ -63,25 +70,31 @@ def chunk_seed(key: Key, chunk: int) -> int:
     processes and versions of Python: sha256, not ``hash``)."""
     seed, name = key
     text = f"{seed & 0xFFFF_FFFF_FFFF_FFFF}\0{name}\0{chunk}".encode()
-    return int.from_bytes(hashlib.sha256(text).digest()[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+    digest = hashlib.blake2b(text, digest_size=8).digest()
+    return int.from_bytes(digest, "little") & 0x7FFF_FFFF_FFFF_FFFF
 
 
 def _generator(key: Key, chunk: int) -> torch.Generator:
-    gen = torch.Generator(device="cpu")
+    gen = _STATE.generator
+    if gen is None:
+        gen = _STATE.generator = torch.Generator(device="cpu")
     gen.manual_seed(chunk_seed(key, chunk))
     return gen
 
 
 def draw(
-    fill: Callable[[int, torch.Generator], torch.Tensor],
+    fill: Callable[[Any, torch.Generator], torch.Tensor],
     numel: int,
     key: Key,
     start: int,
     stop: int,
+    shape: tuple[int, ...] | None = None,
 ) -> torch.Tensor:
     """Elements ``[start, stop)`` of the flattened ``numel``-element tensor whose chunk
     ``c`` is ``fill(length, generator of chunk c)``, a 1-D CPU tensor: only the chunks that
-    hold the slice are made."""
+    hold the slice are made. A whole tensor of one chunk comes in ``shape`` when given."""
+    if start == 0 and stop == numel <= CHUNK:  # the common case: one whole chunk
+        return fill(numel if shape is None else shape, _generator(key, 0))
     if not 0 <= start <= stop <= numel:
         raise ValueError(f"slice [{start}, {stop}) is outside a tensor of {numel} elements")
     parts = []
@@ -116,17 +129,21 @@ def truncated(
 
 def fill(
     kind: str, a: float, b: float, dtype: torch.dtype
-) -> Callable[[int, torch.Generator], torch.Tensor]:
+) -> Callable[[Any, torch.Generator], torch.Tensor]:
     """``fill(n, generator)``: the ``n`` values of one keyed chunk, a 1-D CPU tensor."""
 
-    def one_chunk(n: int, gen: torch.Generator) -> torch.Tensor:
+    def one_chunk(n: Any, gen: torch.Generator) -> torch.Tensor:
         if kind == "uniform":
             return torch.empty(n, dtype=dtype).uniform_(a, b, generator=gen)
         if kind == "normal":
             return torch.empty(n, dtype=dtype).normal_(a, b, generator=gen)
         if kind == "truncated_normal":
-            return truncated((n,), a, b, dtype, torch.device("cpu"), gen)
-        return torch.randint(int(a), int(b), (n,), generator=gen, dtype=dtype)
+            return truncated(
+                n if isinstance(n, tuple) else (n,), a, b, dtype, torch.device("cpu"), gen
+            )
+        return torch.randint(
+            int(a), int(b), n if isinstance(n, tuple) else (n,), generator=gen, dtype=dtype
+        )
 
     return one_chunk
 
