@@ -97,14 +97,21 @@ def draw(
         return fill(numel if shape is None else shape, _generator(key, 0))
     if not 0 <= start <= stop <= numel:
         raise ValueError(f"slice [{start}, {stop}) is outside a tensor of {numel} elements")
-    parts = []
+    out: torch.Tensor | None = None
     for chunk in range(start // CHUNK, (stop + CHUNK - 1) // CHUNK):
         lo = chunk * CHUNK
         values = fill(min(CHUNK, numel - lo), _generator(key, chunk))
-        parts.append(values[max(start - lo, 0) : stop - lo])
-    if not parts:
+        part = values[max(start - lo, 0) : stop - lo]
+        if out is None:  # the result, filled chunk by chunk (no list of parts to join)
+            if part.numel() == stop - start:
+                return part.clone() if part.numel() < values.numel() else part
+            out = torch.empty(stop - start, dtype=values.dtype)
+        at = max(lo - start, 0)
+        out[at : at + part.numel()].copy_(part)
+        del values, part  # the next chunk reuses this memory
+    if out is None:
         return fill(0, torch.Generator(device="cpu"))
-    return parts[0] if len(parts) == 1 else torch.cat(parts)
+    return out
 
 
 def truncated(
