@@ -209,3 +209,14 @@ def test_seed_must_be_an_int():
         ts.VariableStore(seed=1.5)
     with pytest.raises(TypeError, match="seed must be an int or None"):
         ts.set_seed("0")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_and_cpu_get_the_same_values():
+    kinds = [k for k in INITIALIZERS if k != "own"]  # one's own callable draws on its device
+    on_cpu = _make(ts.VariableStore(seed=6), kinds)
+    store = ts.VariableStore(seed=6)
+    with torch.device("cuda"):
+        on_cuda = _make(store, kinds)
+    assert all(v.is_cuda for v in on_cuda.values())
+    _equal(on_cpu, {n: v.cpu() for n, v in on_cuda.items()})
