@@ -132,3 +132,18 @@ def test_without_a_seed_values_come_from_the_global_generator():
     net = _built(meta=True, seed=None)
     ts.materialize(net)
     assert not any(p.is_meta for p in net.parameters())
+
+
+def test_init_from_checkpoint_refuses_meta_variables_then_restores_after_materialize(tmp_path):
+    with ts.variable_scope("old"):
+        ts.get_variable("kernel", [2, 3], initializer=ts.constant_initializer(7.0))
+    path = ts.train.Saver().save(str(tmp_path / "model.ckpt"))
+    net = ts.ScopedModule(lambda x: x @ ts.get_variable("kernel", [2, 3]), name="new")
+    net.store.seed = 0
+    with torch.device("meta"):
+        net(torch.ones(1, 2))
+    with pytest.raises(ValueError, match=r"meta device \(new/kernel\)"):
+        ts.train.init_from_checkpoint(path, {"old/": "new/"}, store=net)
+    ts.materialize(net)
+    ts.train.init_from_checkpoint(path, {"old/": "new/"}, store=net)
+    assert torch.equal(net.store["new/kernel"].detach(), torch.full((2, 3), 7.0))
