@@ -118,7 +118,155 @@ def _run_fsdp(model: ts.ScopedModule, rank: int, optimizer: str) -> dict:
         "state": {n: p.full_tensor().detach().clone() for n, p in params.items()},
         "types": {type(p).__name__ for p in params.values()},
         "local_rows": {n: p.to_local().shape[0] for n, p in params.items()},
+        "v_names": {n: p.name for n, p in params.items()},
+        "names_of": {n: ts.name_of(p) for n, p in params.items()},
     }
+
+
+# -- models bigger than one machine: meta build, fully_shard, ts.materialize ----------------
+
+# Every initializer of the package, on shapes whose rows do not split evenly in two.
+SCALE_INITIALIZERS = {
+    "uniform": (ts.random_uniform_initializer(-1.0, 2.0), (7, 5), None),
+    "ints": (ts.random_uniform_initializer(0, 100), (9, 3), torch.int32),
+    "normal": (ts.random_normal_initializer(0.5, 2.0), (11, 4), None),
+    "truncated": (ts.truncated_normal_initializer(0.5, 2.0), (13, 3, 2), None),
+    "glorot_u": (ts.glorot_uniform_initializer(), (7, 9), None),
+    "glorot_n": (ts.glorot_normal_initializer(), (5, 3, 4), None),
+    "vs": (ts.variance_scaling_initializer(2.0, "fan_out", "uniform"), (6, 6), None),
+    "constant": (ts.constant_initializer(0.25), (5, 2), None),
+    "values": (ts.constant_initializer(list(range(10))), (5, 2), None),
+    "ones": (ts.ones_initializer(), (3,), None),
+    "orthogonal": (ts.orthogonal_initializer(1.5), (6, 4), None),
+    "init_from": (ts.init_from(torch.nn.init.kaiming_uniform_), (4, 6), None),
+    "own_seed": (ts.random_normal_initializer(seed=3), (5, 5), None),
+    "default": (None, (9, 8), None),
+}
+SCALE_SEED = 1234
+ELEMENTWISE = {"uniform", "ints", "normal", "truncated", "glorot_u", "glorot_n", "vs", "default"}
+
+
+def _scale_model(x: torch.Tensor) -> torch.Tensor:
+    with ts.variable_scope("big"):
+        for name, (init, shape, dtype) in SCALE_INITIALIZERS.items():
+            ts.get_variable(name, list(shape), dtype, initializer=init)
+    return x
+
+
+def _eager_scale_model() -> dict[str, torch.Tensor]:
+    net = ts.ScopedModule(_scale_model, name="m")
+    net.store.seed = SCALE_SEED
+    net(torch.ones(1))
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+def _run_meta_fsdp(rank: int) -> dict:
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    from torchscope import _keyed, _materialize
+
+    _keyed.CHUNK = 4  # many chunks: shards start and end inside them
+    made_whole: list[str] = []
+    whole = _materialize.initial_value
+
+    def counting(name, *args):
+        made_whole.append(name)
+        return whole(name, *args)
+
+    _materialize.initial_value = counting  # type: ignore[assignment]
+    torch.manual_seed(rank)  # the global generator differs between the ranks
+    net = ts.ScopedModule(_scale_model, name="m")
+    net.store.seed = SCALE_SEED
+    with torch.device("meta"):
+        net(torch.ones(1))
+    fully_shard(net, mesh=init_device_mesh("cpu", (WORLD_SIZE,)))
+    ts.materialize(net)
+    params = dict(net.named_parameters())
+    result = {
+        "state": {n: p.full_tensor().detach().clone() for n, p in params.items()},
+        "types": {type(p).__name__ for p in params.values()},
+        "made_whole": sorted(made_whole),
+        "local_rows": {n: p.to_local().shape[0] for n, p in params.items()},
+    }
+    # fully_shard's bookkeeping takes the new shards at the first forward.
+    net(torch.ones(1))
+    # (the root module keeps its parameters unsharded after a forward: full tensors)
+    result["after_forward"] = {
+        n: (p.full_tensor() if hasattr(p, "full_tensor") else p).detach().clone()
+        for n, p in net.named_parameters()
+    }
+    # Above the bound, an initializer that needs the whole tensor is refused.
+    big = ts.ScopedModule(
+        lambda x: x * ts.get_variable("o", [64, 64], initializer=ts.orthogonal_initializer()).sum()
+    )
+    big.store.seed = SCALE_SEED
+    with torch.device("meta"):
+        big(torch.ones(1))
+    fully_shard(big, mesh=init_device_mesh("cpu", (WORLD_SIZE,)))
+    try:
+        ts.materialize(big, max_full_bytes=1000)
+    except ValueError as error:
+        result["refused"] = str(error)
+    return result
+
+
+def _run_seeded_ddp_start(rank: int) -> dict:
+    torch.manual_seed(rank)  # the global generator differs between the ranks
+    ts.set_seed(SCALE_SEED)
+    model = ts.ScopedModule(_mlp, name="mlp")
+    model(torch.zeros(1, 8))
+    ts.set_seed(None)
+    # Before any wrapping: the ranks' values, compared to rank 0's.
+    diff = torch.zeros(())
+    for _, p in sorted(model.named_parameters()):
+        value = p.detach().clone()
+        dist.broadcast(value, src=0)
+        diff = torch.maximum(diff, (value - p.detach()).abs().max())
+    return {
+        "state": {n: p.detach().clone() for n, p in model.named_parameters()},
+        "pre_wrap_diff": diff.item(),
+    }
+
+
+def _run_dcp_restore(rank: int) -> dict:
+    """A sharded checkpoint saved from a trained model, restored into a meta-built one."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    out_dir = os.environ["TS_DCP_DIR"]
+    source = ts.ScopedModule(_mlp, name="mlp")
+    source.store.seed = SCALE_SEED
+    source(torch.zeros(1, 8))
+    fully_shard(source, mesh=init_device_mesh("cpu", (WORLD_SIZE,)))
+    with torch.no_grad():
+        for p in source.parameters():
+            p.mul_(3.0).add_(0.5)  # not what initialisation makes
+    saved = {n: p.full_tensor().detach().clone() for n, p in source.named_parameters()}
+    dcp.save(source.state_dict(), checkpoint_id=out_dir)
+
+    target = ts.ScopedModule(_mlp, name="mlp")
+    with torch.device("meta"):
+        target(torch.zeros(1, 8))
+    fully_shard(target, mesh=init_device_mesh("cpu", (WORLD_SIZE,)))
+    target.to_empty(device="cpu")  # this rank's shards only, uninitialised
+    state = target.state_dict()
+    dcp.load(state, checkpoint_id=out_dir)
+    params = dict(target.named_parameters())
+    return {
+        "saved": saved,
+        "state": {n: p.full_tensor().detach().clone() for n, p in params.items()},
+        "local_numel": {n: p.to_local().numel() for n, p in params.items()},
+        "names": list(state),
+    }
+
+
+_SCALE_RUNS = {
+    "meta_fsdp": _run_meta_fsdp,
+    "seeded_ddp": _run_seeded_ddp_start,
+    "dcp_restore": _run_dcp_restore,
+}
 
 
 def _worker(rank: int, port: int, out_dir: str, mode: str, optimizer: str) -> None:
@@ -129,8 +277,11 @@ def _worker(rank: int, port: int, out_dir: str, mode: str, optimizer: str) -> No
     try:
         dist.init_process_group("gloo", rank=rank, world_size=WORLD_SIZE, timeout=TIMEOUT)
         try:
-            run = _run_ddp if mode == "ddp" else _run_fsdp
-            result = run(_build(rank, mode), rank, optimizer)
+            if mode in _SCALE_RUNS:
+                result = _SCALE_RUNS[mode](rank)
+            else:
+                run = _run_ddp if mode == "ddp" else _run_fsdp
+                result = run(_build(rank, mode), rank, optimizer)
             gc.collect()  # free the wrapped model while the process group is alive
             # Compare on the ranks too: the largest difference to rank 0's values.
             diff = torch.zeros(())
@@ -222,5 +373,52 @@ def test_fsdp2_ranks_end_with_identical_parameters(tmp_path):
     # named by its full name ...
     assert r0["types"] == r1["types"] == {"DTensor"}
     assert r0["local_rows"] == r1["local_rows"] == {n: SHAPES[n][0] // 2 for n in NAMES}
+    # FSDP2 puts new Parameters in the variables' places: v.name is PyTorch's (None) on
+    # them, as documented, and ts.name_of names them while the store holds them.
+    assert r0["v_names"] == r1["v_names"] == {n: None for n in NAMES}
+    assert r0["names_of"] == r1["names_of"] == {n: n for n in NAMES}
     # ... and training matches one process on both ranks' data.
     _check_matches_reference(r0, "adam")
+
+
+def test_fsdp2_materialize_fills_each_shard_as_an_eager_build(tmp_path, monkeypatch):
+    from torchscope import _keyed
+
+    results = _spawn(tmp_path, "meta_fsdp", "")
+    monkeypatch.setattr(_keyed, "CHUNK", 4)  # as on the ranks
+    eager = _eager_scale_model()
+    for rank, result in enumerate(results):
+        assert result["types"] == {"DTensor"}
+        assert list(result["state"]) == list(eager)
+        for name, value in eager.items():
+            got = result["state"][name]
+            assert got.dtype == value.dtype, name
+            assert torch.equal(got, value), f"rank {rank}: {name}"
+            assert torch.equal(result["after_forward"][name], value), f"rank {rank}: {name}"
+        # Only the initializers that need the whole tensor made it whole.
+        assert result["made_whole"] == ["m/big/init_from", "m/big/orthogonal", "m/big/own_seed"]
+        assert "'o' (16,384 bytes) would be made whole" in result["refused"]
+    rows = {n: v.shape[0] for n, v in eager.items()}
+    for name, count in rows.items():  # each rank held its own part of the rows
+        assert results[0]["local_rows"][name] + results[1]["local_rows"][name] == count
+
+
+def test_seeded_ddp_ranks_start_identical_before_wrapping(tmp_path):
+    results = _spawn(tmp_path, "seeded_ddp", "")
+    assert results[0]["pre_wrap_diff"] == results[1]["pre_wrap_diff"] == 0.0
+    for name, value in results[0]["state"].items():
+        assert torch.equal(value, results[1]["state"][name]), name
+
+
+def test_dcp_restores_into_a_meta_built_sharded_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("TS_DCP_DIR", str(tmp_path / "ckpt"))
+    results = _spawn(tmp_path, "dcp_restore", "")
+    for result in results:
+        assert result["names"] == NAMES
+        for name in NAMES:
+            assert torch.equal(result["state"][name], results[0]["saved"][name]), name
+    # Each rank allocated its shard, not the full tensor.
+    for name, shape in SHAPES.items():
+        total = results[0]["local_numel"][name] + results[1]["local_numel"][name]
+        assert total == torch.Size(shape).numel()
+        assert results[0]["local_numel"][name] < torch.Size(shape).numel()

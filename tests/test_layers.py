@@ -32,6 +32,7 @@ LAYERS: list[list[str]] = [
         "_variable",
         "_values",
         "_tf_keywords",
+        "_keyed",
         "_getters",
         "_native",
         "_fastpath",
@@ -47,7 +48,7 @@ LAYERS: list[list[str]] = [
     # scopes as context managers
     ["_name_scopes", "_scopes"],
     # adapters
-    ["_policy", "_module", "_templates", "_summary", "_checkpoint"],
+    ["_policy", "_module", "_templates", "_summary", "_checkpoint", "_materialize"],
     # public submodules and the public face
     ["ops", "nn", "train", "layers", "pytest_plugin", "__init__", "__main__"],
 ]

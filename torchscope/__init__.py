@@ -40,6 +40,7 @@ from ._initializers import (
     zeros_initializer,
 )
 from ._lookup import get_variable
+from ._materialize import materialize
 from ._module import ScopedModule, check_optimizer
 from ._registry import (
     apply_constraints,
@@ -47,6 +48,7 @@ from ._registry import (
     name_of,
     register_constraint_hook,
     reset_default_store,
+    set_seed,
 )
 from ._scopes import (
     AUTO_REUSE,
@@ -100,6 +102,7 @@ __all__ = [
     "init_from",
     "layers",
     "make_template",
+    "materialize",
     "min_max_variable_partitioner",
     "name_of",
     "name_scope",
@@ -113,6 +116,7 @@ __all__ = [
     "regularization_loss",
     "regularization_losses",
     "reset_default_store",
+    "set_seed",
     "summary",
     "train",
     "trainable_variables",

@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
+from . import _keyed
 from ._checks import check_device, describe, shapes_compatible
 from ._errors import SHAPE_NOT_DEFINED, VALUE_DOES_NOT_FIT, note
-from ._initializers import default_initializer
+from ._initializers import Initializer, default_initializer
 from ._types import DeviceLike, InitializerLike
 from ._values import check_fits, is_value
 
-__all__ = ["make_parameter"]
+__all__ = ["RECIPE_ATTR", "Recipe", "initial_value", "make_parameter"]
+
+# A meta variable carries its recipe under this attribute until the store takes it.
+RECIPE_ATTR = "_torchscope_recipe"
+
+
+class Recipe(NamedTuple):
+    """What made a variable on the meta device, for ``ts.materialize`` to make its values:
+    the initializer (or value) its creation used, after scopes and custom getters had
+    their say, its shape and dtype, and its store's seed then."""
+
+    initializer: Any
+    shape: tuple[int, ...] | None
+    dtype: torch.dtype | None
+    seed: int | None
 
 
 def _from_value(
@@ -41,6 +56,16 @@ def _from_value(
 
 
 def _call(initializer: Any, shape: tuple, dtype: torch.dtype, device: torch.device) -> Any:
+    key = _keyed.active()
+    if key is not None and not isinstance(initializer, Initializer) and device.type != "meta":
+        # A callable of one's own draws from torch's global generators: seeded from the key
+        # for the call and put back after.
+        with _keyed.seeded_global_rng(key):
+            return _call_unkeyed(initializer, shape, dtype, device)
+    return _call_unkeyed(initializer, shape, dtype, device)
+
+
+def _call_unkeyed(initializer: Any, shape: tuple, dtype: Any, device: torch.device) -> Any:
     try:
         return initializer(shape, dtype=dtype, device=device)
     except TypeError as error:
@@ -149,6 +174,37 @@ def _own(value: torch.Tensor, dtype: torch.dtype | None, device: torch.device) -
     return out
 
 
+def _value(
+    name: str, shape: Any, dtype: Any, initializer: Any, device: torch.device
+) -> torch.Tensor:
+    if initializer is not None and not callable(initializer) and is_value(initializer):
+        return _from_value(name, initializer, shape, dtype, device)
+    return _from_initializer(name, initializer, shape, dtype, device)
+
+
+def initial_value(
+    name: str,
+    shape: tuple | None,
+    dtype: torch.dtype | None,
+    initializer: InitializerLike | None,
+    device: torch.device,
+    seed: int | None,
+) -> torch.Tensor:
+    """A new variable's value, in its own memory on ``device``; with ``seed`` (its store's),
+    drawn from generators keyed by (``seed``, ``name``)."""
+    with torch.inference_mode(False), torch.no_grad():
+        if seed is None:
+            value = _value(name, shape, dtype, initializer, device)
+        else:
+            with _keyed.drawing((seed, name)):
+                value = _value(name, shape, dtype, initializer, device)
+        try:
+            return _own(value, dtype, device)
+        except Exception as error:  # a device that is not there, memory the allocator refuses
+            note(error, f"variable {name!r}: raised while its memory was allocated on {device}")
+            raise
+
+
 def make_parameter(
     name: str,
     shape: tuple | None,
@@ -156,8 +212,10 @@ def make_parameter(
     initializer: InitializerLike | None,
     trainable: bool | None,
     device: DeviceLike | None,
+    seed: int | None = None,
 ) -> tuple[nn.Parameter, bool]:
-    """Creates the Parameter for a new variable; returns it and whether it is trainable."""
+    """Creates the Parameter for a new variable; returns it and whether it is trainable.
+    A meta variable carries its :class:`Recipe` (``RECIPE_ATTR``) for the store to keep."""
     if trainable is None:
         trainable = True
     if not isinstance(trainable, bool):
@@ -165,15 +223,10 @@ def make_parameter(
     device = check_device(device, name)
     if device is None:
         device = torch.get_default_device()
-    with torch.inference_mode(False), torch.no_grad():
-        if initializer is not None and not callable(initializer) and is_value(initializer):
-            value = _from_value(name, initializer, shape, dtype, device)
-        else:
-            value = _from_initializer(name, initializer, shape, dtype, device)
-        try:
-            value = _own(value, dtype, device)
-        except Exception as error:  # a device that is not there, memory the allocator refuses
-            note(error, f"variable {name!r}: raised while its memory was allocated on {device}")
-            raise
+    value = initial_value(name, shape, dtype, initializer, device, seed)
     trainable = trainable and (value.is_floating_point() or value.is_complex())
-    return nn.Parameter(value, requires_grad=trainable), trainable
+    param = nn.Parameter(value, requires_grad=trainable)
+    if value.is_meta:
+        recipe = Recipe(initializer, tuple(value.shape), value.dtype, seed)
+        setattr(param, RECIPE_ATTR, recipe)
+    return param, trainable

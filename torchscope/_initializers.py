@@ -3,7 +3,9 @@
 Semantics and defaults are ``tf.compat.v1``'s, and fans follow TensorFlow's layout (see
 :func:`compute_fans`). With ``seed`` the values are the same on every call (drawn from a
 private CPU generator, then moved, so every device gets the same numbers); without one they
-come from torch's global generator, so ``torch.manual_seed`` makes a run repeatable.
+come from torch's global generator, so ``torch.manual_seed`` makes a run repeatable, unless
+the variable's store has a seed (``ts.set_seed``): then an initializer without a seed of its
+own draws from generators keyed by (store seed, variable name) (see ``_keyed``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 import torch
 
+from . import _keyed
 from ._checks import check_defined_shape
 from ._types import DeviceLike, ValueLike
 from ._values import check_fits, exact
@@ -103,14 +106,7 @@ def _work_dtype(dtype: torch.dtype) -> torch.dtype:
 def _truncated_normal(dims, mean, stddev, dtype, device, seed) -> torch.Tensor:
     """Normal draws with every value beyond 2 standard deviations drawn again (as TF)."""
     gen, where = _rng(seed, device)
-    x = torch.empty(dims, dtype=_work_dtype(dtype), device=where).normal_(generator=gen)
-    if x.device.type == "meta":  # no values to redraw (and bool() of one cannot be read)
-        return x.to(dtype=dtype, device=device)
-    bad = x.abs() > 2.0
-    while bool(bad.any()):
-        x[bad] = torch.empty(int(bad.sum()), dtype=x.dtype, device=where).normal_(generator=gen)
-        bad = x.abs() > 2.0
-    return x.mul_(stddev).add_(mean).to(dtype=dtype, device=device)
+    return _keyed.truncated(dims, mean, stddev, dtype, where, gen).to(device)
 
 
 def _normal(dims, mean, stddev, dtype, device, seed) -> torch.Tensor:
@@ -125,6 +121,23 @@ def _uniform(dims, low, high, dtype, device, seed) -> torch.Tensor:
     return (
         torch.empty(dims, dtype=dtype, device=where).uniform_(low, high, generator=gen).to(device)
     )
+
+
+def _integers(dims, low, high, dtype, device, seed) -> torch.Tensor:
+    gen, where = _rng(seed, device)
+    x = torch.randint(int(low), int(high), dims, generator=gen, dtype=dtype, device=where)
+    return x.to(device)
+
+
+# What each kind of draw is: unkeyed on the device (or a seed of its own), and the fill of
+# one keyed chunk, ``fill(n, generator) -> 1-D CPU tensor``.
+_DRAWS = {
+    "uniform": _uniform,
+    "normal": _normal,
+    "truncated_normal": _truncated_normal,
+    "integers": _integers,
+}
+_CPU = torch.device("cpu")
 
 
 # ---------------------------------------------------------------------------- fans
@@ -191,6 +204,49 @@ class Initializer:
         return f"{self._name}({args})"
 
 
+class Elementwise(Initializer):
+    """A random initializer whose elements are drawn independently from one distribution.
+
+    Subclasses say which (``_spec``). Under a store seed, and without a seed of their own,
+    the values come in keyed chunks (``_keyed``), so :meth:`flat` can make any slice of
+    the flattened tensor alone, equal to that slice of the whole.
+    """
+
+    seed: int | None = None
+
+    def _spec(self, dims, dtype) -> tuple[str, float, float]:
+        """(kind of draw, first and second parameter), after the checks."""
+        raise NotImplementedError
+
+    def _generate(self, dims, dtype, device):
+        kind, a, b = self._spec(dims, dtype)
+        key = _keyed.active() if self.seed is None else None
+        if key is None:
+            return _DRAWS[kind](dims, a, b, dtype, device, self.seed)
+        if device.type == "meta":  # no values to make
+            return torch.empty(dims, dtype=dtype, device=device)
+        numel = math.prod(dims)
+        values = _keyed.draw(_keyed.fill(kind, a, b, dtype), numel, key, 0, numel, dims)
+        if values.shape != dims:
+            values = values.reshape(dims)
+        return values if device.type == "cpu" else values.to(device)
+
+    def flat(
+        self, dims: tuple[int, ...], dtype: torch.dtype, start: int, stop: int, key: _keyed.Key
+    ) -> torch.Tensor:
+        """Elements ``[start, stop)`` of the flattened value this initializer makes for the
+        variable ``key`` names (a 1-D CPU tensor), without making the rest.
+
+        >>> init = random_normal_initializer()
+        >>> with _keyed.drawing((0, "w")):
+        ...     whole = init((4, 3))
+        >>> torch.equal(init.flat((4, 3), torch.float32, 3, 9, (0, "w")), whole.flatten()[3:9])
+        True
+        """
+        kind, a, b = self._spec(dims, dtype)
+        return _keyed.draw(_keyed.fill(kind, a, b, dtype), math.prod(dims), key, start, stop)
+
+
 _PLAIN_SCALARS = frozenset((int, float, bool))
 
 
@@ -235,7 +291,7 @@ class Constant(Initializer):
                 ) from e
         self.value = value
 
-    def _generate(self, dims, dtype, device):
+    def _source(self, dtype: torch.dtype) -> torch.Tensor:
         source = exact(self.value)
         if source.is_complex() and not dtype.is_complex:
             converted = source.real.to(dtype)  # what the cast keeps, without its warning
@@ -243,7 +299,16 @@ class Constant(Initializer):
             converted = source.to(dtype)
         if not (type(self.value) is int and 0 <= self.value <= 1):  # 0 and 1 fit every dtype
             check_fits(self.value, converted, _DOES_NOT_FIT)
-        source = converted.to(device)
+        return converted
+
+    def flat(
+        self, dims: tuple[int, ...], dtype: torch.dtype, start: int, stop: int, key: Any = None
+    ) -> torch.Tensor:
+        """Elements ``[start, stop)`` of the flattened value (``key`` is not needed)."""
+        return self._generate((math.prod(dims),), dtype, _CPU)[start:stop]
+
+    def _generate(self, dims, dtype, device):
+        source = self._source(dtype).to(device)
         if source.numel() == math.prod(dims):
             return source.reshape(dims).clone()
         if source.numel() == 1:
@@ -283,7 +348,7 @@ class Ones(Constant):
         super().__init__(1)
 
 
-class RandomUniform(Initializer):
+class RandomUniform(Elementwise):
     """Uniform values in ``[minval, maxval)``; ``maxval=None`` means 1 (floats only).
 
     Integer dtypes draw integers in ``[minval, maxval)`` and need ``maxval``.
@@ -315,18 +380,18 @@ class RandomUniform(Initializer):
         if not low < high:
             raise ValueError(f"minval must be less than maxval, got minval={low}, maxval={high}")
 
-    def _generate(self, dims, dtype, device):
+    def _spec(self, dims, dtype):
         if dtype.is_floating_point:
             high = 1.0 if self.maxval is None else self.maxval
             self._check_order(self.minval, high)
-            return _uniform(dims, self.minval, high, dtype, device, self.seed)
+            return "uniform", self.minval, high
         if not _is_integer(dtype):
             raise ValueError(
                 f"random_uniform_initializer needs a floating or integer dtype, got {dtype}"
             )
-        return self._integers(dims, dtype, device)
+        return self._integers(dtype)
 
-    def _integers(self, dims, dtype, device):
+    def _integers(self, dtype):
         if self.maxval is None:
             raise ValueError(f"random_uniform_initializer needs maxval for integer dtype {dtype}")
         low, high = self.minval, self.maxval
@@ -338,12 +403,10 @@ class RandomUniform(Initializer):
                 f"[minval, maxval) = [{int(low)}, {int(high)}) does not fit {dtype}, "
                 f"whose range is [{info.min}, {info.max}]"
             )
-        gen, where = _rng(self.seed, device)
-        x = torch.randint(int(low), int(high), dims, generator=gen, dtype=dtype, device=where)
-        return x.to(device)
+        return "integers", low, high
 
 
-class RandomNormal(Initializer):
+class RandomNormal(Elementwise):
     """Normal values with the given ``mean`` and ``stddev``.
 
     >>> random_normal_initializer(stddev=0.0)((2,))
@@ -355,16 +418,16 @@ class RandomNormal(Initializer):
     mean: float
     stddev: float
     seed: int | None
-    _draw = staticmethod(_normal)
+    _kind = "normal"
 
     def __init__(self, mean: float = 0.0, stddev: float = 1.0, seed: int | None = None) -> None:
         self.mean = _check_real("mean", mean)
         self.stddev = _check_real("stddev", stddev, minimum=0)
         self.seed = _check_seed(seed)
 
-    def _generate(self, dims, dtype, device):
+    def _spec(self, dims, dtype):
         _check_floating(self._name, dtype)
-        return self._draw(dims, self.mean, self.stddev, dtype, device, self.seed)
+        return self._kind, self.mean, self.stddev
 
 
 class TruncatedNormal(RandomNormal):
@@ -379,10 +442,10 @@ class TruncatedNormal(RandomNormal):
     """
 
     _name = "truncated_normal_initializer"
-    _draw = staticmethod(_truncated_normal)
+    _kind = "truncated_normal"
 
 
-class VarianceScaling(Initializer):
+class VarianceScaling(Elementwise):
     """Samples scaled to the weight's fans: variance ``scale / n``.
 
     ``n`` is fan_in, fan_out or their mean (``mode``), from :func:`compute_fans`.
@@ -419,18 +482,17 @@ class VarianceScaling(Initializer):
         self.distribution = _check_choice("distribution", distribution, _DISTRIBUTIONS)
         self.seed = _check_seed(seed)
 
-    def _generate(self, dims, dtype, device):
+    def _spec(self, dims, dtype):
         _check_floating(self._name, dtype)
         fan_in, fan_out = compute_fans(dims)
         n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[self.mode]
         variance = self.scale / max(1.0, n)
         if self.distribution == "uniform":
             limit = math.sqrt(3.0 * variance)
-            return _uniform(dims, -limit, limit, dtype, device, self.seed)
+            return "uniform", -limit, limit
         if self.distribution == "untruncated_normal":
-            return _normal(dims, 0.0, math.sqrt(variance), dtype, device, self.seed)
-        stddev = math.sqrt(variance) / _TRUNCNORM_STD
-        return _truncated_normal(dims, 0.0, stddev, dtype, device, self.seed)
+            return "normal", 0.0, math.sqrt(variance)
+        return "truncated_normal", 0.0, math.sqrt(variance) / _TRUNCNORM_STD
 
 
 class GlorotUniform(VarianceScaling):
@@ -492,7 +554,12 @@ class Orthogonal(Initializer):
         flat = (max(rows, cols), min(rows, cols))
         if rows * cols == 0:
             return torch.zeros(dims, dtype=dtype, device=device)
-        a = _normal(flat, 0.0, 1.0, _work_dtype(dtype), device, self.seed)
+        key = _keyed.active() if self.seed is None else None
+        if key is not None and device.type != "meta":  # the whole matrix, keyed, on CPU
+            fill = _keyed.fill("normal", 0.0, 1.0, _work_dtype(dtype))
+            a = _keyed.draw(fill, rows * cols, key, 0, rows * cols).reshape(flat)
+        else:
+            a = _normal(flat, 0.0, 1.0, _work_dtype(dtype), device, self.seed)
         q, r = torch.linalg.qr(a)
         q = q * torch.where(r.diagonal() < 0, -1.0, 1.0).to(q.dtype)
         if rows < cols:
@@ -528,6 +595,13 @@ class InitFrom(Initializer):
         return f"init_from({', '.join([name.strip('.') or repr(self.fn), *rest])})"
 
     def _generate(self, dims, dtype, device):
+        key = _keyed.active()
+        if key is None or device.type == "meta":
+            return self._make(dims, dtype, device)
+        with _keyed.seeded_global_rng(key):  # made on CPU: the same on every device
+            return self._make(dims, dtype, _CPU).to(device)
+
+    def _make(self, dims, dtype, device):
         t = torch.empty(dims, dtype=dtype, device=device)
         with torch.no_grad():
             self.fn(t, *self.args, **self.kwargs)
@@ -573,6 +647,7 @@ def default_initializer(dtype: torch.dtype) -> Initializer:
 
 
 __all__ = [
+    "Elementwise",
     "Initializer",
     "compute_fans",
     "constant_initializer",

@@ -354,7 +354,9 @@ def get_or_create(
             )
         making.add(name)
         try:
-            param, trainable = make_parameter(name, shape, dtype, initializer, trainable, device)
+            param, trainable = make_parameter(
+                name, shape, dtype, initializer, trainable, device, seed=store.seed
+            )
         finally:
             making.discard(name)
         if policy is not None:

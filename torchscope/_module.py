@@ -38,7 +38,7 @@ from torch import nn
 from torch.compiler import is_compiling
 from torch.nn.modules import module as _nn_module
 
-from . import _naming
+from . import _context, _naming
 from ._collections import BUILT_MODULES
 from ._context import _THREAD, Context, current, pop, profiling, push
 from ._policy import Conversion, Policy, fit_loaded
@@ -97,7 +97,8 @@ class ScopedModule(nn.Module, Generic[P, R]):
             raise TypeError(f"ScopedModule's fn must be callable, got {type(fn).__name__}")
         if name is not None:
             _naming.check_scope_name(name, "ScopedModule", root=True)
-        store = VariableStore()
+        # The seed of the store current when the module is made (ts.set_seed) is its own.
+        store = VariableStore(seed=_context.current().store.seed)
         store.policy = Policy(self)
         # Not a submodule: its parameters are this module's own (one shared dict).
         self.__dict__["store"] = store
@@ -546,6 +547,13 @@ def check_optimizer(optimizer: torch.optim.Optimizer, module: nn.Module) -> None
     >>> opt = torch.optim.SGD(net.parameters(), lr=0.1)
     >>> ts.check_optimizer(opt, net)
     """
+    stale = [p for group in optimizer.param_groups for p in group["params"] if p.is_meta]
+    if stale:
+        raise ValueError(
+            f"the optimizer holds {len(stale)} tensor(s) on the meta device: it was built "
+            "before ts.materialize gave the variables their values (materialize makes new "
+            "Parameters). Build the optimizer after ts.materialize(module)."
+        )
     held = {id(p) for group in optimizer.param_groups for p in group["params"]}
     missing = [
         getattr(p, _NAME_ATTR, name)

@@ -14,6 +14,7 @@ from ._types import StoreLike
 
 __all__ = [
     "apply_constraints",
+    "set_seed",
     "get_default_store",
     "name_of",
     "register_constraint_hook",
@@ -136,6 +137,22 @@ def register_constraint_hook(
         target._apply_constraints(updated)
 
     return optimizer.register_step_post_hook(hook)
+
+
+def set_seed(seed: int | None) -> None:
+    """Sets the seed of the current store (the default one, or the one ``as_default()``
+    made current); None removes it. See :attr:`VariableStore.seed`. A ``ScopedModule``
+    made afterwards takes the seed for its own store.
+
+    >>> ts.set_seed(0)
+    >>> w = ts.get_variable("w", [2])
+    >>> ts.reset_default_store().seed is None  # a fresh default store has none
+    True
+    >>> ts.set_seed(0)
+    >>> torch.equal(ts.get_variable("w", [2]), w)
+    True
+    """
+    _context.current().store.seed = seed
 
 
 def _resolve(store: StoreLike | None) -> VariableStore:

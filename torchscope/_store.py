@@ -20,6 +20,7 @@ from torch import nn
 from . import _collections, _context
 from ._atomic import Savepoint, Transaction, check_load
 from ._checks import check_callable, describe
+from ._create import RECIPE_ATTR, Recipe
 from ._graph_keys import GraphKeys
 from ._lookup import caller as _caller
 from ._types import Constraint, Regularizer
@@ -118,10 +119,16 @@ class VariableStore(nn.ParameterDict):
     ...         w = ts.get_variable("weights", [3, 3])
     >>> list(store), list(store.state_dict())
     (['conv1/weights'], ['conv1/weights'])
+
+    With ``seed``, initializers without a seed of their own draw each variable's values
+    from generators keyed by (seed, full name): see :attr:`seed`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, seed: int | None = None) -> None:
         super().__init__()
+        self._seed = _check_store_seed(seed)
+        # How each variable made on the meta device was made (for ts.materialize).
+        self._recipes: dict[str, Recipe] = {}
         self._trainable: dict[str, None] = {}
         self._regularizers: dict[str, Regularizer] = {}
         self._constraints: dict[str, Constraint] = {}
@@ -138,6 +145,28 @@ class VariableStore(nn.ParameterDict):
         # What the store's owner allows when a variable would be created (a ScopedModule's).
         self.policy: CreationPolicy | None = None
         self._init_local()
+
+    @property
+    def seed(self) -> int | None:
+        """The store's seed (None: none). With one, every random initializer that has no
+        ``seed=`` of its own draws a variable's values from CPU generators keyed by (this
+        seed, the variable's full name): the same values whatever the creation order, the
+        process, the thread or the device, and torch's global generator is not advanced.
+        It matters when a variable is created; changing it changes no existing value.
+
+        >>> a, b = ts.VariableStore(seed=7), ts.VariableStore(seed=7)
+        >>> with a.as_default():
+        ...     _ = ts.get_variable("x", [3]), ts.get_variable("w", [2, 2])
+        >>> with b.as_default():
+        ...     _ = ts.get_variable("w", [2, 2])  # another order, no "x"
+        >>> torch.equal(a["w"], b["w"])
+        True
+        """
+        return self._seed
+
+    @seed.setter
+    def seed(self, seed: int | None) -> None:
+        self._seed = _check_store_seed(seed)
 
     def _init_local(self) -> None:
         self._lock = threading.RLock()
@@ -182,6 +211,8 @@ class VariableStore(nn.ParameterDict):
         state.setdefault("_collection_seq", {})
         state.setdefault("_not_global", {})
         state.setdefault("policy", None)
+        state.setdefault("_seed", None)  # stores pickled before seeds
+        state.setdefault("_recipes", {})
         for old in ("_frozen", "_conversion", "_owner"):  # stores pickled before policies
             state.pop(old, None)
         super().__setstate__(state)
@@ -346,6 +377,10 @@ class VariableStore(nn.ParameterDict):
             self._not_global[name] = None
         self._seq[name] = self._take_seq()
         name_variable(param, name)
+        recipe = getattr(param, RECIPE_ATTR, None)
+        if recipe is not None:
+            delattr(param, RECIPE_ATTR)
+            self._recipes[name] = recipe
         savepoints = self._local.savepoints
         if savepoints:
             savepoints[-1].added.append(name)
@@ -422,6 +457,7 @@ class VariableStore(nn.ParameterDict):
                     self._created_at,
                     self._not_global,
                     self._seq,
+                    self._recipes,
                 ):
                     table.pop(name, None)
 
@@ -557,6 +593,14 @@ class VariableStore(nn.ParameterDict):
 
 
 _MISSING = object()
+
+
+def _check_store_seed(seed: Any) -> int | None:
+    if seed is None or type(seed) is int:
+        return seed
+    if isinstance(seed, bool) or not hasattr(seed, "__index__"):
+        raise TypeError(f"a store's seed must be an int or None, got {describe(seed)}")
+    return int(seed.__index__())
 
 
 def short(tensor: Any) -> str:

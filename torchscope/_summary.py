@@ -128,6 +128,13 @@ def summary(
         f"total: {variables} variables, {total:,} parameters ({trainable_total:,} trainable, "
         f"{total - trainable_total:,} non-trainable)"
     )
+    meta = [p for _, p, _ in _named(store_or_module) if p.is_meta]
+    if meta:  # built under torch.device("meta"): what ts.materialize will allocate
+        size = sum(p.numel() * p.element_size() for p in meta)
+        lines.append(
+            f"meta: {len(meta)} variables, {sum(p.numel() for p in meta):,} parameters, "
+            f"{size:,} bytes ({size / 2**30:.2f} GiB) not allocated until ts.materialize"
+        )
     return "\n".join(lines)
 
 

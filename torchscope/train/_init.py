@@ -84,6 +84,13 @@ def init_from_checkpoint(
             f"got {type(target).__name__}"
         )
     pairs = _plan(reader, items, target)
+    meta = [name for name in pairs if target[name].is_meta]
+    if meta:  # copying into a meta tensor keeps nothing: refuse rather than do nothing
+        raise ValueError(
+            f"init_from_checkpoint would write {len(meta)} variable(s) on the meta device "
+            f"({_some(meta)}), which hold no values; give them memory first "
+            "(ts.materialize(model), or model.to_empty(device=...)), then restore."
+        )
     reader.read_into([(key, target[name]) for name, key in pairs.items()])
 
 
