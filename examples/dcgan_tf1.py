@@ -27,7 +27,8 @@ size and place), made deterministically by ``make_shapes``. The script prints th
 variables, then how far the statistics of 1024 sampled images (the per-pixel mean and
 standard deviation, through the sampler, in inference mode) are from those of 1024 real
 ones, before and during training. On a 2-core CPU, 600 steps take about 13 seconds and
-take that distance from 1.286 to 0.201.
+take that distance from 1.286 to 0.201 (the TensorFlow original, with its own random
+numbers: from 1.289 to 0.156).
 
 ``examples/tf1/check_dcgan_port.py`` checks this port against the original under
 TensorFlow 2.21 (``tf.compat.v1``, graph mode), from the same initial values and inputs:
@@ -35,7 +36,9 @@ the same 24 variable names and shapes in the same order, the same ``d_vars`` and
 ``g_vars``; the same first losses (d_loss 1.3568230 on both sides, g_loss 6.0e-8 apart);
 after one step of both optimizers, the trainable variables within 4.7e-6 of TensorFlow's
 (tolerance 1e-5; two biases that a batch norm follows, whose gradients are rounding
-noise, left out), the moving averages within 1.8e-7 and the losses equal.
+noise, left out), the moving averages within 1.8e-7 and the losses equal. Run it with
+``python examples/tf1/check_dcgan_port.py --tf-python /path/to/tf-venv/bin/python`` (that
+Python needs tensorflow, tf-keras and numpy). ``docs/porting.md`` walks through such a port.
 
 Run it:
 
