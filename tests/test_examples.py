@@ -49,7 +49,7 @@ def number(pattern: str, text: str) -> float:
 def test_every_example_has_a_docstring_argparse_and_ts():
     scripts = sorted(p.name for p in EXAMPLES.glob("*.py"))
     assert {"image_filter.py", "train_digits.py", "gan.py", "rnn.py", "siamese.py"} <= set(scripts)
-    assert "resume_tf1.py" in scripts
+    assert {"resume_tf1.py", "dcgan_tf1.py"} <= set(scripts)
     for name in scripts:
         source = (EXAMPLES / name).read_text()
         assert source.startswith('"""'), f"{name} must open with a docstring"
@@ -210,3 +210,20 @@ def test_resume_tf1_quick():
     pytest.importorskip("numpy")
     out = run("resume_tf1.py", "--steps", "4")
     assert "step 8: loss" in out and "identical" in out
+
+
+# ---------------------------------------------------------------- dcgan_tf1
+
+
+def test_dcgan_tf1_learns_the_shapes():
+    """The class-based TF1 port: its variables by TF1's names, and 120 steps that halve the
+    distance between the samples' image statistics and the data's (about 5 s)."""
+    out = run("dcgan_tf1.py", "--steps", "120")
+    assert "8 discriminator and 10 generator variables" in out
+    for line in ("generator/\n  g_h0_lin/\n    Matrix", "  d_bn1/\n    gamma", "moving_variance"):
+        assert line in out
+    assert "total: 24 variables, 44,194 parameters (44,034 trainable" in out
+    match = re.search(r"distance ([\d.]+) -> ([\d.]+)", out)
+    assert match, out
+    start, end = map(float, match.groups())
+    assert end < 0.5 * start
