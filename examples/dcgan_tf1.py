@@ -14,8 +14,8 @@ what a port must change:
 - ``__init__`` still builds: one call in inference mode creates every variable (the
   batch-norm moving averages stay at their initial values, as TensorFlow's do until
   the first ``sess.run``);
-- ``d_vars = [v for v in t_vars if "d_" in ts.name_of(v)]``: ``v.name`` is not the
-  variable's name in PyTorch, ``ts.name_of(v)`` is;
+- ``d_vars = [v for v in t_vars if "d_" in v.name]`` is the original's line: ``v.name``
+  is TensorFlow's ``"discriminator/d_h0_conv/w:0"``;
 - ``optimizer.minimize(loss, var_list=...)`` is ``zero_grad``, ``backward(inputs=...)``
   and ``step``; ``ts.train.AdamOptimizer`` is TensorFlow's Adam (``torch.optim.Adam``
   puts epsilon elsewhere);
@@ -149,8 +149,8 @@ class DCGAN:
         self.losses(images, self.noise(self.batch_size), train=False)
         self.built = True
         t_vars = ts.trainable_variables()
-        self.d_vars = [v for v in t_vars if "d_" in ts.name_of(v)]  # porting-core: v.name
-        self.g_vars = [v for v in t_vars if "g_" in ts.name_of(v)]  # porting-core: v.name
+        self.d_vars = [v for v in t_vars if "d_" in v.name]
+        self.g_vars = [v for v in t_vars if "g_" in v.name]
 
     def noise(self, count, generator=None):
         return torch.rand(count, self.z_dim, generator=generator) * 2 - 1

@@ -54,9 +54,3 @@ def test_the_port_blocks_run(tmp_path, monkeypatch):
 def test_the_guide_is_linked(path, text):
     assert text in (ROOT / path).read_text()
 
-
-def test_porting_core_markers_say_what_to_update():
-    """The places that the parallel changes to v.name, trainable_variables after a build and
-    the doubled prefix affect are marked, so that the text is updated when they land."""
-    markers = re.findall(r"<!-- porting-core: (.+?)\. ", GUIDE.read_text())
-    assert set(markers) == {"v.name", "trainable_variables after a build", "doubled prefix"}
