@@ -24,11 +24,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._variable import NAME_ATTR
 from ._create import Recipe, initial_value
 from ._initializers import Constant, Elementwise, default_initializer
 from ._module import ScopedModule
 from ._store import VariableStore
+from ._variable import NAME_ATTR
 
 __all__ = ["MAX_FULL_BYTES", "materialize"]
 
