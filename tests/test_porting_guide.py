@@ -53,4 +53,3 @@ def test_the_port_blocks_run(tmp_path, monkeypatch):
 )
 def test_the_guide_is_linked(path, text):
     assert text in (ROOT / path).read_text()
-
