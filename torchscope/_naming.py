@@ -230,7 +230,7 @@ class OpenedScopes:
     def __init__(self) -> None:
         self.root: Node = {}
         self.journal: list[tuple[Node, Node]] | None = None
-        self.marks = 0
+        self.marks: int = 0
 
     def _change(self, node: Node) -> None:
         """Keeps what ``node`` holds before a change, while a mark may need it back."""
