@@ -14,6 +14,7 @@ import gc
 import os
 import socket
 import traceback
+from pathlib import Path
 
 import pytest
 import torch
@@ -262,10 +263,95 @@ def _run_dcp_restore(rank: int) -> dict:
     }
 
 
+def _run_tf_restore_sharded(rank: int) -> dict:
+    """A TensorFlow checkpoint read into a meta-built, fully_shard-ed model's shards, and
+    into DTensors placed other ways; records the size of every tensor the reader made."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.tensor import DTensor, Partial, Replicate, Shard, distribute_tensor
+
+    from torchscope.train import _bundle
+
+    reads: list[tuple[str, int]] = []
+    read_rows, fill = _bundle.BundleReader._read_rows, _bundle.BundleReader._fill
+
+    def spy_rows(self, span, shape, first, last, out=None):
+        got = read_rows(self, span, shape, first, last, out)
+        reads.append((span.key, got.numel()))
+        return got
+
+    def spy_fill(self, jobs, verify):
+        reads.extend((span.key, out.numel()) for span, out in jobs)
+        return fill(self, jobs, verify)
+
+    _bundle.BundleReader._read_rows = spy_rows  # type: ignore[method-assign]
+    _bundle.BundleReader._fill = spy_fill  # type: ignore[method-assign]
+    mesh = init_device_mesh("cpu", (WORLD_SIZE,))
+    target = ts.ScopedModule(_mlp, name="mlp")
+    with torch.device("meta"):
+        target(torch.zeros(1, 8))
+    fully_shard(target, mesh=mesh)
+    target.to_empty(device="cpu")  # this rank's shards only, uninitialised
+    ts.train.init_from_checkpoint(os.environ["TS_TF_CKPT"], {"mlp/": "mlp/"}, store=target)
+    params = dict(target.named_parameters())
+    fsdp_reads = list(reads)
+    state = {n: p.full_tensor().detach().clone() for n, p in params.items()}
+    with torch.no_grad():
+        for p in params.values():
+            p.zero_()
+    ts.train.Saver(params).restore(os.environ["TS_TF_CKPT"])  # Saver reads shards too
+
+    # Other placements, a partitioned tensor, and rows read in several chunks.
+    _bundle._CHUNK = 16  # bytes: one row at a time below
+    partitioned = os.environ["TS_TF_PARTITIONED"]
+    ours = ts.train.load_checkpoint(os.environ["TS_TF_CKPT"])
+    theirs = ts.train.load_checkpoint(partitioned)
+    placed = {}
+    for reader, key, placement in [
+        (ours, "mlp/layer1/w", Shard(1)),  # 16 chunks of one row, 8 columns kept of each
+        (ours, "mlp/layer2/w", Shard(1)),  # [16, 2]
+        (theirs, "embed/table", Shard(0)),  # 10 rows stored as 3 row slices
+        (theirs, "embed/wide", Shard(0)),  # [3, 8] stored as 2 column slices; 2 rows and 1
+        (theirs, "embed/wide", Shard(1)),
+        (theirs, "plain", Shard(0)),
+        (theirs, "plain", Replicate()),
+    ]:
+        full = reader.get_tensor(key)
+        dtensor = distribute_tensor(torch.zeros_like(full), mesh, [placement])
+        reader.read_into([(key, dtensor)])
+        placed[f"{key} {placement}"] = (dtensor.full_tensor(), full)
+    partial = DTensor.from_local(torch.zeros(2), mesh, [Partial()], run_check=False)
+    before = partial.to_local().clone()
+    try:
+        theirs.read_into([("plain", partial)])
+        refused = ""
+    except ValueError as error:
+        refused = str(error)
+    assert torch.equal(partial.to_local(), before)
+    # Saving a DTensor as it is would write this rank's part under the full shape.
+    save_dir = os.path.join(os.environ["TS_TF_SAVE"], f"rank{rank}")
+    try:
+        ts.train.Saver({"w": params["mlp/layer1/w"]}).save(os.path.join(save_dir, "m.ckpt"))
+        save_refused = ""
+    except ValueError as error:
+        save_refused = str(error)
+    return {
+        "refused": refused,
+        "save_refused": save_refused,
+        "save_left": sorted(os.listdir(save_dir)) if os.path.isdir(save_dir) else [],
+        "state": state,
+        "restored": {n: p.full_tensor().detach().clone() for n, p in params.items()},
+        "local_numel": {n: p.to_local().numel() for n, p in params.items()},
+        "fsdp_reads": fsdp_reads,
+        "placed": placed,
+    }
+
+
 _SCALE_RUNS = {
     "meta_fsdp": _run_meta_fsdp,
     "seeded_ddp": _run_seeded_ddp_start,
     "dcp_restore": _run_dcp_restore,
+    "tf_restore_sharded": _run_tf_restore_sharded,
 }
 
 
@@ -422,3 +508,39 @@ def test_dcp_restores_into_a_meta_built_sharded_model(tmp_path, monkeypatch):
         total = results[0]["local_numel"][name] + results[1]["local_numel"][name]
         assert total == torch.Size(shape).numel()
         assert results[0]["local_numel"][name] < torch.Size(shape).numel()
+
+
+def test_tf_checkpoint_restores_into_a_meta_built_sharded_model_shard_by_shard(
+    tmp_path, monkeypatch
+):
+    source = ts.ScopedModule(_mlp, name="mlp")
+    source(torch.zeros(1, 8))
+    with torch.no_grad():
+        for p in source.parameters():
+            p.mul_(3.0).add_(0.5)  # not what initialisation makes
+    saved = {n: p.detach().clone() for n, p in source.named_parameters()}
+    path = ts.train.Saver(dict(source.named_parameters())).save(str(tmp_path / "model.ckpt"))
+    monkeypatch.setenv("TS_TF_CKPT", path)
+    data = Path(__file__).parent / "data" / "tf1_checkpoints" / "partitioned"
+    monkeypatch.setenv("TS_TF_PARTITIONED", str(data))
+    monkeypatch.setenv("TS_TF_SAVE", str(tmp_path / "saves"))
+    results = _spawn(tmp_path, "tf_restore_sharded", "")
+    for rank, result in enumerate(results):
+        assert list(result["state"]) == NAMES
+        for name in NAMES:
+            assert torch.equal(result["state"][name], saved[name]), f"rank {rank}: {name}"
+            assert torch.equal(result["restored"][name], saved[name]), f"rank {rank}: {name}"
+        # The reader made nothing bigger than this rank's shard of each variable.
+        assert {key for key, _ in result["fsdp_reads"]} <= set(NAMES)
+        for key, numel in result["fsdp_reads"]:
+            assert numel <= result["local_numel"][key], f"rank {rank}: {key} read {numel}"
+        assert len(result["placed"]) == 7
+        for what, (got, want) in result["placed"].items():
+            assert torch.equal(got, want), f"rank {rank}: {what}"
+        assert "'plain' into a DTensor placed (Partial(sum),)" in result["refused"]
+        assert "only Shard(dim) and Replicate" in result["refused"]
+        assert "'w': a DTensor (FSDP2, tensor parallel) holds only" in result["save_refused"]
+        assert result["save_left"] == []  # nothing half-written
+    for name, shape in SHAPES.items():  # the shards were the ranks' own parts
+        total = results[0]["local_numel"][name] + results[1]["local_numel"][name]
+        assert total == torch.Size(shape).numel()

@@ -59,6 +59,10 @@ def init_from_checkpoint(
             ``.ATTRIBUTES`` keys: map those one by one), and TensorFlow optimizer slots
             (``<var>/Adam``, ``<var>/Momentum_1``, ... beside ``<var>``).
 
+    Sharded variables (``fully_shard``-ed, or any ``DTensor`` placed ``Shard(dim)`` or
+    ``Replicate``) are filled shard by shard: each rank reads its own rows, and no full
+    tensor is made. Variables on the meta device are refused (materialise them first).
+
     >>> import os, tempfile
     >>> with ts.variable_scope("old"):
     ...     _ = ts.get_variable("kernel", [2], initializer=ts.constant_initializer(7.0))

@@ -50,10 +50,22 @@ class BundleWriter:
             raise TypeError(f"checkpoint key {key!r}: TensorFlow has no dtype for {value.dtype}")
         if value.is_meta:
             raise ValueError(f"checkpoint key {key!r}: a meta tensor has no values to save")
+        if getattr(value, "device_mesh", None) is not None:
+            raise ValueError(
+                f"checkpoint key {key!r}: a DTensor (FSDP2, tensor parallel) holds only this "
+                "rank's part of the variable. Gather it on every rank (a collective: "
+                "{name: v.full_tensor() for ...}) and save those tensors from one rank, or "
+                "save the shards with torch.distributed.checkpoint"
+            )
         tensor = value.detach()
         if not tensor.is_cpu or not tensor.is_contiguous() or tensor.is_conj() or tensor.is_neg():
             tensor = tensor.to("cpu", memory_format=torch.contiguous_format).resolve_conj()
             tensor = tensor.resolve_neg().contiguous()
+        if tensor.numel() and not tensor.data_ptr():
+            raise ValueError(
+                f"checkpoint key {key!r}: a {type(value).__name__} without memory of its own "
+                "(a wrapper tensor subclass) cannot be saved; save a plain tensor of its values"
+            )
         view = memoryview(_buffer(tensor)).cast("B")
         if len(view) <= _CHUNK // 16:
             crc = _crc.value(view)
