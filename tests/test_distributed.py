@@ -270,13 +270,13 @@ def _run_tf_restore_sharded(rank: int) -> dict:
     from torch.distributed.fsdp import fully_shard
     from torch.distributed.tensor import DTensor, Partial, Replicate, Shard, distribute_tensor
 
-    from torchscope.train import _bundle
+    from torchscope.train import _bundle, _shards
 
     reads: list[tuple[str, int]] = []
-    read_rows, fill = _bundle.BundleReader._read_rows, _bundle.BundleReader._fill
+    read_rows, fill = _shards._read_rows, _bundle.BundleReader._fill
 
-    def spy_rows(self, span, shape, first, last, out=None):
-        got = read_rows(self, span, shape, first, last, out)
+    def spy_rows(reader, span, shape, first, last, out=None):
+        got = read_rows(reader, span, shape, first, last, out)
         reads.append((span.key, got.numel()))
         return got
 
@@ -284,7 +284,7 @@ def _run_tf_restore_sharded(rank: int) -> dict:
         reads.extend((span.key, out.numel()) for span, out in jobs)
         return fill(self, jobs, verify)
 
-    _bundle.BundleReader._read_rows = spy_rows  # type: ignore[method-assign]
+    _shards._read_rows = spy_rows
     _bundle.BundleReader._fill = spy_fill  # type: ignore[method-assign]
     mesh = init_device_mesh("cpu", (WORLD_SIZE,))
     target = ts.ScopedModule(_mlp, name="mlp")
@@ -302,7 +302,7 @@ def _run_tf_restore_sharded(rank: int) -> dict:
     ts.train.Saver(params).restore(os.environ["TS_TF_CKPT"])  # Saver reads shards too
 
     # Other placements, a partitioned tensor, and rows read in several chunks.
-    _bundle._CHUNK = 16  # bytes: one row at a time below
+    _shards.ROW_CHUNK = 16  # bytes: one row at a time below
     partitioned = os.environ["TS_TF_PARTITIONED"]
     ours = ts.train.load_checkpoint(os.environ["TS_TF_CKPT"])
     theirs = ts.train.load_checkpoint(partitioned)

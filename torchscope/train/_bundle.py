@@ -16,6 +16,7 @@ import ctypes
 import math
 import os
 import struct
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -301,16 +302,21 @@ class BundleReader:
 
     # -- reading many tensors into existing ones, all or nothing
 
-    def read_into(self, pairs: list[tuple[str, torch.Tensor]], *, verify: bool = True) -> None:
-        """Reads each key's tensor into the given tensor (same shape and dtype, any device).
+    def read_into(
+        self,
+        pairs: list[tuple[str, torch.Tensor]],
+        *,
+        verify: bool = True,
+        fill_shard: Callable[..., None] | None = None,
+    ) -> None:
+        """Reads each key's tensor into the given tensor (same shape and dtype, any device);
+        ``fill_shard(reader, key, entry, spans, target)`` fills a DTensor's local shard.
 
         Everything is checked before anything is written: shapes, dtypes, the files'
         sizes and, with ``verify``, every CRC. So a failure leaves the tensors as they were.
         """
         jobs = []
         for key, target in pairs:
-            if getattr(target, "device_mesh", None) is not None:
-                _local_box(key, target)  # refuses placements that hold no box, first
             entry = self._entry(key)
             dtype = self.dtype(key)
             if dtype is bytes:
@@ -327,8 +333,8 @@ class BundleReader:
             self._verify([span for _, _, spans, _ in jobs for span in spans])
         with torch.no_grad():
             for key, entry, spans, target in jobs:
-                if getattr(target, "device_mesh", None) is not None:
-                    self._fill_shard(key, entry, spans, target)
+                if fill_shard is not None and getattr(target, "device_mesh", None) is not None:
+                    fill_shard(self, key, entry, spans, target)
                 elif entry.slices:
                     for span, piece in zip(spans, entry.slices, strict=True):
                         part = torch.empty(span.entry.shape, dtype=target.dtype)
@@ -340,63 +346,6 @@ class BundleReader:
                     part = torch.empty(entry.shape, dtype=target.dtype)
                     self._fill([(spans[0], part)], False)
                     target.copy_(part)
-
-    def _fill_shard(self, key: str, entry: BundleEntry, spans: list[_Span], target: Any) -> None:
-        """Fills the local shard of the DTensor ``target`` from ``key``'s stored bytes,
-        reading only the rows of the shard's box; no tensor bigger than the shard (or one
-        ``_CHUNK`` of rows, or one stored slice of a partitioned tensor) is made."""
-        local, box = _local_box(key, target)
-        if local.numel() == 0:
-            return
-        if entry.slices:
-            for span, piece in zip(spans, entry.slices, strict=True):
-                stored = _region(piece, target.shape)
-                common = [_overlap(a, b) for a, b in zip(stored, box, strict=True)]
-                if any(c.start >= c.stop for c in common):
-                    continue
-                part = torch.empty(span.entry.shape, dtype=target.dtype)
-                self._fill([(span, part)], False)
-                local[_shift(common, box)] = part[_shift(common, stored)]
-            return
-        span, shape = spans[0], tuple(target.shape)
-        if not shape:
-            local.copy_(self._read_rows(span, shape, 0, 1))
-            return
-        inner = box[1:]
-        whole_rows = all(
-            b.start == 0 and b.stop == n for b, n in zip(inner, shape[1:], strict=True)
-        )
-        if whole_rows and local.is_cpu and local.is_contiguous():
-            self._read_rows(span, shape, box[0].start, box[0].stop, out=local)
-            return
-        row_bytes = math.prod(shape[1:]) * target.element_size()
-        step = max(1, _CHUNK // max(row_bytes, 1))
-        for first in range(box[0].start, box[0].stop, step):
-            last = min(first + step, box[0].stop)
-            rows = self._read_rows(span, shape, first, last)
-            start = first - box[0].start
-            local[start : start + last - first] = rows[(slice(None), *inner)]
-
-    def _read_rows(
-        self,
-        span: _Span,
-        shape: tuple[int, ...],
-        first: int,
-        last: int,
-        out: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Rows ``[first, last)`` (along the first dimension) of an unpartitioned tensor,
-        read into ``out`` (contiguous, on CPU) or a new tensor."""
-        dtype = DTYPES[span.entry.dtype]
-        rows = (last - first, *shape[1:]) if shape else ()
-        if out is None:
-            out = torch.empty(rows, dtype=dtype)
-        row_bytes = math.prod(shape[1:]) * out.element_size()
-        with _Files(self) as files:
-            files.read(
-                span, span.entry.offset + first * row_bytes, memoryview(_buffer(out)).cast("B")
-            )
-        return out
 
     def verify_all(self) -> None:
         """Checks every tensor's CRC (and that the files hold every byte)."""
@@ -535,36 +484,6 @@ class _Checker:
             self._crc = _crc.extend(0 if first else self._crc, data)
             if last and _crc.mask(self._crc) != span.entry.crc32c:
                 self.corrupt.append(span)
-
-
-def _local_box(key: str, target: Any) -> tuple[torch.Tensor, tuple[slice, ...]]:
-    """A DTensor's local tensor, and the box of the global tensor it holds. Shard and
-    Replicate placements hold a box; others (Partial, strided shards) are refused."""
-    from torch.distributed.tensor import Replicate, Shard
-    from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
-
-    placements = tuple(target.placements)
-    if not all(type(p) in (Shard, Replicate) for p in placements):
-        raise ValueError(
-            f"cannot read checkpoint tensor {key!r} into a DTensor placed {placements}: "
-            "only Shard(dim) and Replicate placements (FSDP2's, DDP's) are read shard by shard"
-        )
-    shape, offset = compute_local_shape_and_global_offset(
-        target.shape, target.device_mesh, placements
-    )
-    box = tuple(slice(o, o + n) for o, n in zip(offset, shape, strict=True))
-    return target.to_local(), box
-
-
-def _overlap(a: slice, b: slice) -> slice:
-    return slice(max(a.start, b.start), min(a.stop, b.stop))
-
-
-def _shift(region: list[slice], origin: tuple[slice, ...]) -> tuple[slice, ...]:
-    """``region`` (global coordinates) inside a tensor whose corner is ``origin``'s."""
-    return tuple(
-        slice(r.start - o.start, r.stop - o.start) for r, o in zip(region, origin, strict=True)
-    )
 
 
 def _region(piece: Slice, shape: torch.Size | tuple[int, ...]) -> tuple[slice, ...]:

@@ -10,6 +10,7 @@ import torch
 
 from .._types import PathLike
 from ._bundle import BundleReader, CheckpointError
+from ._shards import check_shards, fill_shard
 from ._state_file import latest_checkpoint
 
 __all__ = ["CheckpointReader", "checkpoint_prefix", "list_variables", "load_checkpoint"]
@@ -101,8 +102,10 @@ class CheckpointReader:
 
     def read_into(self, pairs: list[tuple[str, torch.Tensor]]) -> None:
         """Reads each key's tensor into the given tensor, in place. Shapes, dtypes, files
-        and (with ``verify``) every CRC are checked before anything is written."""
-        self._bundle.read_into(pairs, verify=self.verify)
+        and (with ``verify``) every CRC are checked before anything is written. A DTensor
+        gets its local shard only (see ``_shards``)."""
+        check_shards(pairs)
+        self._bundle.read_into(pairs, verify=self.verify, fill_shard=fill_shard)
 
     def verify_all(self) -> None:
         """Checks every tensor's CRC; ``CheckpointError`` naming the first corrupt one."""
