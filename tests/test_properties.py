@@ -134,7 +134,7 @@ class Model:
 
 REUSES = st.sampled_from([None, False, True, ts.AUTO_REUSE])
 ACTIONS = st.one_of(
-    st.tuples(st.just("open"), st.sampled_from(["a", "layer", "layer_1"]), REUSES),
+    st.tuples(st.just("open"), st.sampled_from(["a", "layer", "layer_1", "a/layer"]), REUSES),
     st.tuples(st.just("default"), st.sampled_from(["layer", "a"])),
     st.tuples(st.just("captured"), st.integers(0, 50), REUSES),
     st.tuples(st.just("name_scope"), st.sampled_from(["n", "N", "n_1", "a", "Layer"])),

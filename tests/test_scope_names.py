@@ -74,18 +74,29 @@ def test_names_match_tensorflow(ts_store, case):
     assert run(expected["program"]) == expected["names"]
 
 
+@pytest.mark.parametrize("name", [None, "m"])
 @pytest.mark.parametrize("case", sorted(GOLDEN["cases"]))
-def test_a_scoped_module_names_the_same_on_every_call(case):
+def test_a_scoped_module_names_the_same_on_every_call(case, name):
     program = GOLDEN["cases"][case]["program"]
     if any("template" in step for step in program):
         pytest.skip("a template made inside the call is a new template each call")
     logs: list[list[str]] = []
-    module = ts.ScopedModule(lambda: logs.append(run(program)))
+
+    def forward():
+        log: list[str] = []
+        logs.append(log)
+        log.extend(run(program))
+
+    module = ts.ScopedModule(forward, name=name)
     for _ in range(3):
-        # a later call that would create raises: the names are still compared
+        # a later call that would create raises: the names it got to are still compared
         with contextlib.suppress(ValueError):
             module()
-    assert logs[0] == GOLDEN["cases"][case]["names"]
+    prefix = "" if name is None else name + "/"
+    expected = [prefix + n if n else name or "" for n in GOLDEN["cases"][case]["names"]]
+    assert logs[0] == expected
+    for later in logs[1:]:  # each call starts from a fresh record of opened scopes
+        assert later == expected[: len(later)]
 
 
 def test_a_template_names_the_same_on_every_call_in_a_scoped_module():

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.compiler import is_compiling
+from typing_extensions import Unpack
 
 from . import _naming
 from ._checks import check_callable, check_dtype, check_shape, describe, shapes_compatible
@@ -44,6 +45,8 @@ from ._fastpath import same_shape as _same_shape
 from ._getters import call_getter, check_getter
 from ._graph_keys import GraphKeys
 from ._tf_keywords import (
+    TF_KEYWORDS,
+    TFKeywords,
     VariableAggregation,
     VariableSynchronization,
     check_collections,
@@ -78,15 +81,7 @@ def get_variable(
     trainable: bool | None = True,
     device: DeviceLike | None = None,
     constraint: Constraint | None = None,
-    *,
-    collections: Sequence[str] | None = None,
-    caching_device: Any = None,
-    partitioner: Callable[..., Sequence[int]] | None = None,
-    validate_shape: bool = True,
-    use_resource: bool | None = None,
-    custom_getter: Getter | None = None,
-    synchronization: VariableSynchronization | None = None,
-    aggregation: VariableAggregation | None = None,
+    **tf_keywords: Unpack[TFKeywords],
 ) -> torch.nn.Parameter:
     """Gets an existing variable or creates a new one, by full name.
 
@@ -126,7 +121,9 @@ def get_variable(
             code and checked; no effect (PyTorch has no cached reads, reference variables
             or replica aggregation, and every tensor has a fully defined shape).
         The TensorFlow-only keywords are keyword-only (``device`` and ``constraint`` hold
-        TensorFlow's positions 7 and 8) and are not read on the reuse path.
+        TensorFlow's positions 7 and 8), typed by ``**tf_keywords`` (a keyword-only
+        parameter with a default costs the reuse path a lookup per call, ``**`` one empty
+        dict); a call that gives one of them takes the general path.
 
     Raises:
         ts.VariableExistsError: the variable exists and the scope does not reuse.
@@ -146,7 +143,7 @@ def get_variable(
     if context.store is None:
         context = DEFAULT[0]._local.context
     scope = context.scope
-    if scope._fast and dtype is None and custom_getter is None:
+    if scope._fast and dtype is None and not tf_keywords:
         try:
             found = context.params.get(scope._prefix + name)
         except TypeError:
@@ -168,15 +165,19 @@ def get_variable(
         trainable,
         device,
         constraint,
-        collections=collections,
-        caching_device=caching_device,
-        partitioner=partitioner,
-        validate_shape=validate_shape,
-        use_resource=use_resource,
-        custom_getter=custom_getter,
-        synchronization=synchronization,
-        aggregation=aggregation,
+        **_known(tf_keywords),
     )
+
+
+def _known(tf_keywords: TFKeywords) -> TFKeywords:
+    """``tf_keywords``, once checked to hold only ``get_variable``'s keywords."""
+    unknown = tf_keywords.keys() - TF_KEYWORDS
+    if unknown:
+        raise TypeError(
+            f"get_variable() got an unexpected keyword argument {sorted(unknown)[0]!r}; its "
+            f"TensorFlow keywords are {', '.join(sorted(TF_KEYWORDS))}"
+        )
+    return tf_keywords
 
 
 def get_variable_in(

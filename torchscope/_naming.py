@@ -238,10 +238,24 @@ class OpenedScopes:
         if journal is not None:
             journal.append((node, dict(node)))
 
-    def open(self, full_name: str) -> Node:
-        """Records that the scope ``full_name`` was entered; returns its node (which
-        :meth:`close` takes when the entry ends)."""
+    def find(self, full_name: str) -> Node:
+        """The node of ``full_name`` (made if missing), recording nothing as opened."""
         node = self.root
+        if full_name:
+            journal = self.journal
+            for part in full_name.split("/"):
+                child = node.get(part)
+                if child is None:
+                    if journal is not None:
+                        journal.append((node, dict(node)))
+                    child = node[part] = {}
+                node = child
+        return node
+
+    def open(self, full_name: str, below: Node | None = None) -> Node:
+        """Records that the scope ``full_name`` (relative to the node ``below``, if given)
+        was entered; returns its node (which :meth:`close` takes when the entry ends)."""
+        node = self.root if below is None else below
         for part in full_name.split("/"):
             child = node.get(part)
             if child is None:
@@ -261,6 +275,16 @@ class OpenedScopes:
             node.clear()
             if opened:
                 node[""] = 1
+
+    def forget_below(self, full_name: str) -> None:
+        """:meth:`close` for the scope ``full_name``, found by name (nothing if it has no
+        node)."""
+        node: Node | None = self.root
+        for part in full_name.split("/"):
+            node = node.get(part)  # type: ignore[union-attr]  (checked below)
+            if node is None:
+                return
+        self.close(node)  # type: ignore[arg-type]  (the loop runs at least once)
 
     def was_opened(self, full_name: str) -> bool:
         """Whether the scope ``full_name`` was entered and is not forgotten."""

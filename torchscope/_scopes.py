@@ -219,7 +219,7 @@ class variable_scope(ScopeEntry):
             scope = cached_scope(old._children, relative)  # None if missing or held
             if scope is None or scope._reuse is not reuse or scope._outer_ns != outer_ns:
                 scope = old._child(relative, reuse, outer_ns)
-            self._enter_variable_scope(context, scope, scope._ns, scope._ns_key)
+            self._enter_child(context, scope, relative)
         elif self._overrides is _CAPTURED:
             # A captured scope and no overrides: its cached copy for this reuse flag.
             target: VariableScope = self._name_or_scope  # type: ignore[assignment]  (captured)
@@ -324,10 +324,7 @@ def _unique_default(context: Context, old: VariableScope, default_name: str) -> 
     """TensorFlow's ``default_name`` rule: ``layer`` unless a scope of that full name was
     opened (and not forgotten since: see ``_naming.OpenedScopes``), else the first free
     ``layer_1``, ``layer_2``..."""
-    opened = context.opened
-    if opened is None:
-        return default_name
-    return opened.unique(old._prefix, default_name)
+    return context.record().unique(old._prefix, default_name)
 
 
 def get_variable_scope() -> VariableScope:

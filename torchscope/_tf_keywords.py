@@ -26,10 +26,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+from typing_extensions import TypedDict
 
 from ._checks import describe
+from ._types import Getter
 
 __all__ = [
+    "TF_KEYWORDS",
+    "TFKeywords",
     "VariableAggregation",
     "VariableSynchronization",
     "check_collections",
@@ -39,6 +43,22 @@ __all__ = [
     "min_max_variable_partitioner",
     "variable_axis_size_partitioner",
 ]
+
+
+class TFKeywords(TypedDict, total=False):
+    """``get_variable``'s TensorFlow-only keywords (see its docstring for each)."""
+
+    collections: Sequence[str] | None
+    caching_device: Any
+    partitioner: Callable[..., Sequence[int]] | None
+    validate_shape: bool
+    use_resource: bool | None
+    custom_getter: Getter | None
+    synchronization: VariableSynchronization | None
+    aggregation: VariableAggregation | None
+
+
+TF_KEYWORDS = frozenset(TFKeywords.__annotations__)
 
 
 class VariableSynchronization(enum.Enum):
