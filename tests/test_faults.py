@@ -194,11 +194,31 @@ def state(store: ts.VariableStore) -> dict:
         "regularizers": list(store._regularizers),
         "constraints": list(store._constraints),
         "collections": {k: list(v) for k, v in store._collections.items()},
-        "counters": (
-            repr(context.opened.root if context.opened else {}),
-            dict(context.name_counts or {}),
-        ),
+        "counters": (opened_scopes(context), dict(context.name_counts or {})),
     }
+
+
+def opened_scopes(context) -> list[str]:
+    """The variable scopes default_name counts as opened, from whichever record the context
+    keeps (the tables of its entries, or the tree made from them)."""
+    if context.opened is not None:
+        found = []
+
+        def walk(node, prefix):
+            for key, child in node.items():
+                if key:
+                    full = prefix + key
+                    if "" in child:
+                        found.append(full)
+                    walk(child, full + "/")
+
+        walk(context.opened.root, "")
+        return sorted(found)
+    names, table = set(), context.outer if context.var_counts is None else context.var_counts
+    while table is not None:
+        names.update(name for name in table if name)
+        table = table[""]
+    return sorted(names)
 
 
 def assert_same(found: dict, expected: dict) -> None:

@@ -967,7 +967,11 @@ def _table_sizes():
 
     context = _state.current()
     opened = context.opened
-    return len(context.name_counts or ()), nodes(opened.root) if opened else 0
+    tables, table = 0, context.outer if context.var_counts is None else context.var_counts
+    while table is not None:
+        tables += len(table)
+        table = table[""]
+    return len(context.name_counts or ()), nodes(opened.root) if opened else 0, tables
 
 
 def test_reentering_scopes_keeps_names_and_tables_bounded():
