@@ -299,6 +299,46 @@ def test_save_and_read_back_every_dtype_bit_exact(tmp_path):
         assert_identical(targets[key], value.contiguous(), key)
 
 
+@pytest.mark.parametrize("fallocate", ["works", "refused", "absent"])
+@pytest.mark.parametrize("writev", [True, False])
+def test_small_large_and_string_tensors_interleaved_keep_their_bytes(
+    tmp_path, monkeypatch, fallocate, writev
+):
+    """Small tensors are written together (gathered, then one writev), large ones after
+    the file's blocks are reserved; whatever the order, each tensor's bytes are its own."""
+
+    def refuse(*args):
+        raise OSError(95, "Operation not supported")
+
+    if fallocate == "refused":
+        monkeypatch.setattr(_writer, "_FALLOCATE", refuse)
+    elif fallocate == "absent":
+        monkeypatch.setattr(_writer, "_FALLOCATE", None)
+    monkeypatch.setattr(_writer, "_WRITEV", writev)
+    monkeypatch.setattr(_writer, "_GATHER", 5000)  # a flush every few small tensors
+    monkeypatch.setattr(_writer, "_IOV_MAX", 3)
+    gen = torch.Generator().manual_seed(0)
+    values = {}
+    for i in range(40):
+        size = 300_000 if i % 7 == 3 else 1 + i * 37  # 1.2 MB every seventh
+        values[f"t{i}"] = torch.randn(size, generator=gen)[::1]
+        if i % 11 == 5:
+            values[f"t{i}"] = values[f"t{i}"].to(torch.float64)  # a copy made in the writer
+    writer = _writer.BundleWriter(str(tmp_path / "model.ckpt"))
+    for i, (key, value) in enumerate(values.items()):
+        writer.add(key, value)
+        if i == 20:
+            writer.add("words", [b"between", b"tensors"])
+    writer.add("last", torch.arange(3))
+    writer.finish()
+    reader = ts.train.load_checkpoint(tmp_path / "model.ckpt")
+    reader.verify_all()
+    for key, value in values.items():
+        assert_identical(reader.get_tensor(key), value, key)
+    assert reader.get_tensor("words") == [b"between", b"tensors"]
+    assert torch.equal(reader.get_tensor("last"), torch.arange(3))
+
+
 def test_writer_refuses_bad_keys_and_values(tmp_path):
     writer = _writer.BundleWriter(str(tmp_path / "m"))
     writer.add("a", torch.ones(1))
@@ -421,7 +461,8 @@ def test_saver_restore_is_all_or_nothing_on_corruption(tmp_path):
     assert (b == 7.0).all()
 
 
-def test_an_exception_mid_save_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
+@pytest.mark.parametrize("where", ["write", "writev"])
+def test_an_exception_mid_save_leaves_the_previous_checkpoint(tmp_path, monkeypatch, where):
     w, _ = _model()
     saver = ts.train.Saver()
     path = saver.save(tmp_path / "m")
@@ -431,11 +472,15 @@ def test_an_exception_mid_save_leaves_the_previous_checkpoint(tmp_path, monkeypa
         w += 1
     calls = []
 
-    def fail(self, chunk):
-        calls.append(len(chunk))
+    def fail(*args):
+        calls.append(args)
         raise OSError("disk full (injected)")
 
-    monkeypatch.setattr(_writer.BundleWriter, "_write", fail)
+    if where == "write":  # every byte through the file's write
+        monkeypatch.setattr(_writer, "_WRITEV", False)
+        monkeypatch.setattr(_writer.BundleWriter, "_write_all", fail)
+    else:  # the small tensors' gathered write
+        monkeypatch.setattr(_writer.os, "writev", fail)
     with pytest.raises(OSError, match="injected"):
         saver.save(tmp_path / "m")
     monkeypatch.undo()

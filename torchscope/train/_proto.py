@@ -14,6 +14,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -148,23 +149,40 @@ class BundleEntry:
     def serialize(self) -> bytes:
         out = bytearray()
         if self.dtype:
-            _put_tag(out, 1, _VARINT)
+            out += _DTYPE_TAG
             put_varint(out, self.dtype)
-        shape = bytearray()
-        for dim in self.shape:
-            one = bytearray()
-            if dim:
-                _put_tag(one, 1, _VARINT)
-                put_varint(one, dim)
-            _put_len(shape, 2, one)
-        _put_len(out, 2, shape)  # always present, also for a scalar (as TensorFlow writes)
-        for number, value in ((3, self.shard_id), (4, self.offset), (5, self.size)):
+        out += _shape_field(self.shape)
+        for tag, value in ((_SHARD_TAG, self.shard_id), (_OFFSET_TAG, self.offset)):
             if value:
-                _put_tag(out, number, _VARINT)
+                out += tag
                 put_varint(out, value)
-        _put_tag(out, 6, _I32)
+        if self.size:
+            out += _SIZE_TAG
+            put_varint(out, self.size)
+        out += _CRC_TAG
         out += struct.pack("<I", self.crc32c)
         return bytes(out)
+
+
+# BundleEntry's field tags (number << 3 | wire type), written once per entry.
+_DTYPE_TAG, _SHARD_TAG, _OFFSET_TAG, _SIZE_TAG = (bytes([n << 3 | _VARINT]) for n in (1, 3, 4, 5))
+_CRC_TAG = bytes([6 << 3 | _I32])
+
+
+@functools.lru_cache(maxsize=256)
+def _shape_field(shape: tuple[int, ...]) -> bytes:
+    """BundleEntry's shape field (a ``TensorShapeProto``), always present, also for a scalar
+    (as TensorFlow writes); a checkpoint's tensors share a few shapes."""
+    dims = bytearray()
+    for dim in shape:
+        one = bytearray()
+        if dim:
+            _put_tag(one, 1, _VARINT)
+            put_varint(one, dim)
+        _put_len(dims, 2, one)
+    out = bytearray()
+    _put_len(out, 2, dims)
+    return bytes(out)
 
 
 def _parse_shape(data: bytes) -> tuple[int, ...]:
