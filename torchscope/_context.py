@@ -349,12 +349,7 @@ class ScopeEntry:
             if parent is None:  # the current scope's node, known from now on
                 parent = context.record().find(context.scope._name)
             node = parent.get(relative)
-            if node is None and "/" not in relative:  # a new child, recorded without a call
-                journal = context.opened.journal  # type: ignore[union-attr]  (recorded)
-                if journal is not None:
-                    journal.append((parent, dict(parent)))
-                node = parent[relative] = {"": 1}
-            elif node is None or "" not in node:
+            if node is None or "" not in node:
                 node = context.opened.open(relative, parent)  # type: ignore[union-attr]
             self._node = node
             self._old_node = parent

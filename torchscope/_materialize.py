@@ -28,7 +28,7 @@ from ._create import Recipe, initial_value
 from ._initializers import Constant, Elementwise, default_initializer
 from ._module import ScopedModule
 from ._store import VariableStore
-from ._variable import NAME_ATTR
+from ._variable import name_variable
 
 __all__ = ["MAX_FULL_BYTES", "materialize"]
 
@@ -208,10 +208,10 @@ def _replace(store: VariableStore, name: str, old: nn.Parameter, new: torch.Tens
         if getattr(old, "device_mesh", None) is not None:
             # A DTensor keeps its identity: fully_shard's bookkeeping refers to it.
             param = nn.Parameter(new, requires_grad=old.requires_grad)
-            setattr(param, NAME_ATTR, name)  # swap_tensors swaps the attributes too
+            name_variable(param, name)  # swap_tensors swaps the attributes too
             torch.utils.swap_tensors(old, param)
         else:
             param = nn.Parameter(new, requires_grad=old.requires_grad)
-            setattr(param, NAME_ATTR, name)
+            name_variable(param, name)
             store._parameters[name] = param
         store._recipes.pop(name, None)
